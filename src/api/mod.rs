@@ -1,0 +1,1 @@
+//! The Kubernetes API of the operator: `ApplicationClientSecret`, `EiamProvider`, `ClusterEiamProvider`.

@@ -1,0 +1,1 @@
+//! Reconciliation: the pure rotation planner, the executor that performs its actions, and status.
