@@ -1,1 +1,28 @@
 //! The EIAM OpenAPI client: a pure request signer, a typed client, credential providers and errors.
+
+pub mod error;
+pub mod secret;
+pub mod signer;
+pub mod types;
+
+pub use error::ErrorBody;
+pub use secret::SecretString;
+
+/// Installs rustls' ring crypto provider as the process default, once.
+///
+/// reqwest is built with `rustls-no-provider` and kube uses ring, so exactly one provider must be installed before
+/// the first TLS client is built. Calling this again (or after someone else installed one) is harmless.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn install_crypto_provider_is_idempotent() {
+        super::install_crypto_provider();
+        super::install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+}
