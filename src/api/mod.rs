@@ -1,1 +1,44 @@
-//! The Kubernetes API of the operator: `ApplicationClientSecret`, `EiamProvider`, `ClusterEiamProvider`.
+//! The Kubernetes API of the operator: `ApplicationClientSecret`, `EiamProvider`, `ClusterEiamProvider`
+//! (group `eiam-operator.io`, version `v1alpha1`), their admission rules, and the names the operator writes.
+//!
+//! The CRD YAML in `crds/` is generated from these types by the `crdgen` binary; doc comments here become
+//! `kubectl explain` text, so they are written for users.
+
+pub mod application_client_secret;
+pub mod cel;
+pub mod conditions;
+pub mod crds;
+pub mod duration;
+pub mod provider;
+
+pub use application_client_secret::{
+    ApplicationClientSecret, ApplicationClientSecretSpec, ApplicationClientSecretStatus,
+    CreationPolicy, DeletionPolicy, ProviderKind, ProviderRef, RestartTarget, RestartTargetKind,
+    Rotation, SecretKeys, SecretTarget,
+};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use provider::{
+    AccessKeyAuth, AccessKeySecretRef, AllowedNamespaces, ApplicationPattern, ClusterEiamProvider,
+    ClusterEiamProviderSpec, EiamProvider, EiamProviderSpec, ProviderAuth, ProviderSettings,
+    ProviderStatus, RrsaAuth, SignatureVersion,
+};
+
+/// The API group of every kind here.
+pub const GROUP: &str = "eiam-operator.io";
+/// The API version of every kind here.
+pub const VERSION: &str = "v1alpha1";
+
+/// Finalizer that holds an `ApplicationClientSecret` until its EIAM secrets are cleaned up per `deletionPolicy`.
+pub const FINALIZER: &str = "eiam-operator.io/cleanup";
+/// Annotation on the published Secret: the EIAM `SecretId` whose value the Secret holds.
+pub const ANNOTATION_SECRET_ID: &str = "eiam-operator.io/secret-id";
+/// Annotation on the published Secret: when that EIAM secret expires (RFC 3339), absent if it never expires.
+pub const ANNOTATION_EXPIRES_AT: &str = "eiam-operator.io/expires-at";
+/// Annotation on an `ApplicationClientSecret`: set it to any new value to request one rotation.
+pub const ANNOTATION_ROTATE: &str = "eiam-operator.io/rotate-requested-at";
+/// Pod-template annotation the operator sets on restart targets after publishing (like `kubectl rollout restart`).
+pub const ANNOTATION_RESTARTED_AT: &str = "eiam-operator.io/restarted-at";
+/// Label on every Secret the operator writes, and the value; the operator watches only Secrets carrying it.
+pub const LABEL_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "eiam-operator");
+/// Field manager for server-side apply of Secrets and status.
+pub const FIELD_MANAGER: &str = "eiam-operator";

@@ -1,0 +1,435 @@
+//! `ApplicationClientSecret`: one EIAM application's client secret, published as a Kubernetes Secret and
+//! rotated before it expires. The spec is what the user asks for; the status is the operator's memory.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::cel::{self, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, ID_PATTERN, SECRET_KEY_PATTERN};
+use super::conditions;
+use super::duration::{DurationError, parse_duration};
+
+/// Which EIAM application's client secret to manage, how long each secret lives, and where to publish it.
+/// EIAM allows two client secrets per application; the operator rotates within that limit.
+// kube's repeated `printcolumn(...)` entries trip clippy's duplicate-attribute lint; they are distinct columns.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "eiam-operator.io",
+    version = "v1alpha1",
+    kind = "ApplicationClientSecret",
+    namespaced,
+    status = "ApplicationClientSecretStatus",
+    shortname = "acsecret",
+    category = "eiam",
+    derive = "PartialEq",
+    doc = "ApplicationClientSecret mints an Alibaba Cloud IDaaS EIAM application client secret, publishes it into a Kubernetes Secret and rotates it before it expires.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the Secret holds a valid current client secret"
+    ),
+    printcolumn(
+        name = "Secret",
+        type_ = "string",
+        json_path = ".status.secretName",
+        description = "The Kubernetes Secret the client secret is published to"
+    ),
+    printcolumn(
+        name = "Expires",
+        type_ = "date",
+        json_path = ".status.notAfter",
+        description = "When the current client secret expires"
+    ),
+    printcolumn(
+        name = "Renews",
+        type_ = "date",
+        json_path = ".status.renewalTime",
+        description = "When the operator will rotate the client secret"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the resource is or is not ready",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Application",
+        type_ = "string",
+        json_path = ".spec.applicationId",
+        description = "The EIAM application",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    cel::RENEW_BEFORE_NEEDS_EXPIRES_AFTER,
+    cel::RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER
+]))]
+pub struct ApplicationClientSecretSpec {
+    /// The EIAM instance that holds the application, for example `idaas_ue2jvisn35ea5lmthk267xxxxx`.
+    /// Immutable.
+    #[schemars(length(min = 1, max = 128), pattern(ID_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::INSTANCE_ID_IMMUTABLE]))]
+    pub instance_id: String,
+
+    /// The EIAM application whose client secret is managed, for example `app_mkv7rgt4d7i4u7zqtzev2mxxxx`.
+    /// Immutable. At most one ApplicationClientSecret in the cluster may manage an application.
+    #[schemars(length(min = 1, max = 128), pattern(ID_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::APPLICATION_ID_IMMUTABLE]))]
+    pub application_id: String,
+
+    /// Import: adopt this existing EIAM client secret (`sci_...`) instead of minting a new one. Its value is
+    /// read with ObtainApplicationClientSecret and published; later rotations mint new secrets as usual.
+    /// Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), pattern(ID_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::SECRET_ID_IMMUTABLE]))]
+    pub secret_id: Option<String>,
+
+    /// Where the EIAM endpoint and cloud credentials come from. When absent, the operator's default provider
+    /// is used (its `--default-region`/`--default-endpoint` flags and its own credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ref: Option<ProviderRef>,
+
+    /// Lifetime of each minted secret, as a Go duration (`2160h` = 90 days). Sent to EIAM as ExpirationTime =
+    /// now + this. Must be between `24h` and `26280h` (3 years). When absent, secrets never expire and are
+    /// never renewed automatically (rotate manually with the `eiam-operator.io/rotate-requested-at` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::EXPIRES_AFTER_RANGE]))]
+    pub expires_after: Option<String>,
+
+    /// How long before expiry to rotate, as a Go duration (`720h`). Rotation happens when
+    /// now >= notAfter - renewBefore. Defaults to one third of `expiresAfter`; must be at least `1m` and
+    /// shorter than `expiresAfter`, and requires `expiresAfter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::RENEW_BEFORE_MINIMUM]))]
+    pub renew_before: Option<String>,
+
+    /// What happens around a rotation: how long the previous secret stays valid, which workloads restart.
+    #[serde(default)]
+    pub rotation: Rotation,
+
+    /// The Kubernetes Secret the client id and secret are written to, in the resource's namespace.
+    #[serde(default)]
+    pub target: SecretTarget,
+
+    /// What happens to the EIAM secrets when this resource is deleted. `Delete` (default) disables and deletes
+    /// every EIAM secret this resource created, then the Secret. `Retain` keeps both and drops the Secret's
+    /// ownerReference. Secrets the resource did not create are never deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// A reference to an `EiamProvider` in the same namespace or a `ClusterEiamProvider`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRef {
+    /// `EiamProvider` (in this namespace; the default) or `ClusterEiamProvider`.
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// The provider's name.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+}
+
+/// The kinds a `providerRef` may name.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ProviderKind {
+    /// A namespaced `EiamProvider` in the resource's own namespace.
+    #[default]
+    EiamProvider,
+    /// A cluster-scoped `ClusterEiamProvider`, subject to its allow-lists.
+    ClusterEiamProvider,
+}
+
+/// Rotation behaviour.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// How long the previous secret stays valid after its replacement is published, as a Go duration
+    /// (default `1h`, at most `720h`). Give workloads this long to pick up the new value; afterwards the
+    /// previous secret is disabled and deleted in EIAM.
+    #[serde(default = "default_grace_period")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::GRACE_PERIOD_MAXIMUM]))]
+    pub grace_period: String,
+
+    /// Workloads in this namespace to restart (as `kubectl rollout restart` does) after a new secret is
+    /// published, so pods that read the Secret only at start-up pick it up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["kind", "name"]))]
+    pub restart_targets: Vec<RestartTarget>,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Self {
+            grace_period: default_grace_period(),
+            restart_targets: Vec::new(),
+        }
+    }
+}
+
+fn default_grace_period() -> String {
+    "1h".to_owned()
+}
+
+/// A workload to restart after a rotation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartTarget {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: RestartTargetKind,
+    /// The workload's name, in the resource's namespace.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+}
+
+/// The workload kinds that can be restarted.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum RestartTargetKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
+}
+
+/// The Kubernetes Secret to write.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTarget {
+    /// Name of the Secret, in the resource's namespace. Defaults to the resource's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub name: Option<String>,
+
+    /// The data keys the client id and client secret are written under.
+    #[serde(default)]
+    pub keys: SecretKeys,
+
+    /// Labels copied onto the Secret (the operator adds `app.kubernetes.io/managed-by: eiam-operator`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "x-kubernetes-validations" = [cel::TARGET_LABELS_RESERVED]))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations copied onto the Secret (the operator adds `eiam-operator.io/secret-id` and
+    /// `eiam-operator.io/expires-at`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "x-kubernetes-validations" = [cel::TARGET_ANNOTATIONS_RESERVED]))]
+    pub annotations: BTreeMap<String, String>,
+
+    /// `Owner` (default): the Secret gets a controller ownerReference to this resource, so Kubernetes deletes
+    /// it with the resource. `Orphan`: no ownerReference; the Secret outlives the resource.
+    #[serde(default)]
+    pub creation_policy: CreationPolicy,
+}
+
+/// The Secret data keys.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::TARGET_KEYS_DISTINCT]))]
+pub struct SecretKeys {
+    /// Data key for the application's client id (the OAuth `client_id`). Default `clientId`.
+    #[serde(default = "default_client_id_key")]
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY_PATTERN))]
+    pub client_id: String,
+    /// Data key for the client secret (the OAuth `client_secret`). Default `clientSecret`.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY_PATTERN))]
+    pub client_secret: String,
+}
+
+impl Default for SecretKeys {
+    fn default() -> Self {
+        Self {
+            client_id: default_client_id_key(),
+            client_secret: default_client_secret_key(),
+        }
+    }
+}
+
+fn default_client_id_key() -> String {
+    "clientId".to_owned()
+}
+
+fn default_client_secret_key() -> String {
+    "clientSecret".to_owned()
+}
+
+/// Whether the Secret is owned by the resource.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum CreationPolicy {
+    /// The Secret carries a controller ownerReference to the resource.
+    #[default]
+    Owner,
+    /// The Secret carries no ownerReference.
+    Orphan,
+}
+
+/// What deleting the resource does to the EIAM secrets it created.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Disable and delete the EIAM secrets this resource created, then the Secret.
+    #[default]
+    Delete,
+    /// Keep the EIAM secrets and the Secret (the Secret's ownerReference is dropped).
+    Retain,
+}
+
+/// What the operator last observed and did. Never holds a secret value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationClientSecretStatus {
+    /// The `metadata.generation` the status describes. Lags behind while a spec change is being handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus conventions), each with observedGeneration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The application's OAuth client id, as EIAM reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+
+    /// The EIAM SecretId of the secret currently published in the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_secret_id: Option<String>,
+
+    /// The EIAM SecretId of the secret being retired after a rotation (valid until `previousRetireAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_id: Option<String>,
+
+    /// When the current secret expires (RFC 3339). Absent when it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+
+    /// When the operator will rotate: notAfter - renewBefore (RFC 3339). Absent when no renewal is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+
+    /// When the previous secret will be disabled and deleted: publish time + gracePeriod (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_retire_at: Option<Time>,
+
+    /// When a new secret was last published (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+
+    /// The last value of the `eiam-operator.io/rotate-requested-at` annotation that was acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotate_at: Option<String>,
+
+    /// Write-ahead marker: set just before CreateApplicationClientSecret is called and cleared once the new
+    /// secret is recorded. When present after a crash, the operator adopts the secret that appeared in EIAM
+    /// (compared with `unmanagedSecretIds`) instead of minting another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create_since: Option<Time>,
+
+    /// The name of the Secret the client secret is published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// SecretIds of the application's secrets that this resource does not own, as last listed in EIAM.
+    /// They are never disabled or deleted. Recorded so that a Create interrupted by a crash can be
+    /// recovered unambiguously: a secret that is neither owned nor in this list must be the pending one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged_secret_ids: Option<Vec<String>>,
+}
+
+impl ApplicationClientSecret {
+    /// The Secret to write: `spec.target.name`, or the resource's own name.
+    pub fn secret_name(&self) -> String {
+        self.spec
+            .target
+            .name
+            .clone()
+            .unwrap_or_else(|| self.name_any())
+    }
+
+    /// The value of the `eiam-operator.io/rotate-requested-at` annotation, if any.
+    pub fn rotate_requested_at(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::ANNOTATION_ROTATE))
+            .map(String::as_str)
+    }
+
+    /// The status condition of the given type (see [`conditions`]), if any.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+    }
+
+    /// Whether the `Ready` condition is `True` and describes the current generation.
+    pub fn is_ready(&self) -> bool {
+        self.condition(conditions::READY).is_some_and(|c| {
+            c.status == "True"
+                && c.observed_generation.is_some()
+                && c.observed_generation == self.metadata.generation
+        })
+    }
+}
+
+impl ApplicationClientSecretSpec {
+    /// A spec with only the two required ids; everything else at its default.
+    pub fn new(instance_id: impl Into<String>, application_id: impl Into<String>) -> Self {
+        Self {
+            instance_id: instance_id.into(),
+            application_id: application_id.into(),
+            secret_id: None,
+            provider_ref: None,
+            expires_after: None,
+            renew_before: None,
+            rotation: Rotation::default(),
+            target: SecretTarget::default(),
+            deletion_policy: DeletionPolicy::default(),
+        }
+    }
+
+    /// `spec.expiresAfter` parsed; `None` when the secret never expires.
+    pub fn expires_after(&self) -> Result<Option<Duration>, DurationError> {
+        self.expires_after
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+    }
+
+    /// `spec.renewBefore` or its default, one third of `expiresAfter`; `None` when nothing expires.
+    pub fn effective_renew_before(&self) -> Result<Option<Duration>, DurationError> {
+        let Some(expires_after) = self.expires_after()? else {
+            return Ok(None);
+        };
+        match self.renew_before.as_deref() {
+            Some(renew_before) => parse_duration(renew_before).map(Some),
+            None => Ok(Some(expires_after / 3)),
+        }
+    }
+
+    /// `spec.rotation.gracePeriod` parsed.
+    pub fn grace_period(&self) -> Result<Duration, DurationError> {
+        parse_duration(&self.rotation.grace_period)
+    }
+}

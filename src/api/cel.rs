@@ -1,0 +1,205 @@
+//! The admission rules of the CRDs: every CEL `x-kubernetes-validations` rule and the OpenAPI patterns they share.
+//!
+//! They live in one module, as data, so the types can attach them with `#[schemars(extend(...))]`, the tests can
+//! check that every message names its field, and the README can list them. The API server enforces them;
+//! nothing in the operator re-implements them (the operator still parses defensively, see [`super::duration`]).
+
+use serde::Serialize;
+
+/// One `x-kubernetes-validations` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CelRule {
+    /// The CEL expression; `self` is the value of the field (or object) the rule is attached to.
+    pub rule: &'static str,
+    /// What the API server answers when the rule is false. Always names the field.
+    pub message: &'static str,
+    /// Where the API server reports the error, relative to the object the rule is attached to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_path: Option<&'static str>,
+}
+
+/// A Go duration as the API accepts it: one or more `<number><unit>` pairs, no sign (`2160h`, `1h30m`, `1.5h`).
+/// Stricter than Go (no sign, no bare `0`) because every duration in this API is positive or `0s`.
+/// Written with `[.]` rather than `\.` so the same text is valid inside a CEL string literal.
+pub const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// An EIAM id (`idaas_…`, `app_…`, `sci_…`): opaque, but never empty and never containing whitespace.
+pub const ID_PATTERN: &str = r"^\S+$";
+
+/// An allow-list entry: an id or a glob over ids (`*` any run of characters, `?` one character).
+pub const ID_GLOB_PATTERN: &str = r"^\S+$";
+
+/// An Alibaba Cloud region id (`cn-hangzhou`, `ap-southeast-1`).
+pub const REGION_PATTERN: &str = "^[a-z0-9]+(-[a-z0-9]+)*$";
+
+/// An endpoint URL: scheme, host (no user info), optional port and path. Loopback-only http is a CEL rule.
+pub const ENDPOINT_PATTERN: &str = r"^https?://[^\s/?#@]+(/\S*)?$";
+
+/// A Kubernetes object name (DNS-1123 subdomain).
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A Secret data key.
+pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
+
+/// `spec.instanceId` cannot change: the resource's secrets live in that instance.
+pub const INSTANCE_ID_IMMUTABLE: CelRule = CelRule {
+    rule: "self == oldSelf",
+    message: "spec.instanceId is immutable: create a new ApplicationClientSecret for another instance",
+    field_path: None,
+};
+
+/// `spec.applicationId` cannot change: the resource's secrets belong to that application.
+pub const APPLICATION_ID_IMMUTABLE: CelRule = CelRule {
+    rule: "self == oldSelf",
+    message: "spec.applicationId is immutable: create a new ApplicationClientSecret for another application",
+    field_path: None,
+};
+
+/// `spec.secretId` names the secret adopted at creation; pointing it elsewhere later has no meaning.
+pub const SECRET_ID_IMMUTABLE: CelRule = CelRule {
+    rule: "self == oldSelf",
+    message: "spec.secretId is immutable: it names the EIAM secret adopted when the resource was created",
+    field_path: None,
+};
+
+/// EIAM accepts an `ExpirationTime` between 1 day and 3 years from now.
+pub const EXPIRES_AFTER_RANGE: CelRule = CelRule {
+    rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('24h') && duration(self) <= duration('26280h'))",
+    message: "spec.expiresAfter must be between 24h and 26280h (3 years), the lifetime EIAM accepts",
+    field_path: None,
+};
+
+/// Rotating less than a minute before expiry leaves no time to publish and roll workloads.
+pub const RENEW_BEFORE_MINIMUM: CelRule = CelRule {
+    rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m')",
+    message: "spec.renewBefore must be at least 1m",
+    field_path: None,
+};
+
+/// A renewal window only makes sense for a secret that expires.
+pub const RENEW_BEFORE_NEEDS_EXPIRES_AFTER: CelRule = CelRule {
+    rule: "!has(self.renewBefore) || has(self.expiresAfter)",
+    message: "spec.renewBefore requires spec.expiresAfter: a secret that never expires is never renewed",
+    field_path: Some(".renewBefore"),
+};
+
+/// Renewing at or before issuance would rotate in a loop.
+pub const RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER: CelRule = CelRule {
+    rule: "!has(self.renewBefore) || !has(self.expiresAfter) || !self.renewBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.expiresAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.renewBefore) < duration(self.expiresAfter)",
+    message: "spec.renewBefore must be shorter than spec.expiresAfter",
+    field_path: Some(".renewBefore"),
+};
+
+/// Keeping a retired secret alive for more than 30 days defeats rotation.
+pub const GRACE_PERIOD_MAXIMUM: CelRule = CelRule {
+    rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) <= duration('720h')",
+    message: "spec.rotation.gracePeriod must be at most 720h (30 days)",
+    field_path: None,
+};
+
+/// Both values go into one Secret; the same key would make one overwrite the other.
+pub const TARGET_KEYS_DISTINCT: CelRule = CelRule {
+    rule: "self.clientId != self.clientSecret",
+    message: "spec.target.keys.clientId and spec.target.keys.clientSecret must be different keys",
+    field_path: None,
+};
+
+/// The operator finds its Secrets by this label; a user value would hide or steal them.
+pub const TARGET_LABELS_RESERVED: CelRule = CelRule {
+    rule: "!('app.kubernetes.io/managed-by' in self)",
+    message: "spec.target.labels must not set app.kubernetes.io/managed-by: the operator sets it",
+    field_path: None,
+};
+
+/// The operator records the secret id and expiry in these annotations.
+pub const TARGET_ANNOTATIONS_RESERVED: CelRule = CelRule {
+    rule: "self.all(k, !k.startsWith('eiam-operator.io/'))",
+    message: "spec.target.annotations must not set eiam-operator.io/ annotations: the operator sets them",
+    field_path: None,
+};
+
+/// A provider must say where EIAM is.
+pub const PROVIDER_REGION_OR_ENDPOINT: CelRule = CelRule {
+    rule: "has(self.region) || has(self.endpoint)",
+    message: "spec.region or spec.endpoint must be set (for example region: cn-hangzhou)",
+    field_path: None,
+};
+
+/// Credentials and secrets travel over TLS, except to a test endpoint on the same machine.
+pub const PROVIDER_ENDPOINT_HTTPS: CelRule = CelRule {
+    rule: "self.startsWith('https://') || self.matches('^http://(localhost|127[.][0-9]+[.][0-9]+[.][0-9]+|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')",
+    message: "spec.endpoint must use https:// (http:// is accepted only for loopback hosts: localhost, 127.0.0.0/8, [::1])",
+    field_path: None,
+};
+
+/// `spec.auth`, when present, picks one way to authenticate.
+pub const PROVIDER_AUTH_EXACTLY_ONE: CelRule = CelRule {
+    rule: "has(self.accessKey) != has(self.rrsa)",
+    message: "spec.auth must set exactly one of accessKey or rrsa (omit spec.auth to use the operator's own credentials)",
+    field_path: None,
+};
+
+/// A namespaced provider reads its credentials from its own namespace only.
+pub const EIAM_PROVIDER_SECRET_REF_LOCAL: CelRule = CelRule {
+    rule: "!has(self.auth) || !has(self.auth.accessKey) || !has(self.auth.accessKey.secretRef.namespace)",
+    message: "spec.auth.accessKey.secretRef.namespace must not be set on an EiamProvider: the Secret is read from the provider's own namespace",
+    field_path: Some(".auth.accessKey.secretRef.namespace"),
+};
+
+/// A cluster-scoped provider has no namespace of its own, so the Secret's namespace must be explicit.
+pub const CLUSTER_PROVIDER_SECRET_REF_NAMESPACED: CelRule = CelRule {
+    rule: "!has(self.auth) || !has(self.auth.accessKey) || has(self.auth.accessKey.secretRef.namespace)",
+    message: "spec.auth.accessKey.secretRef.namespace is required on a ClusterEiamProvider",
+    field_path: Some(".auth.accessKey.secretRef"),
+};
+
+/// Every rule, for tests and documentation.
+pub const ALL_RULES: &[CelRule] = &[
+    INSTANCE_ID_IMMUTABLE,
+    APPLICATION_ID_IMMUTABLE,
+    SECRET_ID_IMMUTABLE,
+    EXPIRES_AFTER_RANGE,
+    RENEW_BEFORE_MINIMUM,
+    RENEW_BEFORE_NEEDS_EXPIRES_AFTER,
+    RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER,
+    GRACE_PERIOD_MAXIMUM,
+    TARGET_KEYS_DISTINCT,
+    TARGET_LABELS_RESERVED,
+    TARGET_ANNOTATIONS_RESERVED,
+    PROVIDER_REGION_OR_ENDPOINT,
+    PROVIDER_ENDPOINT_HTTPS,
+    PROVIDER_AUTH_EXACTLY_ONE,
+    EIAM_PROVIDER_SECRET_REF_LOCAL,
+    CLUSTER_PROVIDER_SECRET_REF_NAMESPACED,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_names_a_spec_field() {
+        for rule in ALL_RULES {
+            assert!(
+                rule.message.starts_with("spec."),
+                "message does not name its field: {}",
+                rule.message
+            );
+        }
+    }
+
+    #[test]
+    fn duration_guards_use_the_schema_pattern() {
+        // The CEL guards repeat DURATION_PATTERN literally (CEL cannot reference a constant); keep them in sync.
+        for rule in ALL_RULES.iter().filter(|r| r.rule.contains("duration(")) {
+            assert!(
+                rule.rule
+                    .contains(&format!("matches('{DURATION_PATTERN}')")),
+                "rule does not guard duration() with DURATION_PATTERN: {}",
+                rule.rule
+            );
+        }
+    }
+}
