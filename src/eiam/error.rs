@@ -1,9 +1,16 @@
 //! EIAM's error body and the client's error type.
 //!
 //! `ErrorBody` is the JSON Alibaba Cloud returns with every 4xx/5xx; the fake EIAM serialises this exact type, so
-//! both sides agree on the shape.
+//! both sides agree on the shape. `EiamError` classifies failures by `Code` (never by HTTP status, which differs
+//! between Alibaba's own pages) into retryable or not, and marks the ones that may have taken effect anyway.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::credentials::CredentialError;
+use super::endpoint::EndpointError;
+use super::types::Action;
 
 /// The error body of an Alibaba Cloud OpenAPI response (eiam-api.md section 3).
 ///
@@ -36,9 +43,425 @@ pub struct ErrorBody {
     pub access_denied_detail: Option<serde_json::Value>,
 }
 
+/// A failed EIAM call.
+#[derive(Debug, thiserror::Error)]
+pub enum EiamError {
+    /// EIAM answered with an error document.
+    #[error(
+        "EIAM {action} failed: {code}: {message} (RequestId: {request_id}, HTTP {status}){hint}",
+        code = .body.code, message = .body.message, request_id = .body.request_id, hint = hint(*.action, &.body.code)
+    )]
+    Api {
+        /// The action called.
+        action: Action,
+        /// HTTP status (informational: branch on `body.code`).
+        status: u16,
+        /// The decoded error document (boxed: it is large and errors travel through `Result`s).
+        body: Box<ErrorBody>,
+        /// The `x-acs-retry-after` header, if EIAM sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A non-success status without an Alibaba error document (e.g. a proxy's HTML page).
+    #[error("EIAM {action} answered HTTP {status} without an error document (RequestId: {}); check the endpoint and any proxy in between",
+        .request_id.as_deref().unwrap_or("unknown"))]
+    UnexpectedStatus {
+        /// The action called.
+        action: Action,
+        /// HTTP status.
+        status: u16,
+        /// The `x-acs-request-id` header, if any.
+        request_id: Option<String>,
+        /// The `x-acs-retry-after` header, if any.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the connect or read timeout.
+    #[error("EIAM {action} to {endpoint} timed out{}; EIAM may be slow or unreachable, try again",
+        if *.sent { " waiting for the response (the request may have taken effect)" } else { " connecting" })]
+    Timeout {
+        /// The action called.
+        action: Action,
+        /// The endpoint.
+        endpoint: String,
+        /// Whether the request may have reached EIAM (false: the connection never opened).
+        sent: bool,
+    },
+    /// The connection failed or broke.
+    #[error("EIAM {action}: cannot talk to {endpoint}: {source}{}; check network access to the endpoint",
+        if *.sent { " (the request may have taken effect)" } else { "" })]
+    Transport {
+        /// The action called.
+        action: Action,
+        /// The endpoint.
+        endpoint: String,
+        /// Whether the request may have reached EIAM (false: the connection never opened).
+        sent: bool,
+        /// The transport error, stripped of the URL (its query may hold a security token).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A success response that does not decode.
+    #[error("EIAM {action} answered HTTP {status} with a response that does not decode (RequestId: {}): {reason}",
+        .request_id.as_deref().unwrap_or("unknown"))]
+    Decode {
+        /// The action called.
+        action: Action,
+        /// HTTP status.
+        status: u16,
+        /// The request id, if it could be read.
+        request_id: Option<String>,
+        /// The decoder's complaint (never the body: it may hold a secret).
+        reason: String,
+    },
+    /// Credentials could not be obtained.
+    #[error("EIAM {action}: no usable credentials: {source}")]
+    Credentials {
+        /// The action called.
+        action: Action,
+        /// Why.
+        #[source]
+        source: CredentialError,
+    },
+    /// The endpoint is not usable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A caller-supplied value is unusable; nothing was sent.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The offending field, e.g. `instanceId`.
+        field: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// The HTTP client could not be built (TLS setup).
+    #[error("cannot build the HTTP client for EIAM: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// A next step for the operator's user, by code.
+fn hint(action: Action, code: &str) -> String {
+    let text = match code {
+        "SignatureDoesNotMatch" | "IncompleteSignature" => "check the AccessKey secret".to_owned(),
+        c if c.starts_with("InvalidAccessKeyId") => {
+            "check the AccessKey ID and that it is enabled".to_owned()
+        }
+        c if c.starts_with("InvalidSecurityToken") => {
+            "the STS token is invalid or expired: refresh the credentials".to_owned()
+        }
+        c if c.starts_with("InvalidTimeStamp") => "check the system clock (NTP)".to_owned(),
+        "Forbidden.RAM" | "NoPermission" => {
+            format!("grant the RAM action eiam:{} to the caller", action.name())
+        }
+        c if c.starts_with("Throttling") => {
+            "EIAM is throttling: retry later or lower the QPS".to_owned()
+        }
+        c if c.starts_with("QuotaExceeded") || c.starts_with("ExceedLimit") => {
+            "the application already has two client secrets: delete one first".to_owned()
+        }
+        _ => return String::new(),
+    };
+    format!("; {text}")
+}
+
+impl EiamError {
+    /// EIAM's error `Code`, if EIAM answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            EiamError::Api { body, .. } => Some(&body.code),
+            _ => None,
+        }
+    }
+
+    /// EIAM's error `Message`, if EIAM answered with one.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            EiamError::Api { body, .. } => Some(&body.message),
+            _ => None,
+        }
+    }
+
+    /// EIAM's `RequestId`, if the failure got that far.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            EiamError::Api { body, .. } => Some(&body.request_id)
+                .filter(|r| !r.is_empty())
+                .map(String::as_str),
+            EiamError::UnexpectedStatus { request_id, .. }
+            | EiamError::Decode { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if a response arrived.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            EiamError::Api { status, .. }
+            | EiamError::UnexpectedStatus { status, .. }
+            | EiamError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// How long EIAM asked us to wait (`x-acs-retry-after`, in ms on the wire).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            EiamError::Api { retry_after, .. }
+            | EiamError::UnexpectedStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the same call may succeed later: throttling, server errors, timeouts, connection errors, a reused
+    /// nonce (re-signed with a fresh one), and credential fetches that failed for network reasons.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EiamError::Api { status, body, .. } => {
+                let code = body.code.as_str();
+                code.starts_with("Throttling")
+                    || code.starts_with("InternalError")
+                    || code.starts_with("ServiceUnavailable")
+                    || code == "SignatureNonceUsed"
+                    || *status >= 500
+            }
+            EiamError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
+            EiamError::Timeout { .. } | EiamError::Transport { .. } => true,
+            EiamError::Credentials { source, .. } => source.is_retryable(),
+            EiamError::Decode { .. }
+            | EiamError::Endpoint(_)
+            | EiamError::InvalidInput { .. }
+            | EiamError::HttpClient(_) => false,
+        }
+    }
+
+    /// Whether a mutating call (Create above all) may have taken effect although it failed: a timeout or broken
+    /// connection after the request was sent, a server error, or an undecodable success. EIAM has no idempotency
+    /// token, so after an ambiguous Create the caller must List before creating again.
+    pub fn is_ambiguous(&self) -> bool {
+        let action = match self {
+            EiamError::Api { action, .. }
+            | EiamError::UnexpectedStatus { action, .. }
+            | EiamError::Timeout { action, .. }
+            | EiamError::Transport { action, .. }
+            | EiamError::Decode { action, .. } => *action,
+            _ => return false,
+        };
+        if !action.is_mutation() {
+            return false;
+        }
+        match self {
+            EiamError::Api { status, body, .. } => {
+                *status >= 500
+                    || body.code.starts_with("InternalError")
+                    || body.code.starts_with("ServiceUnavailable")
+            }
+            EiamError::UnexpectedStatus { status, .. } => *status >= 500,
+            EiamError::Timeout { sent, .. } | EiamError::Transport { sent, .. } => *sent,
+            EiamError::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// EIAM says the instance, application or secret does not exist (`EntityNotExist*`).
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(|c| c.starts_with("EntityNotExist"))
+    }
+
+    /// EIAM says the application already has its two secrets (`QuotaExceeded*` / `ExceedLimit*`).
+    pub fn is_quota_exceeded(&self) -> bool {
+        self.code()
+            .is_some_and(|c| c.starts_with("QuotaExceeded") || c.starts_with("ExceedLimit"))
+    }
+
+    /// EIAM rejected a parameter value (`InvalidParameter*`).
+    pub fn is_invalid_parameter(&self) -> bool {
+        self.code()
+            .is_some_and(|c| c.starts_with("InvalidParameter"))
+    }
+
+    /// EIAM is throttling (`Throttling*`).
+    pub fn is_throttled(&self) -> bool {
+        self.code().is_some_and(|c| c.starts_with("Throttling"))
+    }
+
+    /// A short CamelCase label for metrics and Kubernetes event reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EiamError::Api { body, status, .. } => {
+                let c = body.code.as_str();
+                if c.starts_with("Throttling") {
+                    "Throttled"
+                } else if c.starts_with("EntityNotExist") {
+                    "NotFound"
+                } else if c.starts_with("QuotaExceeded") || c.starts_with("ExceedLimit") {
+                    "QuotaExceeded"
+                } else if c.starts_with("InvalidParameter") {
+                    "InvalidParameter"
+                } else if c == "SignatureDoesNotMatch"
+                    || c == "IncompleteSignature"
+                    || c.starts_with("InvalidAccessKeyId")
+                    || c.starts_with("InvalidSecurityToken")
+                {
+                    "AuthenticationFailed"
+                } else if c == "Forbidden.RAM" || c == "NoPermission" {
+                    "PermissionDenied"
+                } else if c.starts_with("InvalidTimeStamp") {
+                    "ClockSkew"
+                } else if *status >= 500
+                    || c.starts_with("InternalError")
+                    || c.starts_with("ServiceUnavailable")
+                {
+                    "ServerError"
+                } else {
+                    "ApiError"
+                }
+            }
+            EiamError::UnexpectedStatus { .. } => "UnexpectedStatus",
+            EiamError::Timeout { .. } => "Timeout",
+            EiamError::Transport { .. } => "Transport",
+            EiamError::Decode { .. } => "DecodeError",
+            EiamError::Credentials { .. } => "CredentialsUnavailable",
+            EiamError::Endpoint(_) => "InvalidEndpoint",
+            EiamError::InvalidInput { .. } => "InvalidInput",
+            EiamError::HttpClient(_) => "HttpClient",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api(action: Action, status: u16, code: &str) -> EiamError {
+        EiamError::Api {
+            action,
+            status,
+            body: Box::new(ErrorBody {
+                code: code.into(),
+                message: "msg".into(),
+                request_id: "RID-1".into(),
+                ..Default::default()
+            }),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn display_names_code_message_and_request_id() {
+        let e = api(Action::Create, 400, "QuotaExceeded.ApplicationClientSecret");
+        let text = e.to_string();
+        assert!(text.contains("CreateApplicationClientSecret"), "{text}");
+        assert!(
+            text.contains("QuotaExceeded.ApplicationClientSecret: msg"),
+            "{text}"
+        );
+        assert!(text.contains("RequestId: RID-1"), "{text}");
+        assert!(text.contains("delete one first"), "{text}");
+        let text = api(Action::List, 403, "NoPermission").to_string();
+        assert!(text.contains("eiam:ListApplicationClientSecrets"), "{text}");
+    }
+
+    #[test]
+    fn classification_branches_on_code_not_status() {
+        // Throttling comes as HTTP 400 and must be retryable.
+        for code in [
+            "Throttling",
+            "Throttling.User",
+            "Throttling.Api",
+            "SignatureNonceUsed",
+            "InternalError",
+            "ServiceUnavailable",
+        ] {
+            assert!(api(Action::List, 400, code).is_retryable(), "{code}");
+        }
+        // Any 5xx is retryable, whatever the code.
+        assert!(api(Action::List, 503, "Whatever").is_retryable());
+        for code in [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId.NotFound",
+            "InvalidTimeStamp.Expired",
+            "Forbidden.RAM",
+            "NoPermission",
+            "EntityNotExists.Application",
+            "QuotaExceeded.ApplicationClientSecret",
+            "InvalidParameter.ExpirationTime",
+            "SomethingNew",
+        ] {
+            assert!(!api(Action::List, 400, code).is_retryable(), "{code}");
+            assert!(!api(Action::List, 404, code).is_retryable(), "{code}");
+        }
+        assert!(
+            api(
+                Action::Obtain,
+                404,
+                "EntityNotExists.ApplicationClientSecret"
+            )
+            .is_not_found()
+        );
+        assert!(
+            api(Action::Create, 400, "QuotaExceeded.ApplicationClientSecret").is_quota_exceeded()
+        );
+        assert!(api(Action::Create, 400, "ExceedLimit.Secret").is_quota_exceeded());
+        assert!(api(Action::Create, 400, "InvalidParameter.ExpirationTime").is_invalid_parameter());
+        assert!(api(Action::Create, 400, "Throttling.User").is_throttled());
+        assert_eq!(
+            api(Action::Create, 400, "Throttling.User").reason(),
+            "Throttled"
+        );
+        assert_eq!(
+            api(Action::Create, 403, "NoPermission").reason(),
+            "PermissionDenied"
+        );
+        assert_eq!(
+            api(Action::Create, 400, "SignatureDoesNotMatch").reason(),
+            "AuthenticationFailed"
+        );
+    }
+
+    #[test]
+    fn server_errors_make_mutations_ambiguous_but_not_reads() {
+        assert!(api(Action::Create, 500, "InternalError").is_ambiguous());
+        assert!(api(Action::Create, 400, "ServiceUnavailable").is_ambiguous());
+        assert!(!api(Action::List, 500, "InternalError").is_ambiguous());
+        // A rejected request is not ambiguous: EIAM refused before doing anything.
+        assert!(!api(Action::Create, 400, "Throttling.User").is_ambiguous());
+        assert!(!api(Action::Create, 400, "QuotaExceeded.ApplicationClientSecret").is_ambiguous());
+        let sent = EiamError::Timeout {
+            action: Action::Create,
+            endpoint: "e".into(),
+            sent: true,
+        };
+        assert!(sent.is_ambiguous() && sent.is_retryable());
+        let unsent = EiamError::Timeout {
+            action: Action::Create,
+            endpoint: "e".into(),
+            sent: false,
+        };
+        assert!(!unsent.is_ambiguous() && unsent.is_retryable());
+        let decode = EiamError::Decode {
+            action: Action::Create,
+            status: 200,
+            request_id: None,
+            reason: "x".into(),
+        };
+        assert!(decode.is_ambiguous() && !decode.is_retryable());
+    }
+
+    #[test]
+    fn accessors_expose_code_request_id_and_retry_after() {
+        let e = EiamError::Api {
+            action: Action::List,
+            status: 400,
+            body: Box::new(ErrorBody {
+                code: "Throttling.User".into(),
+                request_id: "R".into(),
+                ..Default::default()
+            }),
+            retry_after: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(e.code(), Some("Throttling.User"));
+        assert_eq!(e.request_id(), Some("R"));
+        assert_eq!(e.http_status(), Some(400));
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+    }
 
     #[test]
     fn error_body_decodes_pascal_case() {

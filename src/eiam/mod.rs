@@ -1,11 +1,21 @@
 //! The EIAM OpenAPI client: a pure request signer, a typed client, credential providers and errors.
 
+pub mod client;
+pub mod clock;
+pub mod credentials;
+pub mod endpoint;
 pub mod error;
+pub mod ratelimit;
+pub mod request;
 pub mod secret;
 pub mod signer;
 pub mod types;
 
-pub use error::ErrorBody;
+pub use client::{ClientConfig, EiamClient};
+pub use credentials::{CredentialError, CredentialProvider, Credentials, StaticProvider};
+pub use endpoint::Endpoint;
+pub use error::{EiamError, ErrorBody};
+pub use request::SignatureVersion;
 pub use secret::SecretString;
 
 /// Installs rustls' ring crypto provider as the process default, once.

@@ -54,6 +54,11 @@ impl Action {
         }
     }
 
+    /// Whether the action changes state in EIAM (everything but List and Obtain).
+    pub fn is_mutation(self) -> bool {
+        !matches!(self, Action::List | Action::Obtain)
+    }
+
     /// The action with this API name, if it is one of the seven.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name)
@@ -174,6 +179,29 @@ pub struct AckResponse {
     /// EIAM's request id.
     pub request_id: String,
 }
+
+/// A decoded EIAM success response: every one carries the `RequestId` to log.
+pub trait EiamResponse {
+    /// EIAM's request id.
+    fn request_id(&self) -> &str;
+}
+
+macro_rules! impl_eiam_response {
+    ($($t:ty),*) => {$(
+        impl EiamResponse for $t {
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+        }
+    )*};
+}
+
+impl_eiam_response!(
+    CreateSecretResponse,
+    ListSecretsResponse,
+    ObtainSecretResponse,
+    AckResponse
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,483 @@
+//! The typed EIAM client: one signed `POST /` per call, decoded into the wire types or a classified `EiamError`.
+//!
+//! The client makes ONE attempt per call, with two exceptions that are part of getting a single request through
+//! rather than retry policy: a `SignatureNonceUsed` answer is re-signed once with a fresh nonce, and a rejected STS
+//! token (`InvalidSecurityToken.*`, `InvalidAccessKeyId.NotFound`) from a refreshable provider is refreshed and
+//! retried once. Backoff and retry decisions belong to the reconciler, which has the context to make them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, HeaderMap};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::clock::{Clock, SystemClock};
+use super::credentials::CredentialProvider;
+use super::endpoint::Endpoint;
+use super::error::{EiamError, ErrorBody};
+use super::ratelimit::RateLimiter;
+use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
+use super::types::{
+    API_VERSION, AckResponse, Action, CreateSecretResponse, EiamResponse, ListSecretsResponse,
+    ObtainSecretResponse,
+};
+
+/// Default TCP/TLS connect timeout, as the official SDK's.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default read timeout (each read, including waiting for the response head), as the official SDK's.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+const USER_AGENT: &str = concat!("eiam-operator/", env!("CARGO_PKG_VERSION"));
+/// Response header carrying the server's requested wait, in milliseconds.
+pub const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
+const REQUEST_ID_HEADER: &str = "x-acs-request-id";
+
+/// How to build an [`EiamClient`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where EIAM is.
+    pub endpoint: Endpoint,
+    /// V3 (default, as the official SDK) or V1.
+    pub signature_version: SignatureVersion,
+    /// Where the signing key comes from.
+    pub credentials: Arc<dyn CredentialProvider>,
+    /// At most this many requests per second from this client (and its clones); `None` for no cap.
+    pub qps: Option<f64>,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// The signing clock (tests inject a fixed or skewed one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ClientConfig {
+    /// V3 signing, no QPS cap, the SDK's default timeouts, the system clock.
+    pub fn new(endpoint: Endpoint, credentials: Arc<dyn CredentialProvider>) -> Self {
+        Self {
+            endpoint,
+            signature_version: SignatureVersion::V3,
+            credentials,
+            qps: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A typed client for the seven EIAM client-secret actions. Cheap to clone (one `Arc`); clones share the
+/// connection pool and the QPS cap.
+#[derive(Debug, Clone)]
+pub struct EiamClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    host_header: String,
+    signature_version: SignatureVersion,
+    credentials: Arc<dyn CredentialProvider>,
+    limiter: Option<RateLimiter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EiamClient {
+    /// Builds a client. Fails on an unusable QPS or if the HTTP client cannot be built.
+    pub fn new(config: ClientConfig) -> Result<Self, EiamError> {
+        let limiter = match config.qps {
+            None => None,
+            Some(qps) if qps.is_finite() && qps > 0.0 => Some(RateLimiter::new(qps)),
+            Some(qps) => {
+                return Err(EiamError::InvalidInput {
+                    field: "qps",
+                    reason: format!("{qps} is not a positive number of requests per second"),
+                });
+            }
+        };
+        super::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            // HTTP/1.1 like the official SDK: the `host` header we sign is then exactly the one on the wire.
+            .http1_only()
+            // A redirect would replay a signed request (and an STS token) to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(EiamError::HttpClient)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                host_header: config.endpoint.host_header(),
+                endpoint: config.endpoint,
+                signature_version: config.signature_version,
+                credentials: config.credentials,
+                limiter,
+                clock: config.clock,
+            }),
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The signature algorithm in use.
+    pub fn signature_version(&self) -> SignatureVersion {
+        self.inner.signature_version
+    }
+
+    /// The credential provider's kind, for metrics.
+    pub fn credentials_kind(&self) -> &'static str {
+        self.inner.credentials.kind()
+    }
+
+    /// `CreateApplicationClientSecret`: a new secret, returned in clear. `expiration_ms` is a UNIX time in ms
+    /// (1 day to 3 years ahead); `None` means it never expires.
+    ///
+    /// EIAM has no idempotency token: if the error [`EiamError::is_ambiguous`], List before creating again.
+    pub async fn create_secret(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        expiration_ms: Option<i64>,
+    ) -> Result<CreateSecretResponse, EiamError> {
+        let mut params = app_params(instance_id, application_id)?;
+        if let Some(ms) = expiration_ms {
+            params.insert("ExpirationTime".into(), ms.to_string());
+        }
+        let response: CreateSecretResponse = self.call(Action::Create, params, None).await?;
+        tracing::info!(
+            action = %Action::Create,
+            secret_id = %response.application_client_secret.secret_id,
+            request_id = %response.request_id,
+            "EIAM client secret created"
+        );
+        Ok(response)
+    }
+
+    /// `ListApplicationClientSecrets`: every secret of the application, values masked.
+    pub async fn list_secrets(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+    ) -> Result<ListSecretsResponse, EiamError> {
+        let params = app_params(instance_id, application_id)?;
+        self.call(Action::List, params, None).await
+    }
+
+    /// `ObtainApplicationClientSecret`: one secret with its value in clear.
+    pub async fn obtain_secret(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        secret_id: &str,
+    ) -> Result<ObtainSecretResponse, EiamError> {
+        let params = secret_params(instance_id, application_id, secret_id)?;
+        self.call(Action::Obtain, params, Some(secret_id)).await
+    }
+
+    /// `EnableApplicationClientSecret`.
+    pub async fn enable_secret(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        secret_id: &str,
+    ) -> Result<AckResponse, EiamError> {
+        let params = secret_params(instance_id, application_id, secret_id)?;
+        self.call(Action::Enable, params, Some(secret_id)).await
+    }
+
+    /// `DisableApplicationClientSecret`.
+    pub async fn disable_secret(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        secret_id: &str,
+    ) -> Result<AckResponse, EiamError> {
+        let params = secret_params(instance_id, application_id, secret_id)?;
+        self.call(Action::Disable, params, Some(secret_id)).await
+    }
+
+    /// `DeleteApplicationClientSecret`.
+    pub async fn delete_secret(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        secret_id: &str,
+    ) -> Result<AckResponse, EiamError> {
+        let params = secret_params(instance_id, application_id, secret_id)?;
+        self.call(Action::Delete, params, Some(secret_id)).await
+    }
+
+    /// `UpdateApplicationClientSecretExpirationTime`: `expiration_ms` is a UNIX time in ms.
+    pub async fn update_expiration_time(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        secret_id: &str,
+        expiration_ms: i64,
+    ) -> Result<AckResponse, EiamError> {
+        let mut params = secret_params(instance_id, application_id, secret_id)?;
+        params.insert("ExpirationTime".into(), expiration_ms.to_string());
+        self.call(Action::UpdateExpirationTime, params, Some(secret_id))
+            .await
+    }
+
+    /// Signs and sends one call, re-signing once on a reused nonce and refreshing credentials once when EIAM
+    /// rejects a temporary token.
+    async fn call<T: DeserializeOwned + EiamResponse>(
+        &self,
+        action: Action,
+        params: BTreeMap<String, String>,
+        secret_id: Option<&str>,
+    ) -> Result<T, EiamError> {
+        let inner = &*self.inner;
+        let mut resigned_for_nonce = false;
+        let mut refreshed_credentials = false;
+        loop {
+            if let Some(limiter) = &inner.limiter {
+                limiter.acquire().await;
+            }
+            let credentials = inner
+                .credentials
+                .credentials()
+                .await
+                .map_err(|source| EiamError::Credentials { action, source })?;
+            let nonce = new_nonce();
+            let signed = sign(
+                inner.signature_version,
+                &RequestToSign {
+                    action: action.name(),
+                    version: API_VERSION,
+                    params: &params,
+                    host: &inner.host_header,
+                    timestamp: inner.clock.now(),
+                    nonce: &nonce,
+                },
+                &credentials,
+            );
+            let started = Instant::now();
+            let result = self
+                .send::<T>(action, signed.query_string(), signed.headers)
+                .await;
+            log_attempt(action, secret_id, started.elapsed(), &result);
+            match result {
+                Err(e) if e.code() == Some("SignatureNonceUsed") && !resigned_for_nonce => {
+                    resigned_for_nonce = true;
+                }
+                Err(e)
+                    if rejects_temporary_credentials(&e)
+                        && !refreshed_credentials
+                        && inner.credentials.invalidate() =>
+                {
+                    refreshed_credentials = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        action: Action,
+        query: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<T, EiamError> {
+        let inner = &*self.inner;
+        let mut url = inner.endpoint.url().clone();
+        url.set_query(Some(&query));
+        let mut request = inner
+            .http
+            .post(url)
+            .header(ACCEPT, "application/json")
+            // An explicit zero length, as the official SDK sends it; some gateways reject a bodiless POST without.
+            .header(CONTENT_LENGTH, "0")
+            .body(Vec::<u8>::new());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let transport = |e: reqwest::Error| transport_error(action, &inner.endpoint, e);
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let header_request_id = response
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // Reading the body can only fail after the request went out.
+        let body = response.bytes().await.map_err(|e| {
+            let mut err = transport(e);
+            if let EiamError::Timeout { sent, .. } | EiamError::Transport { sent, .. } = &mut err {
+                *sent = true;
+            }
+            err
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice::<T>(&body).map_err(|e| EiamError::Decode {
+                action,
+                status: status.as_u16(),
+                request_id: request_id_of(&body).or(header_request_id),
+                reason: describe_json_error(&e),
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(mut error) if !error.code.is_empty() => {
+                if error.request_id.is_empty() {
+                    error.request_id = header_request_id.unwrap_or_default();
+                }
+                Err(EiamError::Api {
+                    action,
+                    status: status.as_u16(),
+                    body: Box::new(error),
+                    retry_after,
+                })
+            }
+            _ => Err(EiamError::UnexpectedStatus {
+                action,
+                status: status.as_u16(),
+                request_id: header_request_id,
+                retry_after,
+            }),
+        }
+    }
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<String, EiamError> {
+    if value.trim().is_empty() {
+        return Err(EiamError::InvalidInput {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(value.to_owned())
+}
+
+fn app_params(
+    instance_id: &str,
+    application_id: &str,
+) -> Result<BTreeMap<String, String>, EiamError> {
+    Ok(BTreeMap::from([
+        (
+            "InstanceId".to_owned(),
+            non_empty("instanceId", instance_id)?,
+        ),
+        (
+            "ApplicationId".to_owned(),
+            non_empty("applicationId", application_id)?,
+        ),
+    ]))
+}
+
+fn secret_params(
+    instance_id: &str,
+    application_id: &str,
+    secret_id: &str,
+) -> Result<BTreeMap<String, String>, EiamError> {
+    let mut params = app_params(instance_id, application_id)?;
+    params.insert("SecretId".to_owned(), non_empty("secretId", secret_id)?);
+    Ok(params)
+}
+
+/// EIAM rejected a temporary token that a refresh may fix.
+fn rejects_temporary_credentials(e: &EiamError) -> bool {
+    e.code().is_some_and(|c| {
+        c.starts_with("InvalidSecurityToken") || c == "InvalidAccessKeyId.NotFound"
+    })
+}
+
+fn transport_error(action: Action, endpoint: &Endpoint, e: reqwest::Error) -> EiamError {
+    // A connect failure means nothing reached EIAM; anything later may have.
+    let sent = !e.is_connect();
+    let endpoint = endpoint.to_string();
+    if e.is_timeout() {
+        EiamError::Timeout {
+            action,
+            endpoint,
+            sent,
+        }
+    } else {
+        // The URL's query carries the signature and, for V1 STS, the security token: never show it.
+        EiamError::Transport {
+            action,
+            endpoint,
+            sent,
+            source: e.without_url(),
+        }
+    }
+}
+
+/// `x-acs-retry-after` in ms; only positive values count, as in the official SDK.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let ms: f64 = headers
+        .get(RETRY_AFTER_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (ms.is_finite() && ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn request_id_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct OnlyRequestId {
+        #[serde(rename = "RequestId", alias = "requestId")]
+        request_id: Option<String>,
+    }
+    serde_json::from_slice::<OnlyRequestId>(body)
+        .ok()?
+        .request_id
+}
+
+/// A decode error without any value from the body (it may be a client secret).
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.starts_with("missing field") {
+        text
+    } else {
+        format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    }
+}
+
+fn log_attempt<T: EiamResponse>(
+    action: Action,
+    secret_id: Option<&str>,
+    elapsed: Duration,
+    result: &Result<T, EiamError>,
+) {
+    let duration_ms = elapsed.as_millis() as u64;
+    let secret_id = secret_id.unwrap_or("");
+    match result {
+        Ok(response) if action.is_mutation() => tracing::info!(
+            action = %action, secret_id, request_id = response.request_id(), duration_ms, "EIAM call succeeded"
+        ),
+        Ok(response) => tracing::debug!(
+            action = %action, secret_id, request_id = response.request_id(), duration_ms, "EIAM call succeeded"
+        ),
+        Err(e) => tracing::info!(
+            action = %action,
+            secret_id,
+            code = e.code().unwrap_or(""),
+            request_id = e.request_id().unwrap_or(""),
+            duration_ms,
+            error = %e,
+            "EIAM call failed"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

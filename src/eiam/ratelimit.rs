@@ -1,0 +1,119 @@
+//! A token-bucket QPS cap: callers wait for a token instead of being throttled by EIAM.
+//!
+//! The bucket arithmetic is pure (it takes `now`), so it is tested without sleeping; `RateLimiter` is the thin
+//! async shell that sleeps for the wait the bucket computes.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Token-bucket state: `rate` tokens per second, at most `burst` saved up.
+///
+/// A reservation may drive the token count negative; each caller then waits for its own share of the deficit,
+/// so concurrent callers queue fairly without holding a lock while they sleep.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket. `rate` must be finite and positive (the client validates it); `burst` is at least 1.
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        let burst = burst.max(1.0);
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token and returns how long the caller must wait before using it (zero if one was available).
+    pub fn reserve(&mut self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// An async QPS cap shared by every clone of a client.
+#[derive(Debug)]
+pub struct RateLimiter {
+    bucket: Mutex<TokenBucket>,
+}
+
+impl RateLimiter {
+    /// At most `qps` requests per second on average, with a burst of `max(1, qps)`.
+    pub fn new(qps: f64) -> Self {
+        Self {
+            bucket: Mutex::new(TokenBucket::new(qps, qps, Instant::now())),
+        }
+    }
+
+    /// Waits until the caller may send one request.
+    pub async fn acquire(&self) {
+        let wait = self
+            .bucket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn close(a: Duration, b: Duration) -> bool {
+        a.abs_diff(b) < Duration::from_micros(10)
+    }
+
+    #[test]
+    fn burst_is_free_then_callers_queue_at_the_rate() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 2.0, t0);
+        assert_eq!(bucket.reserve(t0), Duration::ZERO);
+        assert_eq!(bucket.reserve(t0), Duration::ZERO);
+        // Third, fourth and fifth callers at the same instant queue 100 ms apart.
+        assert!(close(bucket.reserve(t0), ms(100)));
+        assert!(close(bucket.reserve(t0), ms(200)));
+        assert!(close(bucket.reserve(t0), ms(300)));
+    }
+
+    #[test]
+    fn tokens_refill_with_time_up_to_the_burst() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 1.0, t0);
+        assert_eq!(bucket.reserve(t0), Duration::ZERO);
+        assert!(close(bucket.reserve(t0), ms(500)));
+        // Long idle: refills only up to the burst of 1.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(bucket.reserve(later), Duration::ZERO);
+        assert!(close(bucket.reserve(later), ms(500)));
+    }
+
+    #[test]
+    fn fractional_qps_is_honoured() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(0.5, 0.5, t0);
+        assert_eq!(bucket.reserve(t0), Duration::ZERO);
+        assert!(close(bucket.reserve(t0), Duration::from_secs(2)));
+    }
+}
