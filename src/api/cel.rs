@@ -33,8 +33,9 @@ pub const ID_GLOB_PATTERN: &str = r"^\S+$";
 /// An Alibaba Cloud region id (`cn-hangzhou`, `ap-southeast-1`).
 pub const REGION_PATTERN: &str = "^[a-z0-9]+(-[a-z0-9]+)*$";
 
-/// An endpoint URL: scheme, host (no user info), optional port and path. Loopback-only http is a CEL rule.
-pub const ENDPOINT_PATTERN: &str = r"^https?://[^\s/?#@]+(/\S*)?$";
+/// An endpoint URL: scheme, host (no user info), optional port, no path (EIAM is always `POST /`).
+/// Loopback-only http is a CEL rule.
+pub const ENDPOINT_PATTERN: &str = r"^https?://[^\s/?#@]+/?$";
 
 /// A Kubernetes object name (DNS-1123 subdomain).
 pub const DNS_SUBDOMAIN_PATTERN: &str =
@@ -129,7 +130,7 @@ pub const PROVIDER_REGION_OR_ENDPOINT: CelRule = CelRule {
 
 /// Credentials and secrets travel over TLS, except to a test endpoint on the same machine.
 pub const PROVIDER_ENDPOINT_HTTPS: CelRule = CelRule {
-    rule: "self.startsWith('https://') || self.matches('^http://(localhost|127[.][0-9]+[.][0-9]+[.][0-9]+|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')",
+    rule: "self.startsWith('https://') || self.matches('^http://(localhost|127[.][0-9]+[.][0-9]+[.][0-9]+|\\\\[::1\\\\])(:[0-9]+)?/?$')",
     message: "spec.endpoint must use https:// (http:// is accepted only for loopback hosts: localhost, 127.0.0.0/8, [::1])",
     field_path: None,
 };

@@ -61,8 +61,8 @@ pub struct EiamProviderSpec {
     pub region: Option<String>,
 
     /// Explicit EIAM endpoint URL, for VPC endpoints or tests, for example
-    /// `https://eiam-vpc.cn-hangzhou.aliyuncs.com`. Must be `https://`; `http://` is accepted only for
-    /// loopback hosts (localhost, 127.0.0.0/8, [::1]).
+    /// `https://eiam-vpc.cn-hangzhou.aliyuncs.com`: scheme, host and optional port, no path. Must be `https://`;
+    /// `http://` is accepted only for loopback hosts (localhost, 127.0.0.0/8, [::1]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 8, max = 256), pattern(ENDPOINT_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_ENDPOINT_HTTPS]))]
@@ -135,8 +135,8 @@ pub struct ClusterEiamProviderSpec {
     pub region: Option<String>,
 
     /// Explicit EIAM endpoint URL, for VPC endpoints or tests, for example
-    /// `https://eiam-vpc.cn-hangzhou.aliyuncs.com`. Must be `https://`; `http://` is accepted only for
-    /// loopback hosts (localhost, 127.0.0.0/8, [::1]).
+    /// `https://eiam-vpc.cn-hangzhou.aliyuncs.com`: scheme, host and optional port, no path. Must be `https://`;
+    /// `http://` is accepted only for loopback hosts (localhost, 127.0.0.0/8, [::1]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 8, max = 256), pattern(ENDPOINT_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_ENDPOINT_HTTPS]))]
