@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
+PYTHON ?= python3
+PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt
+.PHONY: all build test unit crds check-crds lint fmt pyenv
 
 all: build
 
@@ -11,7 +13,7 @@ build:
 	$(CARGO) build --locked --bins
 
 ## test: install what is missing, build, and run every test.
-test: check-crds
+test: check-crds pyenv
 	$(CARGO) test --locked --all-targets -- --nocapture
 
 lint:
@@ -31,3 +33,15 @@ check-crds:
 	  tmp=$$(mktemp -d); $(CARGO) run --locked --quiet --bin crdgen -- --out $$tmp; \
 	  diff -ru crds $$tmp || { echo "crds/ is out of date: run 'make crds' and commit"; exit 1; }; \
 	  rm -rf $$tmp; echo "crds/ matches the generated CRDs"; fi
+
+## pyenv: the official Alibaba Cloud Python SDK in a virtualenv, for the fake EIAM's anchor test
+## (tests/fake_python_sdk.rs). Idempotent: reinstalls only when tests/python/requirements.txt changes.
+pyenv: $(PYENV)/.installed
+
+$(PYENV)/.installed: tests/python/requirements.txt
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then \
+	  echo "python3 venv support missing: installing python3-venv"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; fi
+	$(PYTHON) -m venv $(PYENV)
+	$(PYENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r tests/python/requirements.txt
+	touch $@
