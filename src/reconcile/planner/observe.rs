@@ -1,0 +1,64 @@
+//! Folding the result of an executed action back into the observation, so that the plan that
+//! follows a barrier in the same pass sees what the actions did (the executor's in-memory view).
+
+use super::model::{Action, KubeSecret, ObservedSecret, PlanInput};
+
+/// What an action that succeeded produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// Nothing the planner needs beyond the fact that it succeeded.
+    Done,
+    /// `ListSecrets`: the application's secrets.
+    Listed(Vec<ObservedSecret>),
+    /// `CreateSecret`: the new secret (enabled, with the expiration that was sent).
+    Created(ObservedSecret),
+}
+
+impl PlanInput {
+    /// Records the effect of `action`, which succeeded with `outcome`. After the last action of a
+    /// plan that needs a re-plan, also set `self.status = plan.status` before planning again.
+    pub fn observe(&mut self, action: &Action, outcome: ActionOutcome) {
+        match (action, outcome) {
+            (Action::ListSecrets, ActionOutcome::Listed(secrets)) => {
+                self.eiam = Some(secrets);
+                self.drift_check_due = false;
+            }
+            (Action::CreateSecret { .. }, ActionOutcome::Created(secret)) => {
+                self.eiam.get_or_insert_with(Vec::new).push(secret);
+            }
+            (
+                Action::WritePendingCreate {
+                    since,
+                    unmanaged_secret_ids,
+                },
+                _,
+            ) => {
+                self.status.pending_create_since = Some(*since);
+                self.status.unmanaged_secret_ids = unmanaged_secret_ids.clone();
+            }
+            (Action::Publish { secret_id, .. }, _) => {
+                self.kube_secret = KubeSecret::Present {
+                    secret_id: Some(secret_id.clone()),
+                    data_in_sync: true,
+                    owned_by_us: true,
+                };
+            }
+            (Action::DisableSecret { secret_id }, _) => {
+                if let Some(secrets) = &mut self.eiam {
+                    for secret in secrets.iter_mut().filter(|s| &s.secret_id == secret_id) {
+                        secret.enabled = false;
+                    }
+                }
+            }
+            (Action::DeleteSecret { secret_id }, _) => {
+                if let Some(secrets) = &mut self.eiam {
+                    secrets.retain(|s| &s.secret_id != secret_id);
+                }
+            }
+            (Action::DeleteKubeSecret, _) => self.kube_secret = KubeSecret::Missing,
+            (Action::AddFinalizer, _) => self.has_finalizer = true,
+            (Action::RemoveFinalizer, _) => self.has_finalizer = false,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,828 @@
+//! The two-slot rotation state machine: one observation in, the next actions and status out.
+//!
+//! Every decision is re-derived from the observation and the persisted status, so that a plan
+//! interrupted after any action is completed by the next one: the re-plan the executor does
+//! after a Create is exactly the path that recovers a crash after a Create.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::conditions;
+use super::model::{
+    Action, CurrentSecret, DeletionPolicy, Event, EventKind, ObservedSecret, Plan, PlanInput,
+    PlanStatus, PreviousSecret, ProviderState,
+};
+use super::reasons;
+
+/// EIAM allows at most this many client secrets per application.
+pub const SLOT_LIMIT: usize = 2;
+
+/// Requeue of a stalled resource: slow, so a state that needs a human is not a hot loop.
+pub const STALLED_REQUEUE: Duration = Duration::from_secs(600);
+
+/// How far a listed `ExpirationTime` may be from the one our interrupted Create sent and still
+/// be recognised as that Create's secret (covers server-side rounding).
+pub const ADOPTION_TOLERANCE: Duration = Duration::from_secs(60);
+
+/// Decides the next actions and the status to persist. Pure: no I/O, no clock.
+pub fn plan(input: &PlanInput) -> Plan {
+    let mut pass = Pass::new(input);
+    let outcome = if input.deleting {
+        pass.finalize()
+    } else {
+        pass.reconcile()
+    };
+    pass.finish(outcome)
+}
+
+/// When the current secret is due for renewal; `None` when it never is.
+///
+/// A current secret that never expires under a spec that wants expiring secrets (the spec changed,
+/// or a never-expiring secret was imported) is renewed as if it had been minted with that
+/// lifetime at `lastRotationTime`.
+pub fn renewal_time(status: &PlanStatus, spec: &super::model::PlanSpec) -> Option<Timestamp> {
+    let current = status.current.as_ref()?;
+    let not_after = match (current.not_after, spec.expires_after) {
+        (Some(not_after), _) => not_after,
+        (None, Some(lifetime)) => {
+            let issued = status.last_rotation_time.unwrap_or(Timestamp::UNIX_EPOCH);
+            add(issued, lifetime)
+        }
+        (None, None) => return None,
+    };
+    Some(sub(not_after, spec.renew_before))
+}
+
+/// How a pass ends.
+enum Outcome {
+    /// The actions end with a barrier; the executor re-plans.
+    Replan,
+    /// A valid current secret is (or will be, once the actions ran) published.
+    Ready { message: String },
+    /// A state that needs a human (or a provider that works again).
+    Stalled { reason: String, message: String },
+    /// Deletion: the finalizer is (being) removed, nothing more to do.
+    Finalized,
+}
+
+/// The state of the recorded current secret against the List.
+enum CurrentState {
+    Usable,
+    Missing,
+    Disabled,
+    Expired,
+}
+
+/// What the List says about an interrupted Create.
+enum PendingCreate<'l> {
+    Found(&'l ObservedSecret),
+    NotFound,
+    Ambiguous(Vec<String>),
+}
+
+/// A new current secret adopted during this pass.
+struct NewCurrent {
+    reason: &'static str,
+    /// The recorded current it replaces (consumers may hold that value: restart them).
+    replaces: Option<String>,
+    note: String,
+}
+
+/// One planning pass: the input, a working copy of the status and the actions so far.
+struct Pass<'a> {
+    input: &'a PlanInput,
+    /// `input.now` rounded up to the second: every instant the planner stores derives from it, so
+    /// the status survives a round trip through RFC 3339 seconds unchanged.
+    stamp: Timestamp,
+    status: PlanStatus,
+    actions: Vec<Action>,
+    /// Ids disabled/deleted by this plan (they free their slot and are no longer owned).
+    retiring: Vec<String>,
+    new_current: Option<NewCurrent>,
+    /// `WritePendingCreate` planned: `(since, unmanaged)`.
+    pending_write: Option<(Timestamp, Vec<String>)>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(input: &'a PlanInput) -> Self {
+        Pass {
+            input,
+            stamp: ceil_to_second(input.now),
+            status: input.status.clone(),
+            actions: Vec::new(),
+            retiring: Vec::new(),
+            new_current: None,
+            pending_write: None,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.input.now
+    }
+
+    fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    fn event(&mut self, kind: EventKind, reason: &str, note: String) {
+        self.push(Action::Event(Event {
+            kind,
+            reason: reason.to_string(),
+            note,
+        }));
+    }
+
+    fn stalled(reason: &str, message: String) -> Outcome {
+        Outcome::Stalled {
+            reason: reason.to_string(),
+            message,
+        }
+    }
+
+    fn list(&mut self) -> Outcome {
+        self.push(Action::ListSecrets);
+        Outcome::Replan
+    }
+
+    // ---------------------------------------------------------------- the resource exists
+
+    fn reconcile(&mut self) -> Outcome {
+        let input = self.input;
+        if !input.has_finalizer {
+            self.push(Action::AddFinalizer);
+        }
+        if let Some(owner) = &input.conflict {
+            return Self::stalled(
+                reasons::CONFLICT,
+                format!(
+                    "this EIAM application is already managed by {owner}; delete one of the two resources"
+                ),
+            );
+        }
+        match &input.provider {
+            ProviderState::Ready => {}
+            ProviderState::NotAllowed { message } => {
+                return Self::stalled(reasons::NOT_ALLOWED, message.clone());
+            }
+            ProviderState::Unavailable { reason, message } => {
+                return Self::stalled(reason, message.clone());
+            }
+        }
+        if input.kube_secret != super::model::KubeSecret::Missing && !input.kube_secret.is_ours() {
+            return Self::stalled(
+                reasons::TARGET_NOT_OWNED,
+                "the target Secret exists and was not written by eiam-operator for this resource; \
+                 delete it or choose another spec.target.name"
+                    .to_string(),
+            );
+        }
+        match &input.eiam {
+            None => self.without_list(),
+            Some(listed) => self.with_list(listed),
+        }
+    }
+
+    /// Nothing listed yet: list only when something needs EIAM; else steady state.
+    fn without_list(&mut self) -> Outcome {
+        let input = self.input;
+        let now = self.now();
+        let Some(current) = self.status.current.clone() else {
+            return self.list();
+        };
+        let expired = current.not_after.is_some_and(|t| now >= t);
+        let retire_due = self
+            .status
+            .previous
+            .as_ref()
+            .is_some_and(|p| now >= p.retire_at);
+        if input.drift_check_due
+            || self.status.pending_create_since.is_some()
+            || expired
+            || retire_due
+            || !input.kube_secret.holds(&current.secret_id)
+        {
+            return self.list();
+        }
+        if self.rotation_due() {
+            // Both slots are ours (current + previous in grace): nothing to list, just wait.
+            if let Some(previous) = &self.status.previous {
+                return Outcome::Ready {
+                    message: deferred_message(&current, previous),
+                };
+            }
+            return self.list();
+        }
+        Outcome::Ready {
+            message: self.ready_message(&current),
+        }
+    }
+
+    fn with_list(&mut self, listed: &[ObservedSecret]) -> Outcome {
+        let now = self.now();
+
+        // A previous secret EIAM no longer lists needs no retirement.
+        if let Some(previous) = &self.status.previous
+            && find(listed, &previous.secret_id).is_none()
+        {
+            self.status.previous = None;
+        }
+
+        // An interrupted (or just completed) Create: adopt its secret, never mint a third one.
+        if let Some(since) = self.status.pending_create_since {
+            match self.find_pending(listed, since) {
+                PendingCreate::Ambiguous(ids) => {
+                    return Self::stalled(
+                        reasons::ADOPTION_AMBIGUOUS,
+                        format!(
+                            "a Create was interrupted and EIAM now lists several unknown secrets ({}); \
+                             delete the ones this resource did not mint, or import one with spec.secretId",
+                            ids.join(", ")
+                        ),
+                    );
+                }
+                PendingCreate::Found(secret) => self.adopt_created(listed, secret),
+                PendingCreate::NotFound => {}
+            }
+            self.status.pending_create_since = None;
+        }
+
+        // Is the current secret still good?
+        if let Some(current) = self.status.current.clone() {
+            let id = current.secret_id.clone();
+            match self.classify(listed, &current) {
+                CurrentState::Usable => {
+                    if let Some(secret) = find(listed, &id) {
+                        let refreshed = CurrentSecret {
+                            secret_id: id,
+                            client_id: secret.client_id.clone(),
+                            not_after: secret.expires_at.map(floor_to_second),
+                        };
+                        self.status.current = Some(refreshed);
+                    }
+                }
+                CurrentState::Missing => {
+                    self.event(
+                        EventKind::Warning,
+                        reasons::SECRET_DELETED_IN_EIAM,
+                        format!(
+                            "current secret {id} no longer exists in EIAM; minting a replacement"
+                        ),
+                    );
+                    self.drop_current();
+                }
+                CurrentState::Disabled => {
+                    self.event(
+                        EventKind::Warning,
+                        reasons::SECRET_DISABLED_IN_EIAM,
+                        format!(
+                            "current secret {id} was disabled in EIAM; deleting it and minting a replacement"
+                        ),
+                    );
+                    self.retire(listed, &id);
+                    self.drop_current();
+                }
+                CurrentState::Expired => {
+                    self.event(
+                        EventKind::Warning,
+                        reasons::SECRET_EXPIRED,
+                        format!(
+                            "current secret {id} expired before it was renewed; deleting it and minting a replacement"
+                        ),
+                    );
+                    self.retire(listed, &id);
+                    self.drop_current();
+                }
+            }
+        }
+
+        // Retire the previous secret once its grace period is over (not one that became previous
+        // in this very plan: its successor is published first, the retirement comes next pass).
+        if let Some(previous) = self.status.previous.clone()
+            && now >= previous.retire_at
+            && self
+                .new_current
+                .as_ref()
+                .is_none_or(|n| n.replaces.as_deref() != Some(previous.secret_id.as_str()))
+        {
+            self.retire(listed, &previous.secret_id);
+            self.status.previous = None;
+            self.event(
+                EventKind::Normal,
+                reasons::RETIRED,
+                format!(
+                    "disabled and deleted previous secret {} after its grace period",
+                    previous.secret_id
+                ),
+            );
+        }
+
+        // Make sure there is a valid current secret that is not due.
+        let mut stall = None;
+        let mut deferred = false;
+        if self.status.current.is_none() {
+            let import = self.input.spec.import_secret_id.clone();
+            match import {
+                Some(import) if self.status.last_rotation_time.is_none() => {
+                    if let Err(outcome) = self.adopt_import(listed, &import) {
+                        return outcome;
+                    }
+                }
+                _ => match self.mint(listed, true) {
+                    Ok(outcome) => return outcome,
+                    Err(outcome) => stall = Some(outcome),
+                },
+            }
+        } else if self.rotation_due() {
+            if self.status.previous.is_some() {
+                deferred = true;
+            } else {
+                match self.mint(listed, false) {
+                    Ok(outcome) => return outcome,
+                    Err(outcome) => stall = Some(outcome),
+                }
+            }
+        }
+
+        // Publish the current secret where it is not (first issue, rotation, drift).
+        if let Some(current) = self.status.current.clone() {
+            self.publish(&current);
+        }
+
+        self.status.unmanaged_secret_ids = self.unmanaged(listed);
+        if let Some(outcome) = stall {
+            return outcome;
+        }
+        match &self.status.current {
+            Some(current) => {
+                let message = match (&self.status.previous, deferred) {
+                    (Some(previous), true) => deferred_message(current, previous),
+                    _ => self.ready_message(current),
+                };
+                Outcome::Ready { message }
+            }
+            // Not reached: without a current secret the pass mints, imports or stalls above.
+            None => Self::stalled(
+                reasons::ISSUING,
+                "no usable secret and nothing planned to mint one".to_string(),
+            ),
+        }
+    }
+
+    /// Which listed secret an interrupted Create minted, if any. Ours is not current, previous or
+    /// unmanaged (recorded just before the Create), and carries the `ExpirationTime` we sent.
+    fn find_pending<'l>(
+        &self,
+        listed: &'l [ObservedSecret],
+        since: Timestamp,
+    ) -> PendingCreate<'l> {
+        let known = self.status.owned_secret_ids();
+        let expected = self
+            .input
+            .spec
+            .expires_after
+            .map(|lifetime| add(since, lifetime));
+        let matching: Vec<&ObservedSecret> = listed
+            .iter()
+            .filter(|s| !known.contains(&s.secret_id.as_str()))
+            .filter(|s| {
+                !self
+                    .input
+                    .status
+                    .unmanaged_secret_ids
+                    .contains(&s.secret_id)
+            })
+            .filter(|s| expiration_matches(s.expires_at, expected))
+            .collect();
+        match matching.as_slice() {
+            [] => PendingCreate::NotFound,
+            [one] => PendingCreate::Found(one),
+            many => PendingCreate::Ambiguous(many.iter().map(|s| s.secret_id.clone()).collect()),
+        }
+    }
+
+    /// Makes the secret our Create minted the current one; a valid old current becomes previous.
+    fn adopt_created(&mut self, listed: &[ObservedSecret], secret: &ObservedSecret) {
+        let old = self.status.current.take();
+        let mut rotated = false;
+        if let Some(old) = &old {
+            match self.classify(listed, old) {
+                CurrentState::Usable => {
+                    // EIAM holds at most two: a previous still listed next to both is an anomaly;
+                    // it is ours, so retire it rather than lose track of it.
+                    if let Some(stale) = self.status.previous.take() {
+                        self.retire(listed, &stale.secret_id);
+                    }
+                    self.status.previous = Some(PreviousSecret {
+                        secret_id: old.secret_id.clone(),
+                        retire_at: add(self.stamp, self.input.spec.grace_period),
+                    });
+                    rotated = true;
+                }
+                CurrentState::Disabled | CurrentState::Expired => {
+                    self.retire(listed, &old.secret_id)
+                }
+                CurrentState::Missing => {}
+            }
+        }
+        self.status.current = Some(CurrentSecret {
+            secret_id: secret.secret_id.clone(),
+            client_id: secret.client_id.clone(),
+            not_after: secret.expires_at.map(floor_to_second),
+        });
+        self.status.last_rotation_time = Some(self.stamp);
+        self.status.last_handled_rotate_at = self.input.rotate_request.clone();
+        let id = &secret.secret_id;
+        let (reason, note) = match (&old, rotated) {
+            (Some(old), true) => (
+                reasons::ROTATED,
+                format!(
+                    "rotated to new secret {id}; previous secret {} stays enabled for the grace period",
+                    old.secret_id
+                ),
+            ),
+            (Some(old), false) => (
+                reasons::ISSUED,
+                format!("minted secret {id} to replace {}", old.secret_id),
+            ),
+            (None, _) => (reasons::ISSUED, format!("minted secret {id}")),
+        };
+        self.new_current = Some(NewCurrent {
+            reason,
+            replaces: old.map(|o| o.secret_id),
+            note,
+        });
+    }
+
+    /// First issue with `spec.secretId`: adopt the existing secret, no Create.
+    fn adopt_import(&mut self, listed: &[ObservedSecret], import: &str) -> Result<(), Outcome> {
+        let now = self.now();
+        let usable =
+            find(listed, import).filter(|s| s.enabled && s.expires_at.is_none_or(|t| now < t));
+        let Some(secret) = usable else {
+            return Err(Self::stalled(
+                reasons::IMPORT_NOT_FOUND,
+                format!(
+                    "spec.secretId {import} is not an enabled, unexpired secret of this application in EIAM; \
+                     fix spec.secretId or remove it to mint a new secret"
+                ),
+            ));
+        };
+        self.status.current = Some(CurrentSecret {
+            secret_id: secret.secret_id.clone(),
+            client_id: secret.client_id.clone(),
+            not_after: secret.expires_at.map(floor_to_second),
+        });
+        self.status.last_rotation_time = Some(self.stamp);
+        self.status.last_handled_rotate_at = self.input.rotate_request.clone();
+        self.new_current = Some(NewCurrent {
+            reason: reasons::IMPORTED,
+            replaces: None,
+            note: format!("adopted existing secret {import} (spec.secretId)"),
+        });
+        Ok(())
+    }
+
+    /// Writes the write-ahead marker and mints a secret into a free slot. `Ok`: the plan ends with
+    /// the Create barrier. `Err`: stalled (slots exhausted). `broken`: there is no usable current
+    /// secret, so an owned previous secret may be retired early to make room.
+    fn mint(&mut self, listed: &[ObservedSecret], broken: bool) -> Result<Outcome, Outcome> {
+        if self.occupied(listed).len() >= SLOT_LIMIT
+            && broken
+            && let Some(previous) = self.status.previous.take()
+        {
+            self.retire(listed, &previous.secret_id);
+            self.event(
+                EventKind::Warning,
+                reasons::RETIRED_EARLY,
+                format!(
+                    "retired previous secret {} before its grace period ended to make room for a replacement",
+                    previous.secret_id
+                ),
+            );
+        }
+        let occupied = self.occupied(listed);
+        if occupied.len() >= SLOT_LIMIT {
+            let mut ids: Vec<&str> = occupied.iter().map(|s| s.secret_id.as_str()).collect();
+            ids.sort_unstable();
+            return Err(Self::stalled(
+                reasons::SLOTS_EXHAUSTED,
+                format!(
+                    "EIAM allows {SLOT_LIMIT} secrets per application and it holds {} ({}) that this \
+                     resource cannot free; delete one that is not in use",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            ));
+        }
+        let since = self.stamp;
+        let unmanaged = self.unmanaged(listed);
+        self.push(Action::WritePendingCreate {
+            since,
+            unmanaged_secret_ids: unmanaged.clone(),
+        });
+        let expiration = self
+            .input
+            .spec
+            .expires_after
+            .map(|lifetime| add(since, lifetime));
+        self.push(Action::CreateSecret { expiration });
+        self.pending_write = Some((since, unmanaged));
+        Ok(Outcome::Replan)
+    }
+
+    /// Publishes the (usable) current secret where the Secret does not hold it, then restarts
+    /// targets and records the transition.
+    fn publish(&mut self, current: &CurrentSecret) {
+        let kube = &self.input.kube_secret;
+        if !kube.holds(&current.secret_id) {
+            self.push(Action::Publish {
+                secret_id: current.secret_id.clone(),
+                client_id: current.client_id.clone(),
+                not_after: current.not_after,
+            });
+            if self.new_current.is_none() {
+                self.event(
+                    EventKind::Normal,
+                    reasons::REPAIRED,
+                    format!(
+                        "re-published secret {}: the Secret was missing or out of sync",
+                        current.secret_id
+                    ),
+                );
+            }
+        }
+        if let Some(new) = self.new_current.take() {
+            // Consumers may hold another value: the replaced current, or whatever the Secret held.
+            let replaces_value = new.replaces.is_some()
+                || kube.secret_id().is_some_and(|id| id != current.secret_id);
+            if self.input.spec.has_restart_targets && replaces_value {
+                self.push(Action::RestartTargets {
+                    secret_id: current.secret_id.clone(),
+                });
+            }
+            self.event(EventKind::Normal, new.reason, new.note);
+        }
+    }
+
+    fn classify(&self, listed: &[ObservedSecret], current: &CurrentSecret) -> CurrentState {
+        let now = self.now();
+        match find(listed, &current.secret_id) {
+            None => CurrentState::Missing,
+            Some(s) if !s.enabled => CurrentState::Disabled,
+            Some(s) if s.expires_at.is_some_and(|t| now >= t) => CurrentState::Expired,
+            Some(_) => CurrentState::Usable,
+        }
+    }
+
+    fn drop_current(&mut self) {
+        self.status.current = None;
+        self.new_current = None;
+    }
+
+    /// Disables (if enabled) then deletes an owned secret.
+    fn retire(&mut self, listed: &[ObservedSecret], secret_id: &str) {
+        if self.retiring.iter().any(|id| id == secret_id) {
+            return;
+        }
+        let Some(secret) = find(listed, secret_id) else {
+            return;
+        };
+        if secret.enabled {
+            self.push(Action::DisableSecret {
+                secret_id: secret_id.to_string(),
+            });
+        }
+        self.push(Action::DeleteSecret {
+            secret_id: secret_id.to_string(),
+        });
+        self.retiring.push(secret_id.to_string());
+    }
+
+    /// Listed secrets that still take a slot once this plan's retirements ran.
+    fn occupied<'l>(&self, listed: &'l [ObservedSecret]) -> Vec<&'l ObservedSecret> {
+        listed
+            .iter()
+            .filter(|s| !self.retiring.contains(&s.secret_id))
+            .collect()
+    }
+
+    /// Listed secrets this resource does not own, sorted.
+    fn unmanaged(&self, listed: &[ObservedSecret]) -> Vec<String> {
+        let owned = self.status.owned_secret_ids();
+        let mut ids: Vec<String> = self
+            .occupied(listed)
+            .iter()
+            .filter(|s| !owned.contains(&s.secret_id.as_str()))
+            .map(|s| s.secret_id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn rotation_due(&self) -> bool {
+        let input = self.input;
+        let requested = input.rotate_request.is_some()
+            && input.rotate_request != self.status.last_handled_rotate_at;
+        let scheduled = renewal_time(&self.status, &input.spec).is_some_and(|t| self.now() >= t);
+        requested || scheduled
+    }
+
+    fn ready_message(&self, current: &CurrentSecret) -> String {
+        match renewal_time(&self.status, &self.input.spec) {
+            Some(renewal) => format!(
+                "secret {} is published; it is renewed at {}",
+                current.secret_id, renewal
+            ),
+            None => format!(
+                "secret {} is published and never expires",
+                current.secret_id
+            ),
+        }
+    }
+
+    // ---------------------------------------------------------------- the resource is deleted
+
+    fn finalize(&mut self) -> Outcome {
+        let input = self.input;
+        if !input.has_finalizer {
+            return Outcome::Finalized;
+        }
+        let kube_ours = input.kube_secret.is_ours();
+        if input.spec.deletion_policy == DeletionPolicy::Retain {
+            if kube_ours {
+                self.push(Action::OrphanKubeSecret);
+            }
+            let owned = self.status.owned_secret_ids().join(", ");
+            self.event(
+                EventKind::Normal,
+                reasons::RETAINED,
+                format!("kept EIAM secrets [{owned}] and the Secret (deletionPolicy: Retain)"),
+            );
+            self.push(Action::RemoveFinalizer);
+            return Outcome::Finalized;
+        }
+
+        // deletionPolicy: Delete. Only what this resource recorded as its own is deleted, so a
+        // conflicting resource (which never minted or recorded anything) deletes nothing in EIAM.
+        let nothing_recorded = self.status.current.is_none()
+            && self.status.previous.is_none()
+            && self.status.pending_create_since.is_none();
+        if !nothing_recorded {
+            match &input.provider {
+                ProviderState::Ready => {}
+                ProviderState::NotAllowed { message } => {
+                    return Self::stalled(reasons::NOT_ALLOWED, deletion_blocked(message));
+                }
+                ProviderState::Unavailable { reason, message } => {
+                    return Self::stalled(reason, deletion_blocked(message));
+                }
+            }
+            let Some(listed) = &input.eiam else {
+                return self.list();
+            };
+            let mut owned: Vec<String> = self
+                .status
+                .owned_secret_ids()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            if let Some(since) = self.status.pending_create_since {
+                match self.find_pending(listed, since) {
+                    PendingCreate::Found(secret) => owned.push(secret.secret_id.clone()),
+                    PendingCreate::NotFound => {}
+                    PendingCreate::Ambiguous(ids) => {
+                        return Self::stalled(
+                            reasons::ADOPTION_AMBIGUOUS,
+                            format!(
+                                "a Create was interrupted and EIAM lists several unknown secrets ({}); \
+                                 delete the one this resource minted by hand, or set deletionPolicy: Retain",
+                                ids.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            for id in &owned {
+                self.retire(listed, id);
+            }
+            if !self.retiring.is_empty() {
+                let deleted = self.retiring.join(", ");
+                self.event(
+                    EventKind::Normal,
+                    reasons::DELETED,
+                    format!(
+                        "disabled and deleted EIAM secrets [{deleted}] (deletionPolicy: Delete)"
+                    ),
+                );
+            }
+        }
+        if kube_ours {
+            self.push(Action::DeleteKubeSecret);
+        }
+        self.push(Action::RemoveFinalizer);
+        Outcome::Finalized
+    }
+
+    // ---------------------------------------------------------------- the resulting plan
+
+    fn finish(mut self, outcome: Outcome) -> Plan {
+        let input = self.input;
+        let now = self.now();
+        let requeue_at = match outcome {
+            Outcome::Replan => {
+                // Exactly the recorded status plus what WritePendingCreate persists, so the
+                // in-memory status of the next plan equals what a crash would leave behind.
+                let mut status = input.status.clone();
+                if let Some((since, unmanaged)) = self.pending_write.take() {
+                    status.pending_create_since = Some(since);
+                    status.unmanaged_secret_ids = unmanaged;
+                }
+                self.status = status;
+                None
+            }
+            Outcome::Finalized => None,
+            Outcome::Ready { message } => {
+                self.status.renewal_time = renewal_time(&self.status, &input.spec);
+                self.status.observed_generation = Some(input.generation);
+                self.status.conditions = conditions::ready(message);
+                // A renewal that is due here is deferred behind the previous secret's retirement;
+                // a retirement due here (zero grace period) is the next pass's work.
+                let renewal = self.status.renewal_time.filter(|t| *t > now);
+                let retirement = self.status.previous.as_ref().map(|p| p.retire_at);
+                renewal.into_iter().chain(retirement).min()
+            }
+            Outcome::Stalled { reason, message } => {
+                let recorded = input.status.condition(super::model::ConditionType::Stalled);
+                let already = recorded.is_some_and(|c| {
+                    c.status == super::model::ConditionStatus::True && c.reason == reason
+                });
+                if !already {
+                    self.event(EventKind::Warning, &reason, message.clone());
+                }
+                self.status.renewal_time = renewal_time(&self.status, &input.spec);
+                self.status.observed_generation = Some(input.generation);
+                self.status.conditions = conditions::stalled(&reason, message);
+                Some(add(now, STALLED_REQUEUE))
+            }
+        };
+        let requeue_after =
+            requeue_at.map(|t| Duration::try_from(now.duration_until(t)).unwrap_or(Duration::ZERO));
+        Plan {
+            actions: self.actions,
+            status: self.status,
+            requeue_after,
+        }
+    }
+}
+
+fn deferred_message(current: &CurrentSecret, previous: &PreviousSecret) -> String {
+    format!(
+        "secret {} is published; its rotation is due and waits until the previous secret {} retires at {}",
+        current.secret_id, previous.secret_id, previous.retire_at
+    )
+}
+
+fn deletion_blocked(message: &str) -> String {
+    format!(
+        "cannot delete the EIAM secrets of this resource: {message}; the finalizer stays until the \
+         provider works again (or set spec.deletionPolicy: Retain to keep them and let the resource go)"
+    )
+}
+
+fn find<'l>(listed: &'l [ObservedSecret], secret_id: &str) -> Option<&'l ObservedSecret> {
+    listed.iter().find(|s| s.secret_id == secret_id)
+}
+
+fn expiration_matches(actual: Option<Timestamp>, expected: Option<Timestamp>) -> bool {
+    match (actual, expected) {
+        (None, None) => true,
+        (Some(actual), Some(expected)) => {
+            actual.duration_until(expected).unsigned_abs() <= ADOPTION_TOLERANCE
+        }
+        _ => false,
+    }
+}
+
+/// `t + d`, saturating (lifetimes are bounded by admission, this only guards absurd inputs).
+pub(super) fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.saturating_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// `t - d`, saturating.
+pub(super) fn sub(t: Timestamp, d: Duration) -> Timestamp {
+    t.saturating_sub(d).unwrap_or(Timestamp::MIN)
+}
+
+fn floor_to_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+fn ceil_to_second(t: Timestamp) -> Timestamp {
+    if t.subsec_nanosecond() == 0 {
+        t
+    } else {
+        Timestamp::from_second(t.as_second().saturating_add(1)).unwrap_or(t)
+    }
+}

@@ -1,0 +1,1033 @@
+//! Unit tests of the planner, one rule of DESIGN.md §2 at a time.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn hours(n: u64) -> Duration {
+    HOUR * n as u32
+}
+
+/// A fixed epoch so that tests read in offsets.
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+}
+
+fn spec() -> PlanSpec {
+    PlanSpec {
+        expires_after: Some(hours(2160)),
+        renew_before: hours(720),
+        grace_period: HOUR,
+        import_secret_id: None,
+        deletion_policy: DeletionPolicy::Delete,
+        has_restart_targets: true,
+    }
+}
+
+fn fresh() -> PlanInput {
+    PlanInput {
+        now: at(0),
+        generation: 1,
+        deleting: false,
+        has_finalizer: true,
+        spec: spec(),
+        rotate_request: None,
+        status: PlanStatus::default(),
+        eiam: None,
+        kube_secret: KubeSecret::Missing,
+        provider: ProviderState::Ready,
+        conflict: None,
+        drift_check_due: false,
+    }
+}
+
+fn secret(id: &str, enabled: bool, expires_at: Option<Timestamp>) -> ObservedSecret {
+    ObservedSecret {
+        secret_id: id.to_string(),
+        client_id: "app_1".to_string(),
+        enabled,
+        expires_at,
+    }
+}
+
+fn holding(id: &str) -> KubeSecret {
+    KubeSecret::Present {
+        secret_id: Some(id.to_string()),
+        data_in_sync: true,
+        owned_by_us: true,
+    }
+}
+
+/// A minimal EIAM for walking a pass: the list, and ids for what Create mints.
+struct Eiam {
+    secrets: Vec<ObservedSecret>,
+    minted: usize,
+    calls: Vec<&'static str>,
+}
+
+impl Eiam {
+    fn with(secrets: Vec<ObservedSecret>) -> Self {
+        Eiam {
+            secrets,
+            minted: 0,
+            calls: Vec::new(),
+        }
+    }
+}
+
+/// Runs one reconcile pass the way the executor does (plan, act, observe, re-plan after a
+/// barrier) and returns every action and the status it would persist, and updates `input` to
+/// the state the next pass starts from (persisted status, Secret; EIAM not listed).
+fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
+    let mut all = Vec::new();
+    input.eiam = None;
+    for _ in 0..5 {
+        let plan = plan(input);
+        for action in &plan.actions {
+            let outcome = match action {
+                Action::ListSecrets => {
+                    eiam.calls.push("List");
+                    ActionOutcome::Listed(eiam.secrets.clone())
+                }
+                Action::CreateSecret { expiration } => {
+                    eiam.calls.push("Create");
+                    assert!(
+                        eiam.secrets.len() < SLOT_LIMIT,
+                        "Create with both slots taken"
+                    );
+                    eiam.minted += 1;
+                    let created = secret(&format!("sci_new{}", eiam.minted), true, *expiration);
+                    eiam.secrets.push(created.clone());
+                    ActionOutcome::Created(created)
+                }
+                Action::DisableSecret { secret_id } => {
+                    eiam.calls.push("Disable");
+                    for s in eiam
+                        .secrets
+                        .iter_mut()
+                        .filter(|s| &s.secret_id == secret_id)
+                    {
+                        s.enabled = false;
+                    }
+                    ActionOutcome::Done
+                }
+                Action::DeleteSecret { secret_id } => {
+                    eiam.calls.push("Delete");
+                    eiam.secrets.retain(|s| &s.secret_id != secret_id);
+                    ActionOutcome::Done
+                }
+                Action::Publish { secret_id, .. } => {
+                    let listed = eiam.secrets.iter().find(|s| &s.secret_id == secret_id);
+                    assert!(
+                        listed.is_some_and(|s| s.enabled),
+                        "published an unlisted secret"
+                    );
+                    ActionOutcome::Done
+                }
+                _ => ActionOutcome::Done,
+            };
+            input.observe(action, outcome);
+            all.push(action.clone());
+        }
+        if !plan.needs_replan() {
+            input.status = plan.status.clone();
+            input.eiam = None;
+            return (all, plan);
+        }
+        input.status = plan.status.clone();
+    }
+    panic!("the pass did not converge in 5 plans: {all:?}");
+}
+
+fn eiam_calls(actions: &[Action]) -> usize {
+    actions.iter().filter(|a| a.calls_eiam()).count()
+}
+
+fn events(actions: &[Action]) -> Vec<(EventKind, &str)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) => Some((e.kind, e.reason.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn condition(status: &PlanStatus, kind: ConditionType) -> (ConditionStatus, String) {
+    let c = status.condition(kind).expect("condition present");
+    (c.status, c.reason.clone())
+}
+
+/// A resource issued at `at(0)` with secret `sci_a`, Secret in sync.
+fn issued() -> (PlanInput, Eiam) {
+    let mut input = fresh();
+    let mut eiam = Eiam::with(vec![]);
+    pass(&mut input, &mut eiam);
+    assert_eq!(input.status.current.as_ref().unwrap().secret_id, "sci_new1");
+    (input, eiam)
+}
+
+fn current_id(input: &PlanInput) -> &str {
+    &input.status.current.as_ref().unwrap().secret_id
+}
+
+// ------------------------------------------------------------------------- first issue
+
+#[test]
+fn first_issue_lists_once_then_creates_once() {
+    let mut input = fresh();
+    let first = plan(&input);
+    assert_eq!(first.actions, vec![Action::ListSecrets]);
+    assert_eq!(first.status, input.status, "a List plan changes no status");
+
+    input.eiam = Some(vec![]);
+    let second = plan(&input);
+    let expiration = at(0).checked_add(hours(2160)).unwrap();
+    assert_eq!(
+        second.actions,
+        vec![
+            Action::WritePendingCreate {
+                since: at(0),
+                unmanaged_secret_ids: vec![]
+            },
+            Action::CreateSecret {
+                expiration: Some(expiration)
+            },
+        ]
+    );
+    assert_eq!(second.status.pending_create_since, Some(at(0)));
+
+    let mut input = fresh();
+    let mut eiam = Eiam::with(vec![]);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls, vec!["List", "Create"]);
+    assert!(actions.contains(&Action::Publish {
+        secret_id: "sci_new1".into(),
+        client_id: "app_1".into(),
+        not_after: Some(expiration),
+    }));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartTargets { .. })),
+        "nothing consumed a previous value: no restart at first issue"
+    );
+    assert_eq!(events(&actions), vec![(EventKind::Normal, reasons::ISSUED)]);
+    let status = &plan.status;
+    assert_eq!(status.pending_create_since, None);
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.last_rotation_time, Some(at(0)));
+    assert_eq!(
+        status.renewal_time,
+        Some(expiration.checked_sub(hours(720)).unwrap())
+    );
+    assert_eq!(
+        condition(status, ConditionType::Ready),
+        (ConditionStatus::True, reasons::SECRET_PUBLISHED.into())
+    );
+    assert_eq!(
+        condition(status, ConditionType::Reconciling).0,
+        ConditionStatus::False
+    );
+    assert_eq!(
+        condition(status, ConditionType::Stalled).0,
+        ConditionStatus::False
+    );
+    assert_eq!(plan.requeue_after, Some(hours(2160 - 720)));
+}
+
+#[test]
+fn missing_finalizer_is_added_before_anything_else() {
+    let mut input = fresh();
+    input.has_finalizer = false;
+    assert_eq!(
+        plan(&input).actions,
+        vec![Action::AddFinalizer, Action::ListSecrets]
+    );
+}
+
+#[test]
+fn no_expiry_sends_no_expiration_and_schedules_nothing() {
+    let mut input = fresh();
+    input.spec.expires_after = None;
+    input.spec.renew_before = Duration::ZERO;
+    let mut eiam = Eiam::with(vec![]);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::CreateSecret { expiration: None }));
+    assert_eq!(plan.status.renewal_time, None);
+    assert_eq!(plan.status.current.as_ref().unwrap().not_after, None);
+    assert_eq!(plan.requeue_after, None);
+
+    input.now = at(10 * 365 * 24 * 3600);
+    let later = super::plan(&input);
+    assert!(
+        later.actions.is_empty(),
+        "never renewed: {:?}",
+        later.actions
+    );
+}
+
+#[test]
+fn first_issue_records_the_unmanaged_secrets_before_create() {
+    let mut input = fresh();
+    input.eiam = Some(vec![secret("sci_foreign", true, None)]);
+    let plan = plan(&input);
+    assert_eq!(
+        plan.actions[0],
+        Action::WritePendingCreate {
+            since: at(0),
+            unmanaged_secret_ids: vec!["sci_foreign".into()]
+        }
+    );
+    assert_eq!(
+        plan.status.unmanaged_secret_ids,
+        vec!["sci_foreign".to_string()]
+    );
+}
+
+#[test]
+fn write_ahead_timestamps_are_whole_seconds() {
+    let mut input = fresh();
+    input.now = at(0).checked_add(Duration::from_millis(1500)).unwrap();
+    input.eiam = Some(vec![]);
+    let plan = plan(&input);
+    assert_eq!(plan.status.pending_create_since, Some(at(2)));
+    assert_eq!(
+        plan.actions[1],
+        Action::CreateSecret {
+            expiration: Some(at(2).checked_add(hours(2160)).unwrap())
+        }
+    );
+}
+
+// ------------------------------------------------------------------------- crash safety
+
+#[test]
+fn crash_after_create_adopts_instead_of_minting() {
+    let mut input = fresh();
+    input.eiam = Some(vec![secret("sci_foreign", true, None)]);
+    let write_ahead = plan(&input);
+    // Persisted: the write-ahead marker. The Create went through, then the process died.
+    let mut restarted = fresh();
+    restarted.status = write_ahead.status.clone();
+    restarted.now = at(30);
+    assert_eq!(plan(&restarted).actions, vec![Action::ListSecrets]);
+    let expiration = at(0).checked_add(hours(2160)).unwrap();
+    restarted.eiam = Some(vec![
+        secret("sci_foreign", true, None),
+        secret("sci_ours", true, Some(expiration)),
+    ]);
+    let recovered = plan(&restarted);
+    assert!(
+        !recovered
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSecret { .. })),
+        "minted again: {:?}",
+        recovered.actions
+    );
+    assert_eq!(
+        recovered.actions[0],
+        Action::Publish {
+            secret_id: "sci_ours".into(),
+            client_id: "app_1".into(),
+            not_after: Some(expiration)
+        }
+    );
+    assert_eq!(
+        recovered.status.current.as_ref().unwrap().secret_id,
+        "sci_ours"
+    );
+    assert_eq!(recovered.status.pending_create_since, None);
+    assert_eq!(
+        recovered.status.unmanaged_secret_ids,
+        vec!["sci_foreign".to_string()]
+    );
+}
+
+#[test]
+fn crash_between_write_ahead_and_create_mints_again() {
+    let mut input = fresh();
+    input.status.pending_create_since = Some(at(0));
+    input.now = at(60);
+    input.eiam = Some(vec![]);
+    let plan = plan(&input);
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::WritePendingCreate {
+                since: at(60),
+                unmanaged_secret_ids: vec![]
+            },
+            Action::CreateSecret {
+                expiration: Some(at(60).checked_add(hours(2160)).unwrap())
+            },
+        ]
+    );
+}
+
+#[test]
+fn foreign_secret_appearing_during_a_pending_create_is_not_adopted() {
+    let mut input = fresh();
+    input.status.pending_create_since = Some(at(0));
+    input.now = at(60);
+    // Someone else minted a secret with another lifetime while our Create failed.
+    input.eiam = Some(vec![secret("sci_theirs", true, Some(at(86_400 * 7)))]);
+    let plan = plan(&input);
+    assert!(matches!(plan.actions[1], Action::CreateSecret { .. }));
+    assert_eq!(
+        plan.actions[0],
+        Action::WritePendingCreate {
+            since: at(60),
+            unmanaged_secret_ids: vec!["sci_theirs".into()]
+        }
+    );
+}
+
+#[test]
+fn two_indistinguishable_candidates_stall_as_ambiguous_and_touch_nothing() {
+    let mut input = fresh();
+    input.spec.expires_after = None;
+    input.status.pending_create_since = Some(at(0));
+    input.eiam = Some(vec![
+        secret("sci_x", true, None),
+        secret("sci_y", true, None),
+    ]);
+    let plan = plan(&input);
+    assert!(plan.actions.iter().all(|a| matches!(a, Action::Event(_))));
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::ADOPTION_AMBIGUOUS.into())
+    );
+    assert_eq!(
+        plan.status.pending_create_since,
+        Some(at(0)),
+        "the marker stays"
+    );
+}
+
+#[test]
+fn candidate_within_tolerance_of_the_sent_expiration_is_adopted() {
+    let mut input = fresh();
+    input.status.pending_create_since = Some(at(0));
+    let sent = at(0).checked_add(hours(2160)).unwrap();
+    // The server rounded the expiration a little; a foreign one is far off.
+    input.eiam = Some(vec![
+        secret(
+            "sci_ours",
+            true,
+            Some(sent.checked_add(Duration::from_secs(1)).unwrap()),
+        ),
+        secret(
+            "sci_theirs",
+            true,
+            Some(sent.checked_add(hours(5)).unwrap()),
+        ),
+    ]);
+    let plan = plan(&input);
+    assert_eq!(plan.status.current.as_ref().unwrap().secret_id, "sci_ours");
+    assert_eq!(
+        plan.status.unmanaged_secret_ids,
+        vec!["sci_theirs".to_string()]
+    );
+}
+
+#[test]
+fn failed_create_keeps_the_write_ahead_marker_so_the_next_pass_lists_first() {
+    let mut input = fresh();
+    input.eiam = Some(vec![]);
+    let plan = plan(&input);
+    let failure = ActionFailure {
+        permanent: false,
+        reason: "EiamError".into(),
+        message: "ServiceUnavailable (RequestId r-1)".into(),
+    };
+    let status = status_after_failure(&input, &plan, 1, &failure);
+    assert_eq!(status.pending_create_since, Some(at(0)));
+    assert_eq!(
+        condition(&status, ConditionType::Reconciling),
+        (ConditionStatus::True, "EiamError".into())
+    );
+    assert_eq!(
+        status.observed_generation, None,
+        "transient: still in progress"
+    );
+    let mut next = fresh();
+    next.status = status;
+    assert_eq!(super::plan(&next).actions, vec![Action::ListSecrets]);
+}
+
+#[test]
+fn permanent_failure_stalls_with_the_message_and_handles_the_generation() {
+    let mut input = fresh();
+    input.eiam = Some(vec![]);
+    let plan = plan(&input);
+    let failure = ActionFailure {
+        permanent: true,
+        reason: "EiamError".into(),
+        message: "Forbidden.RAM: denied (RequestId r-2)".into(),
+    };
+    let status = status_after_failure(&input, &plan, 0, &failure);
+    assert_eq!(
+        status.pending_create_since, None,
+        "WritePendingCreate itself failed"
+    );
+    let stalled = status.condition(ConditionType::Stalled).unwrap();
+    assert_eq!(stalled.status, ConditionStatus::True);
+    assert!(stalled.message.contains("RequestId r-2"));
+    assert_eq!(status.observed_generation, Some(1));
+}
+
+// ------------------------------------------------------------------------- steady state
+
+#[test]
+fn steady_state_plans_nothing_and_keeps_the_status() {
+    let (mut input, _) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.now = at(3600);
+    let plan = plan(&input);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.status, input.status, "no status patch in steady state");
+    assert_eq!(plan.requeue_after, Some(hours(2160 - 720) - HOUR));
+}
+
+#[test]
+fn drift_check_lists_once_and_changes_nothing_when_all_is_well() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.drift_check_due = true;
+    let before = input.status.clone();
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(actions, vec![Action::ListSecrets]);
+    assert_eq!(plan.status, before);
+}
+
+// ------------------------------------------------------------------------- drift
+
+#[test]
+fn secret_deleted_in_kubernetes_is_republished_without_minting_or_restarting() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = KubeSecret::Missing;
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls, vec!["List", "Create", "List"]);
+    assert!(matches!(&actions[1], Action::Publish { secret_id, .. } if secret_id == "sci_new1"));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartTargets { .. }))
+    );
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::REPAIRED)]
+    );
+}
+
+#[test]
+fn edited_secret_is_restored() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = KubeSecret::Present {
+        secret_id: Some("sci_new1".into()),
+        data_in_sync: false,
+        owned_by_us: true,
+    };
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(matches!(&actions[1], Action::Publish { secret_id, .. } if secret_id == "sci_new1"));
+}
+
+#[test]
+fn current_deleted_in_eiam_is_replaced_with_a_warning_and_a_restart() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    eiam.secrets.clear();
+    input.drift_check_due = true;
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_new2");
+    assert_eq!(
+        events(&actions),
+        vec![
+            (EventKind::Warning, reasons::SECRET_DELETED_IN_EIAM),
+            (EventKind::Normal, reasons::ISSUED)
+        ]
+    );
+    assert!(actions.contains(&Action::RestartTargets {
+        secret_id: "sci_new2".into()
+    }));
+    assert_eq!(plan.status.previous, None);
+}
+
+#[test]
+fn current_disabled_in_eiam_is_deleted_and_replaced() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    eiam.secrets[0].enabled = false;
+    input.drift_check_due = true;
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DeleteSecret {
+        secret_id: "sci_new1".into()
+    }));
+    assert!(!actions.contains(&Action::DisableSecret {
+        secret_id: "sci_new1".into()
+    }));
+    assert_eq!(current_id(&input), "sci_new2");
+    assert_eq!(eiam.secrets.len(), 1);
+}
+
+#[test]
+fn target_secret_written_by_someone_else_is_never_overwritten() {
+    let mut input = fresh();
+    input.kube_secret = KubeSecret::Present {
+        secret_id: None,
+        data_in_sync: false,
+        owned_by_us: false,
+    };
+    let plan = plan(&input);
+    assert!(plan.actions.iter().all(|a| matches!(a, Action::Event(_))));
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::TARGET_NOT_OWNED.into())
+    );
+}
+
+// ------------------------------------------------------------------------- renewal
+
+#[test]
+fn due_renewal_rotates_into_the_free_slot_and_restarts_targets() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls[2..], ["List", "Create"]);
+    assert_eq!(current_id(&input), "sci_new2");
+    let previous = plan.status.previous.as_ref().unwrap();
+    assert_eq!(previous.secret_id, "sci_new1");
+    assert_eq!(previous.retire_at, input.now.checked_add(HOUR).unwrap());
+    assert!(actions.contains(&Action::RestartTargets {
+        secret_id: "sci_new2".into()
+    }));
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::ROTATED)]
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Ready).0,
+        ConditionStatus::True
+    );
+    assert_eq!(plan.requeue_after, Some(HOUR), "next: the retirement");
+}
+
+#[test]
+fn rotation_without_restart_targets_restarts_nothing() {
+    let (mut input, mut eiam) = issued();
+    input.spec.has_restart_targets = false;
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartTargets { .. }))
+    );
+}
+
+#[test]
+fn previous_is_disabled_then_deleted_after_the_grace_period() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    pass(&mut input, &mut eiam);
+    input.kube_secret = holding("sci_new2");
+    input.now = input.status.previous.as_ref().unwrap().retire_at;
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(
+        actions,
+        vec![
+            Action::ListSecrets,
+            Action::DisableSecret {
+                secret_id: "sci_new1".into()
+            },
+            Action::DeleteSecret {
+                secret_id: "sci_new1".into()
+            },
+            actions[3].clone(),
+        ]
+    );
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::RETIRED)]
+    );
+    assert_eq!(plan.status.previous, None);
+    assert_eq!(eiam.secrets.len(), 1);
+}
+
+#[test]
+fn rotation_due_during_a_grace_period_waits_without_calling_eiam() {
+    let mut input = fresh();
+    input.kube_secret = holding("sci_a");
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_a".into(),
+        client_id: "app_1".into(),
+        not_after: Some(at(100)),
+    });
+    input.status.last_rotation_time = Some(at(0));
+    input.status.previous = Some(PreviousSecret {
+        secret_id: "sci_p".into(),
+        retire_at: at(3600),
+    });
+    input.now = at(50);
+    let plan = plan(&input);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(3550)));
+    let ready = plan.status.condition(ConditionType::Ready).unwrap();
+    assert_eq!(ready.status, ConditionStatus::True);
+    assert!(ready.message.contains("waits"));
+}
+
+#[test]
+fn manual_rotation_happens_once_per_request_value() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.rotate_request = Some("2026-11-26T10:00:00Z".into());
+    let (_, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_new2");
+    assert_eq!(
+        plan.status.last_handled_rotate_at.as_deref(),
+        Some("2026-11-26T10:00:00Z")
+    );
+    input.kube_secret = holding("sci_new2");
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(actions.is_empty(), "same value again: nothing, {actions:?}");
+}
+
+#[test]
+fn rotate_request_present_at_first_issue_is_recorded_not_repeated() {
+    let mut input = fresh();
+    input.rotate_request = Some("r1".into());
+    let mut eiam = Eiam::with(vec![]);
+    pass(&mut input, &mut eiam);
+    input.kube_secret = holding("sci_new1");
+    assert_eq!(input.status.last_handled_rotate_at.as_deref(), Some("r1"));
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(actions.is_empty());
+    assert_eq!(eiam.minted, 1);
+}
+
+#[test]
+fn slots_held_by_foreign_secrets_stall_once_and_delete_nothing() {
+    let mut input = fresh();
+    let mut eiam = Eiam::with(vec![
+        secret("sci_f1", true, None),
+        secret("sci_f2", true, None),
+    ]);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls, vec!["List"]);
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Warning, reasons::SLOTS_EXHAUSTED)]
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::SLOTS_EXHAUSTED.into())
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Ready).0,
+        ConditionStatus::False
+    );
+    assert_eq!(plan.status.observed_generation, Some(1));
+    assert_eq!(plan.requeue_after, Some(STALLED_REQUEUE));
+    let (again, replan) = pass(&mut input, &mut eiam);
+    assert_eq!(again, vec![Action::ListSecrets], "no second Warning");
+    assert_eq!(replan.status, plan.status, "no status patch");
+}
+
+#[test]
+fn rotation_with_a_foreign_secret_in_the_other_slot_stalls_but_keeps_the_current() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    eiam.secrets.push(secret("sci_f", true, None));
+    input.now = input.status.renewal_time.unwrap();
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(!actions.iter().any(|a| matches!(
+        a,
+        Action::DisableSecret { .. } | Action::DeleteSecret { .. } | Action::CreateSecret { .. }
+    )));
+    assert_eq!(current_id(&input), "sci_new1");
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::SLOTS_EXHAUSTED.into())
+    );
+}
+
+#[test]
+fn broken_current_with_full_slots_retires_the_previous_early() {
+    let mut input = fresh();
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_a".into(),
+        client_id: "app_1".into(),
+        not_after: Some(at(86_400 * 90)),
+    });
+    input.status.last_rotation_time = Some(at(0));
+    input.status.previous = Some(PreviousSecret {
+        secret_id: "sci_p".into(),
+        retire_at: at(3600),
+    });
+    input.kube_secret = holding("sci_a");
+    input.now = at(60);
+    // The current vanished; the previous and a foreign secret hold both slots.
+    input.eiam = Some(vec![
+        secret("sci_p", true, None),
+        secret("sci_f", true, None),
+    ]);
+    let plan = plan(&input);
+    let kinds: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Event(_)))
+        .cloned()
+        .collect();
+    assert_eq!(
+        kinds[0],
+        Action::DisableSecret {
+            secret_id: "sci_p".into()
+        }
+    );
+    assert_eq!(
+        kinds[1],
+        Action::DeleteSecret {
+            secret_id: "sci_p".into()
+        }
+    );
+    assert!(
+        matches!(kinds[2], Action::WritePendingCreate { ref unmanaged_secret_ids, .. } if unmanaged_secret_ids == &["sci_f".to_string()])
+    );
+    assert!(matches!(kinds[3], Action::CreateSecret { .. }));
+}
+
+#[test]
+fn never_expiring_current_is_renewed_once_the_spec_wants_expiry() {
+    let mut input = fresh();
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_a".into(),
+        client_id: "app_1".into(),
+        not_after: None,
+    });
+    input.status.last_rotation_time = Some(at(0));
+    input.kube_secret = holding("sci_a");
+    // expiresAfter 2160h, renewBefore 720h: renew 1440h after the last rotation.
+    assert_eq!(
+        renewal_time(&input.status, &input.spec),
+        Some(at(0).checked_add(hours(1440)).unwrap())
+    );
+    input.now = at(3600);
+    assert!(plan(&input).actions.is_empty());
+}
+
+#[test]
+fn zero_grace_retires_the_previous_on_the_next_pass_after_publishing() {
+    let (mut input, mut eiam) = issued();
+    input.spec.grace_period = Duration::ZERO;
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteSecret { .. }))
+    );
+    assert_eq!(plan.requeue_after, Some(Duration::ZERO));
+    input.kube_secret = holding("sci_new2");
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DeleteSecret {
+        secret_id: "sci_new1".into()
+    }));
+}
+
+// ------------------------------------------------------------------------- import
+
+#[test]
+fn import_adopts_the_listed_secret_without_create() {
+    let mut input = fresh();
+    input.spec.import_secret_id = Some("sci_existing".into());
+    let mut eiam = Eiam::with(vec![secret("sci_existing", true, Some(at(86_400 * 400)))]);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls, vec!["List"]);
+    assert!(
+        matches!(&actions[1], Action::Publish { secret_id, .. } if secret_id == "sci_existing")
+    );
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::IMPORTED)]
+    );
+    assert_eq!(
+        plan.status.current.as_ref().unwrap().not_after,
+        Some(at(86_400 * 400))
+    );
+}
+
+#[test]
+fn import_of_a_missing_or_disabled_secret_stalls_without_minting() {
+    for listed in [vec![], vec![secret("sci_existing", false, None)]] {
+        let mut input = fresh();
+        input.spec.import_secret_id = Some("sci_existing".into());
+        let mut eiam = Eiam::with(listed);
+        let (_, plan) = pass(&mut input, &mut eiam);
+        assert_eq!(eiam.calls, vec!["List"]);
+        assert_eq!(
+            condition(&plan.status, ConditionType::Stalled),
+            (ConditionStatus::True, reasons::IMPORT_NOT_FOUND.into())
+        );
+    }
+}
+
+// ------------------------------------------------------------------------- stalls
+
+#[test]
+fn conflict_not_allowed_and_unavailable_provider_stall_without_eiam_calls() {
+    let cases = [
+        (
+            Some("team-a/other".to_string()),
+            ProviderState::Ready,
+            reasons::CONFLICT,
+        ),
+        (
+            None,
+            ProviderState::NotAllowed {
+                message: "namespace team-b is not allowed".into(),
+            },
+            reasons::NOT_ALLOWED,
+        ),
+        (
+            None,
+            ProviderState::Unavailable {
+                reason: "CredentialsNotFound".into(),
+                message: "Secret team-b/ak not found".into(),
+            },
+            "CredentialsNotFound",
+        ),
+    ];
+    for (conflict, provider, reason) in cases {
+        let mut input = fresh();
+        input.conflict = conflict;
+        input.provider = provider;
+        let plan = plan(&input);
+        assert_eq!(eiam_calls(&plan.actions), 0);
+        assert_eq!(events(&plan.actions), vec![(EventKind::Warning, reason)]);
+        assert_eq!(
+            condition(&plan.status, ConditionType::Stalled),
+            (ConditionStatus::True, reason.into())
+        );
+        let mut again = input.clone();
+        again.status = plan.status.clone();
+        assert!(
+            super::plan(&again).actions.is_empty(),
+            "Warning only on transition"
+        );
+    }
+}
+
+#[test]
+fn conflict_message_names_the_owner() {
+    let mut input = fresh();
+    input.conflict = Some("team-a/payments".into());
+    let plan = plan(&input);
+    assert!(
+        plan.status
+            .condition(ConditionType::Stalled)
+            .unwrap()
+            .message
+            .contains("team-a/payments")
+    );
+}
+
+// ------------------------------------------------------------------------- deletion
+
+#[test]
+fn deletion_with_delete_policy_removes_owned_secrets_then_the_secret_then_the_finalizer() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    pass(&mut input, &mut eiam);
+    eiam.secrets.push(secret("sci_foreign", true, None));
+    input.kube_secret = holding("sci_new2");
+    input.deleting = true;
+    let (actions, _) = pass(&mut input, &mut eiam);
+    let deleted: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteSecret { secret_id } => Some(secret_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, vec!["sci_new2", "sci_new1"]);
+    assert_eq!(eiam.secrets, vec![secret("sci_foreign", true, None)]);
+    let tail = &actions[actions.len() - 2..];
+    assert_eq!(tail, [Action::DeleteKubeSecret, Action::RemoveFinalizer]);
+}
+
+#[test]
+fn deletion_with_retain_orphans_the_secret_and_keeps_eiam() {
+    let (mut input, mut eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.deleting = true;
+    input.spec.deletion_policy = DeletionPolicy::Retain;
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam_calls(&actions), 0);
+    assert_eq!(actions[0], Action::OrphanKubeSecret);
+    assert_eq!(actions.last(), Some(&Action::RemoveFinalizer));
+    assert_eq!(eiam.secrets.len(), 1);
+}
+
+#[test]
+fn deletion_during_a_pending_create_deletes_the_adopted_secret_too() {
+    let mut input = fresh();
+    input.status.pending_create_since = Some(at(0));
+    input.deleting = true;
+    let sent = at(0).checked_add(hours(2160)).unwrap();
+    let mut eiam = Eiam::with(vec![
+        secret("sci_ours", true, Some(sent)),
+        secret("sci_foreign", true, None),
+    ]);
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DeleteSecret {
+        secret_id: "sci_ours".into()
+    }));
+    assert_eq!(eiam.secrets, vec![secret("sci_foreign", true, None)]);
+}
+
+#[test]
+fn deletion_keeps_the_finalizer_while_the_provider_is_unavailable() {
+    let (mut input, _) = issued();
+    input.deleting = true;
+    input.provider = ProviderState::Unavailable {
+        reason: "ProviderNotFound".into(),
+        message: "EiamProvider team-a/main not found".into(),
+    };
+    let plan = plan(&input);
+    assert!(!plan.actions.contains(&Action::RemoveFinalizer));
+    assert_eq!(eiam_calls(&plan.actions), 0);
+    let stalled = plan.status.condition(ConditionType::Stalled).unwrap();
+    assert_eq!(stalled.reason, "ProviderNotFound");
+    assert!(stalled.message.contains("deletionPolicy: Retain"));
+}
+
+#[test]
+fn deletion_of_a_resource_that_owns_nothing_needs_no_provider() {
+    let mut input = fresh();
+    input.deleting = true;
+    input.conflict = Some("team-a/other".into());
+    input.provider = ProviderState::NotAllowed {
+        message: "no".into(),
+    };
+    assert_eq!(plan(&input).actions, vec![Action::RemoveFinalizer]);
+}
+
+#[test]
+fn deleted_resource_without_finalizer_needs_nothing() {
+    let mut input = fresh();
+    input.deleting = true;
+    input.has_finalizer = false;
+    assert!(plan(&input).actions.is_empty());
+}
