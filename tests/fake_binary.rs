@@ -1,0 +1,98 @@
+//! The `fake-eiam` binary: configuration from a JSON file plus flags, the URL on the first stdout line, and a clear
+//! error naming the field for a bad configuration.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+#[test]
+fn config_file_and_flags_combine_and_the_url_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fake.json");
+    std::fs::write(
+        &config,
+        r#"{"instances":[{"id":"idaas_file","applications":[{"id":"app_file","clientId":"client_file"}]}],
+            "accessKeys":[{"id":"AKfile","secret":"s"}],"neverExpiresAs":"zero"}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-eiam"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--application",
+            "idaas_flag/app_flag",
+            "--access-key",
+            "AKflag:s2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("fake-eiam listening on http://127.0.0.1:")
+        .map(|port| format!("http://127.0.0.1:{port}"));
+    let state = url.as_ref().map(|url| {
+        // A plain HTTP/1.0 GET, so this test needs no async runtime.
+        let addr = url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            b"GET /_fake/state HTTP/1.0\r\nhost: fake\r\n\r\n",
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(url.is_some(), "first line was {line:?}");
+    let state = state.unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(state.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        body["instances"]["idaas_file"]["applications"]["app_file"]["clientId"],
+        "client_file"
+    );
+    assert_eq!(
+        body["instances"]["idaas_flag"]["applications"]["app_flag"]["clientId"],
+        "app_flag"
+    );
+    let keys: Vec<&str> = body["accessKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["AKfile", "AKflag"]);
+    assert!(
+        !state.contains("\"s2\""),
+        "state must not show AccessKey secrets"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_field_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.json");
+    std::fs::write(&config, r#"{"acessKeys":[]}"#).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-eiam"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("acessKeys"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-eiam"))
+        .args(["--access-key", "no-colon"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--access-key"));
+}
