@@ -975,7 +975,10 @@ async fn behind_the_back_changes_are_visible_through_the_api() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(w.secret_ids().await, [outsider.secret_id.clone()]);
+    assert_eq!(
+        w.secret_ids().await,
+        std::slice::from_ref(&outsider.secret_id)
+    );
     w.create(V3, None).await;
     assert_eq!(
         w.create(V3, None).await.code(),
