@@ -181,6 +181,15 @@ pub enum SignatureVersion {
     V3,
 }
 
+impl From<SignatureVersion> for crate::eiam::SignatureVersion {
+    fn from(value: SignatureVersion) -> Self {
+        match value {
+            SignatureVersion::V1 => crate::eiam::SignatureVersion::V1,
+            SignatureVersion::V3 => crate::eiam::SignatureVersion::V3,
+        }
+    }
+}
+
 /// How the provider authenticates to Alibaba Cloud. Exactly one member is set.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
