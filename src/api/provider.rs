@@ -74,7 +74,9 @@ pub struct EiamProviderSpec {
 
     /// How to authenticate: exactly one of `accessKey` or `rrsa`. When absent, the operator's own
     /// credentials are used (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, the RRSA environment
-    /// variables, or the ECS RAM role).
+    /// variables, or the ECS RAM role). Without `auth`, or with `rrsa`, the provider acts with the operator's
+    /// identity: grant `create` on EiamProviders only to those who may use it, or prefer a ClusterEiamProvider
+    /// with allow-lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
