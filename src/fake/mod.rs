@@ -14,8 +14,10 @@ mod directory;
 mod faults;
 mod keyring;
 mod listener;
+pub mod metadata;
 mod nonces;
 mod server;
+pub mod sts;
 mod wire;
 
 pub use actions::mint_secret;

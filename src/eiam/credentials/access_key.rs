@@ -9,6 +9,7 @@ use crate::eiam::secret::SecretString;
 #[derive(Debug, Clone)]
 pub struct StaticProvider {
     credentials: Credentials,
+    kind: Option<&'static str>,
 }
 
 impl StaticProvider {
@@ -39,7 +40,16 @@ impl StaticProvider {
 
     /// Wraps ready-made credentials.
     pub fn new(credentials: Credentials) -> Self {
-        Self { credentials }
+        Self {
+            credentials,
+            kind: None,
+        }
+    }
+
+    /// Overrides the label [`CredentialProvider::kind`] reports (e.g. `env` for the environment chain).
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = Some(kind);
+        self
     }
 }
 
@@ -49,7 +59,9 @@ impl CredentialProvider for StaticProvider {
     }
 
     fn kind(&self) -> &'static str {
-        if self.credentials.security_token.is_some() {
+        if let Some(kind) = self.kind {
+            kind
+        } else if self.credentials.security_token.is_some() {
             "static_sts"
         } else {
             "static_ak"

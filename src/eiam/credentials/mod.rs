@@ -5,8 +5,17 @@
 //! minutes before they expire, so a signer never holds an expired token.
 
 mod access_key;
+mod cache;
+pub mod ecs_ram_role;
+pub mod env;
+mod http;
+pub mod rrsa;
 
 pub use access_key::StaticProvider;
+pub use cache::REFRESH_BEFORE_EXPIRY;
+pub use ecs_ram_role::{EcsRamRoleConfig, EcsRamRoleProvider};
+pub use env::{ChainConfig, default_chain, process_env};
+pub use rrsa::{RrsaConfig, RrsaProvider};
 
 use std::fmt::Debug;
 
