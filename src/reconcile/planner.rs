@@ -11,7 +11,7 @@
 //! for _ in 0..MAX_PLANS {                                     // a few: List → Create → publish
 //!     let plan = plan(&input);
 //!     for (i, action) in plan.actions.iter().enumerate() {
-//!         match execute(action) {
+//!         match execute(action) {           // WritePendingCreate: persist plan.status
 //!             Ok(outcome) => input.observe(action, outcome),
 //!             Err(e) => { persist(status_after_failure(&input, &plan, i, &e)); backoff; return }
 //!         }
@@ -24,13 +24,14 @@
 //! # Crash safety
 //!
 //! A plan that needs a re-plan ends with a barrier (`ListSecrets` or `CreateSecret`), and its
-//! status is the input status plus exactly what `WritePendingCreate` persisted. So the in-memory
-//! state the next plan sees is what a crash right after the barrier would leave behind, plus the
-//! observation: the re-plan after a Create *is* the crash-recovery path. A Create is always
-//! preceded, in the same pass, by a List and by the persisted write-ahead marker
-//! `pendingCreateSince` (with the secrets this resource does not own); the secret a Create minted
-//! is then recognised in the List as the one that is not current, previous or unmanaged and that
-//! carries the `ExpirationTime` that was sent — and adopted, never minted again.
+//! status is exactly what is persisted at that point: the input status, or what
+//! `WritePendingCreate` wrote just before the Create. So the next plan starts from what a crash
+//! right after the barrier would leave behind, plus the observation: the re-plan after a Create
+//! *is* the crash-recovery path. A Create is always preceded, in the same pass, by a List and by
+//! the persisted write-ahead marker `pendingCreateSince` (with the secrets this resource does not
+//! own); the secret a Create minted is then recognised in the List as the one that is not
+//! current, previous or unmanaged and that carries the `ExpirationTime` that was sent — and
+//! adopted, never minted again.
 //!
 //! # What it guarantees (tested in `tests/planner_props.rs`)
 //! - At most two secrets: a Create is only planned when the List shows a free slot.

@@ -73,27 +73,26 @@ pub(super) fn stalled(reason: &str, message: String) -> Vec<Condition> {
     ]
 }
 
-/// The status to persist when `plan.actions[failed_at]` failed: the input status, plus the
-/// write-ahead marker if `WritePendingCreate` already ran, with conditions saying why. Nothing the
-/// failed plan would have recorded is kept: the next pass re-derives it from EIAM, which is what
-/// makes any failure (or crash) safe to resume from.
+/// The status to persist when `plan.actions[failed_at]` failed: the input status (or, if
+/// `WritePendingCreate` already ran, the status it persisted), with conditions saying why. Nothing
+/// else the failed plan would have recorded is kept: the next pass re-derives it from EIAM, which
+/// is what makes any failure (or crash) safe to resume from.
 pub fn status_after_failure(
     input: &PlanInput,
     plan: &Plan,
     failed_at: usize,
     failure: &ActionFailure,
 ) -> PlanStatus {
-    let mut status = input.status.clone();
-    for action in plan.actions.iter().take(failed_at) {
-        if let Action::WritePendingCreate {
-            since,
-            unmanaged_secret_ids,
-        } = action
-        {
-            status.pending_create_since = Some(*since);
-            status.unmanaged_secret_ids = unmanaged_secret_ids.clone();
-        }
-    }
+    let write_ahead_done = plan
+        .actions
+        .iter()
+        .take(failed_at)
+        .any(|a| matches!(a, Action::WritePendingCreate { .. }));
+    let mut status = if write_ahead_done {
+        plan.status.clone()
+    } else {
+        input.status.clone()
+    };
     status.renewal_time = renewal_time(&status, &input.spec);
     if failure.permanent {
         status.observed_generation = Some(input.generation);

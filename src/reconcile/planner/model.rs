@@ -42,8 +42,8 @@ pub struct PlanSpec {
     /// Lifetime of a minted secret; `None`: minted secrets never expire.
     pub expires_after: Option<Duration>,
     /// Rotate when `now >= notAfter - renew_before` (already defaulted to `expires_after / 3`).
-    /// Should be non-zero whenever the current secret can expire (e.g. an imported expiring
-    /// secret under a never-expiring spec), otherwise renewal would fall on the expiry instant.
+    /// Zero (no `expiresAfter`): a current secret that expires anyway (imported, or minted under
+    /// an earlier spec) is renewed when a third of its lifetime since `lastRotationTime` is left.
     pub renew_before: Duration,
     /// How long the previous secret stays enabled after its successor was published.
     pub grace_period: Duration,
@@ -246,9 +246,10 @@ pub enum Action {
     AddFinalizer,
     /// Barrier: call `ListApplicationClientSecrets` and re-plan with the result.
     ListSecrets,
-    /// Persist `status.pendingCreateSince = since` and `status.unmanagedSecretIds = unmanaged`
-    /// (write-ahead) before the Create that follows. Persisting the whole `Plan::status` is
-    /// equivalent: it differs from the input status in exactly these two fields.
+    /// Write-ahead: persist `Plan::status` now, before the Create that follows. It records
+    /// `pendingCreateSince = since` and `unmanagedSecretIds` (shown here for logs and tests) and
+    /// whatever this plan already did (a retired previous secret, an adopted one): patching only
+    /// the two fields is not enough. A plan with this action always ends with `CreateSecret`.
     WritePendingCreate {
         since: Timestamp,
         unmanaged_secret_ids: Vec<String>,
@@ -330,8 +331,9 @@ pub struct Plan {
     /// Run in order; stop at the first failure.
     pub actions: Vec<Action>,
     /// The complete status to persist once every action succeeded (skip the patch when it equals
-    /// what is persisted). For a plan that [needs a re-plan](Plan::needs_replan) it is the input
-    /// status plus what `WritePendingCreate` persisted: make it the next plan's input status.
+    /// what is persisted). For a plan that [needs a re-plan](Plan::needs_replan) it is what is
+    /// already persisted (the input status, or what `WritePendingCreate` wrote): make it the next
+    /// plan's input status.
     pub status: PlanStatus,
     /// Reconcile again after this long (the executor adds jitter and caps it at its resync
     /// interval); `None`: nothing is ever due.

@@ -26,15 +26,8 @@ impl PlanInput {
             (Action::CreateSecret { .. }, ActionOutcome::Created(secret)) => {
                 self.eiam.get_or_insert_with(Vec::new).push(secret);
             }
-            (
-                Action::WritePendingCreate {
-                    since,
-                    unmanaged_secret_ids,
-                },
-                _,
-            ) => {
-                self.status.pending_create_since = Some(*since);
-                self.status.unmanaged_secret_ids = unmanaged_secret_ids.clone();
+            (Action::WritePendingCreate { .. }, _) => {
+                // The executor persisted `plan.status`; it becomes `self.status` after the barrier.
             }
             (Action::Publish { secret_id, .. }, _) => {
                 self.kube_secret = KubeSecret::Present {

@@ -51,7 +51,15 @@ pub fn renewal_time(status: &PlanStatus, spec: &super::model::PlanSpec) -> Optio
         }
         (None, None) => return None,
     };
-    Some(sub(not_after, spec.renew_before))
+    let renew_before = if spec.renew_before.is_zero() {
+        // No renewBefore (the spec never expires, the current secret does: imported, or the spec
+        // changed): renew with a third of the lifetime it had when it became current left.
+        let since = status.last_rotation_time.unwrap_or(not_after);
+        Duration::try_from(since.duration_until(not_after)).unwrap_or(Duration::ZERO) / 3
+    } else {
+        spec.renew_before
+    };
+    Some(sub(not_after, renew_before))
 }
 
 /// How a pass ends.
@@ -100,8 +108,10 @@ struct Pass<'a> {
     /// Ids disabled/deleted by this plan (they free their slot and are no longer owned).
     retiring: Vec<String>,
     new_current: Option<NewCurrent>,
-    /// `WritePendingCreate` planned: `(since, unmanaged)`.
-    pending_write: Option<(Timestamp, Vec<String>)>,
+    /// The recorded current secret is missing, disabled or expired in EIAM. It stays recorded
+    /// until its replacement is adopted (so the adoption knows what it replaces), but is never
+    /// published, and is dropped from a final status.
+    broken: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -113,7 +123,7 @@ impl<'a> Pass<'a> {
             actions: Vec::new(),
             retiring: Vec::new(),
             new_current: None,
-            pending_write: None,
+            broken: false,
         }
     }
 
@@ -247,52 +257,47 @@ impl<'a> Pass<'a> {
             self.status.pending_create_since = None;
         }
 
-        // Is the current secret still good?
+        // Is the current secret still good? (No repeated Warning while a replacement is pending.)
+        let warn = self.input.status.pending_create_since.is_none();
         if let Some(current) = self.status.current.clone() {
             let id = current.secret_id.clone();
-            match self.classify(listed, &current) {
+            let (reason, note) = match self.classify(listed, &current) {
                 CurrentState::Usable => {
                     if let Some(secret) = find(listed, &id) {
                         let refreshed = CurrentSecret {
-                            secret_id: id,
+                            secret_id: id.clone(),
                             client_id: secret.client_id.clone(),
                             not_after: secret.expires_at.map(floor_to_second),
                         };
                         self.status.current = Some(refreshed);
                     }
+                    (None, String::new())
                 }
-                CurrentState::Missing => {
-                    self.event(
-                        EventKind::Warning,
-                        reasons::SECRET_DELETED_IN_EIAM,
-                        format!(
-                            "current secret {id} no longer exists in EIAM; minting a replacement"
-                        ),
-                    );
-                    self.drop_current();
+                CurrentState::Missing => (
+                    Some(reasons::SECRET_DELETED_IN_EIAM),
+                    format!("current secret {id} no longer exists in EIAM; minting a replacement"),
+                ),
+                CurrentState::Disabled => (
+                    Some(reasons::SECRET_DISABLED_IN_EIAM),
+                    format!(
+                        "current secret {id} was disabled in EIAM; deleting it and minting a replacement"
+                    ),
+                ),
+                CurrentState::Expired => (
+                    Some(reasons::SECRET_EXPIRED),
+                    format!(
+                        "current secret {id} expired before it was renewed; deleting it and minting a replacement"
+                    ),
+                ),
+            };
+            if let Some(reason) = reason {
+                if warn {
+                    self.event(EventKind::Warning, reason, note);
                 }
-                CurrentState::Disabled => {
-                    self.event(
-                        EventKind::Warning,
-                        reasons::SECRET_DISABLED_IN_EIAM,
-                        format!(
-                            "current secret {id} was disabled in EIAM; deleting it and minting a replacement"
-                        ),
-                    );
-                    self.retire(listed, &id);
-                    self.drop_current();
-                }
-                CurrentState::Expired => {
-                    self.event(
-                        EventKind::Warning,
-                        reasons::SECRET_EXPIRED,
-                        format!(
-                            "current secret {id} expired before it was renewed; deleting it and minting a replacement"
-                        ),
-                    );
-                    self.retire(listed, &id);
-                    self.drop_current();
-                }
+                // Ours and useless: free its slot now (a no-op when it is gone).
+                self.retire(listed, &id);
+                self.broken = true;
+                self.new_current = None;
             }
         }
 
@@ -320,7 +325,7 @@ impl<'a> Pass<'a> {
         // Make sure there is a valid current secret that is not due.
         let mut stall = None;
         let mut deferred = false;
-        if self.status.current.is_none() {
+        if self.status.current.is_none() || self.broken {
             let import = self.input.spec.import_secret_id.clone();
             match import {
                 Some(import) if self.status.last_rotation_time.is_none() => {
@@ -345,7 +350,7 @@ impl<'a> Pass<'a> {
         }
 
         // Publish the current secret where it is not (first issue, rotation, drift).
-        if let Some(current) = self.status.current.clone() {
+        if let Some(current) = self.status.current.clone().filter(|_| !self.broken) {
             self.publish(&current);
         }
 
@@ -353,7 +358,7 @@ impl<'a> Pass<'a> {
         if let Some(outcome) = stall {
             return outcome;
         }
-        match &self.status.current {
+        match self.status.current.as_ref().filter(|_| !self.broken) {
             Some(current) => {
                 let message = match (&self.status.previous, deferred) {
                     (Some(previous), true) => deferred_message(current, previous),
@@ -517,9 +522,11 @@ impl<'a> Pass<'a> {
         }
         let since = self.stamp;
         let unmanaged = self.unmanaged(listed);
+        self.status.pending_create_since = Some(since);
+        self.status.unmanaged_secret_ids = unmanaged.clone();
         self.push(Action::WritePendingCreate {
             since,
-            unmanaged_secret_ids: unmanaged.clone(),
+            unmanaged_secret_ids: unmanaged,
         });
         let expiration = self
             .input
@@ -527,7 +534,6 @@ impl<'a> Pass<'a> {
             .expires_after
             .map(|lifetime| add(since, lifetime));
         self.push(Action::CreateSecret { expiration });
-        self.pending_write = Some((since, unmanaged));
         Ok(Outcome::Replan)
     }
 
@@ -573,11 +579,6 @@ impl<'a> Pass<'a> {
             Some(s) if s.expires_at.is_some_and(|t| now >= t) => CurrentState::Expired,
             Some(_) => CurrentState::Usable,
         }
-    }
-
-    fn drop_current(&mut self) {
-        self.status.current = None;
-        self.new_current = None;
     }
 
     /// Disables (if enabled) then deletes an owned secret.
@@ -730,16 +731,25 @@ impl<'a> Pass<'a> {
     fn finish(mut self, outcome: Outcome) -> Plan {
         let input = self.input;
         let now = self.now();
+        if self.broken && !matches!(outcome, Outcome::Replan) {
+            // A final status does not keep a current secret that no longer works.
+            self.status.current = None;
+        }
         let requeue_at = match outcome {
             Outcome::Replan => {
-                // Exactly the recorded status plus what WritePendingCreate persists, so the
-                // in-memory status of the next plan equals what a crash would leave behind.
-                let mut status = input.status.clone();
-                if let Some((since, unmanaged)) = self.pending_write.take() {
-                    status.pending_create_since = Some(since);
-                    status.unmanaged_secret_ids = unmanaged;
+                // What WritePendingCreate persists (everything decided so far, including a broken
+                // current that its replacement will replace) or, before a List, the input status:
+                // the next plan starts from exactly what a crash would leave behind.
+                if !self
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::WritePendingCreate { .. }))
+                {
+                    self.status = input.status.clone();
                 }
-                self.status = status;
+                self.status.renewal_time = renewal_time(&self.status, &input.spec);
+                self.status.observed_generation = input.status.observed_generation;
+                self.status.conditions = input.status.conditions.clone();
                 None
             }
             Outcome::Finalized => None,

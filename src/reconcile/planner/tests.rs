@@ -1031,3 +1031,94 @@ fn deleted_resource_without_finalizer_needs_nothing() {
     input.has_finalizer = false;
     assert!(plan(&input).actions.is_empty());
 }
+
+#[test]
+fn expiring_current_under_a_never_expiring_spec_renews_with_a_third_of_its_lifetime_left() {
+    let mut input = fresh();
+    input.spec.expires_after = None;
+    input.spec.renew_before = Duration::ZERO;
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_imported".into(),
+        client_id: "app_1".into(),
+        not_after: Some(at(3 * 3600)),
+    });
+    input.status.last_rotation_time = Some(at(0));
+    assert_eq!(renewal_time(&input.status, &input.spec), Some(at(2 * 3600)));
+}
+
+#[test]
+fn no_repeated_warning_while_the_replacement_is_being_minted() {
+    let mut input = fresh();
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_gone".into(),
+        client_id: "app_1".into(),
+        not_after: None,
+    });
+    input.status.last_rotation_time = Some(at(0));
+    input.kube_secret = holding("sci_gone");
+    input.eiam = Some(vec![]);
+    let first = plan(&input);
+    assert_eq!(
+        events(&first.actions),
+        vec![(EventKind::Warning, reasons::SECRET_DELETED_IN_EIAM)]
+    );
+    // The Create failed; the next pass retries from the persisted write-ahead status.
+    let mut retry = input.clone();
+    retry.status = first.status.clone();
+    retry.now = at(60);
+    let second = plan(&retry);
+    assert!(events(&second.actions).is_empty(), "{:?}", second.actions);
+    assert!(matches!(
+        second.actions.last(),
+        Some(Action::CreateSecret { .. })
+    ));
+}
+
+#[test]
+fn the_write_ahead_status_keeps_the_broken_current_so_its_replacement_restarts_targets() {
+    let mut input = fresh();
+    input.status.current = Some(CurrentSecret {
+        secret_id: "sci_gone".into(),
+        client_id: "app_1".into(),
+        not_after: None,
+    });
+    input.status.last_rotation_time = Some(at(0));
+    input.kube_secret = holding("sci_gone");
+    input.eiam = Some(vec![]);
+    let write_ahead = plan(&input);
+    assert_eq!(
+        write_ahead.status.current.as_ref().unwrap().secret_id,
+        "sci_gone"
+    );
+    // Crash after the Create and after the Publish, before RestartTargets ran.
+    let mut restarted = input.clone();
+    restarted.status = write_ahead.status.clone();
+    restarted.kube_secret = holding("sci_new");
+    let sent = at(0).checked_add(hours(2160)).unwrap();
+    restarted.eiam = Some(vec![secret("sci_new", true, Some(sent))]);
+    let recovered = plan(&restarted);
+    assert!(recovered.actions.contains(&Action::RestartTargets {
+        secret_id: "sci_new".into()
+    }));
+}
+
+#[test]
+fn an_adopted_secret_already_due_is_rotated_and_the_adoption_is_written_ahead() {
+    // Crash after a Create whose secret renews 15 s after minting; back 10 minutes later.
+    let mut input = fresh();
+    input.spec.expires_after = Some(hours(24));
+    input.spec.renew_before = hours(24) - Duration::from_secs(15);
+    input.status.pending_create_since = Some(at(0));
+    input.now = at(600);
+    let sent = at(0).checked_add(hours(24)).unwrap();
+    input.eiam = Some(vec![secret("sci_late", true, Some(sent))]);
+    let plan = plan(&input);
+    assert!(matches!(
+        plan.actions.last(),
+        Some(Action::CreateSecret { .. })
+    ));
+    // The status written ahead of the second Create records the first one as current, so the
+    // second Create's secret is the only unknown one and the first is never orphaned.
+    assert_eq!(plan.status.current.as_ref().unwrap().secret_id, "sci_late");
+    assert_eq!(plan.status.pending_create_since, Some(at(600)));
+}

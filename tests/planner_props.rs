@@ -1,0 +1,986 @@
+//! Property tests of the rotation planner against a small model world: an in-memory EIAM with the
+//! two-secret limit, foreign secrets, behind-the-back deletes and disables, an executor that runs
+//! the loop documented in `reconcile::planner` and can crash or fail between any two actions
+//! (losing its memory and every status it had not persisted), edits and deletions of the Secret,
+//! rotate requests, provider outages, conflicts, and deletion of the resource.
+//!
+//! The world knows the ground truth the planner does not: which secrets this resource minted.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use eiam_operator::reconcile::planner::{
+    ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
+    DeletionPolicy, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
+    ProviderState, SLOT_LIMIT, plan, reasons, renewal_time, status_after_failure,
+};
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// More plans than this in one pass means the loop does not converge.
+const MAX_PLANS_PER_PASS: usize = 4;
+
+#[derive(Debug, Clone)]
+struct WorldSecret {
+    id: String,
+    enabled: bool,
+    expires_at: Option<Timestamp>,
+    /// Minted by this resource's Create (ground truth).
+    ours: bool,
+    minted_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The call fails and has no effect (throttling, 5xx before processing).
+    Transient,
+    /// Create: the secret is minted, but the response is lost (timeout). Others: transient.
+    LostResponse,
+    /// The call fails for good (auth, invalid): Stalled.
+    Permanent,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(Duration),
+    /// One reconcile pass; crash before the n-th action, or fail the n-th action.
+    Reconcile {
+        crash_before: Option<usize>,
+        fault: Option<(usize, Fault)>,
+    },
+    ForeignCreate {
+        lifetime: Option<Duration>,
+    },
+    DeleteInEiam(usize),
+    DisableInEiam(usize),
+    DeleteKubeSecret,
+    EditKubeSecret,
+    ForeignKubeSecret,
+    RotateRequest,
+    DriftCheck,
+    ProviderBreaks,
+    ProviderHeals,
+    Conflict,
+    ConflictResolved,
+    StartDeletion,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Import {
+    None,
+    /// `spec.secretId` names a pre-existing foreign secret.
+    Existing,
+    /// `spec.secretId` names nothing EIAM knows.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    spec: PlanSpec,
+    import: Import,
+    foreign_at_start: Vec<Option<Duration>>,
+    ops: Vec<Op>,
+}
+
+struct World {
+    now: Timestamp,
+    spec: PlanSpec,
+    eiam: Vec<WorldSecret>,
+    next_id: u32,
+    kube: KubeSecret,
+    persisted: PlanStatus,
+    has_finalizer: bool,
+    deleting: bool,
+    gone: bool,
+    rotate_request: Option<String>,
+    requests: u32,
+    provider: ProviderState,
+    conflict: Option<String>,
+    drift_check_due: bool,
+    // Ground truth and bookkeeping for the properties.
+    import_id: Option<String>,
+    adopted_import: bool,
+    ever_current: BTreeSet<String>,
+    deleted_in_eiam: BTreeSet<String>,
+    deleted_by_us: BTreeSet<String>,
+    last_restart: Option<String>,
+    restarts: usize,
+    creates: usize,
+    rotations: usize,
+    retained_at_deletion: Option<BTreeSet<String>>,
+    mutated_while_retaining: bool,
+}
+
+fn epoch() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap()
+}
+
+impl World {
+    fn new(scenario: &Scenario) -> Self {
+        let mut world = World {
+            now: epoch(),
+            spec: scenario.spec.clone(),
+            eiam: Vec::new(),
+            next_id: 0,
+            kube: KubeSecret::Missing,
+            persisted: PlanStatus::default(),
+            has_finalizer: false,
+            deleting: false,
+            gone: false,
+            rotate_request: None,
+            requests: 0,
+            provider: ProviderState::Ready,
+            conflict: None,
+            drift_check_due: false,
+            import_id: None,
+            adopted_import: false,
+            ever_current: BTreeSet::new(),
+            deleted_in_eiam: BTreeSet::new(),
+            deleted_by_us: BTreeSet::new(),
+            last_restart: None,
+            restarts: 0,
+            creates: 0,
+            rotations: 0,
+            retained_at_deletion: None,
+            mutated_while_retaining: false,
+        };
+        for lifetime in &scenario.foreign_at_start {
+            world.mint(lifetime.map(|l| add(world.now, l)), false);
+        }
+        match scenario.import {
+            Import::None => {}
+            Import::Existing => {
+                if world.eiam.is_empty() {
+                    world.mint(Some(add(world.now, DAY * 400)), false);
+                }
+                world.import_id = Some(world.eiam[0].id.clone());
+            }
+            Import::Unknown => world.import_id = Some("sci_unknown".to_string()),
+        }
+        world.spec.import_secret_id = world.import_id.clone();
+        world
+    }
+
+    fn mint(&mut self, expires_at: Option<Timestamp>, ours: bool) -> WorldSecret {
+        self.next_id += 1;
+        let secret = WorldSecret {
+            id: format!("sci_{:04}", self.next_id),
+            enabled: true,
+            expires_at,
+            ours,
+            minted_at: self.now,
+        };
+        self.eiam.push(secret.clone());
+        secret
+    }
+
+    fn listed(&self) -> Vec<ObservedSecret> {
+        self.eiam
+            .iter()
+            .map(|s| ObservedSecret {
+                secret_id: s.id.clone(),
+                client_id: "app_model".to_string(),
+                enabled: s.enabled,
+                expires_at: s.expires_at,
+            })
+            .collect()
+    }
+
+    fn usable(&self, id: &str) -> bool {
+        self.eiam
+            .iter()
+            .any(|s| s.id == id && s.enabled && s.expires_at.is_none_or(|t| self.now < t))
+    }
+
+    fn owned_by_us(&self, id: &str) -> bool {
+        self.eiam.iter().any(|s| s.id == id && s.ours)
+            || (self.adopted_import && self.import_id.as_deref() == Some(id))
+    }
+
+    fn rotation_due(&self) -> bool {
+        let requested = self.rotate_request.is_some()
+            && self.rotate_request != self.persisted.last_handled_rotate_at;
+        requested || renewal_time(&self.persisted, &self.spec).is_some_and(|t| self.now >= t)
+    }
+
+    fn input(&self) -> PlanInput {
+        PlanInput {
+            now: self.now,
+            generation: 1,
+            deleting: self.deleting,
+            has_finalizer: self.has_finalizer,
+            spec: self.spec.clone(),
+            rotate_request: self.rotate_request.clone(),
+            status: self.persisted.clone(),
+            eiam: None,
+            kube_secret: self.kube.clone(),
+            provider: self.provider.clone(),
+            conflict: self.conflict.clone(),
+            drift_check_due: self.drift_check_due,
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Advance(d) => self.now = add(self.now, *d),
+            Op::Reconcile {
+                crash_before,
+                fault,
+            } => {
+                self.reconcile(*crash_before, *fault);
+            }
+            Op::ForeignCreate { lifetime } => {
+                if self.eiam.len() < SLOT_LIMIT {
+                    let expires_at = self.foreign_expiration(*lifetime);
+                    self.mint(expires_at, false);
+                }
+            }
+            Op::DeleteInEiam(i) => {
+                if !self.eiam.is_empty() {
+                    let secret = self.eiam.remove(i % self.eiam.len());
+                    self.deleted_in_eiam.insert(secret.id);
+                }
+            }
+            Op::DisableInEiam(i) => {
+                if !self.eiam.is_empty() {
+                    let n = self.eiam.len();
+                    self.eiam[i % n].enabled = false;
+                }
+            }
+            Op::DeleteKubeSecret => self.kube = KubeSecret::Missing,
+            Op::EditKubeSecret => {
+                if let KubeSecret::Present { data_in_sync, .. } = &mut self.kube {
+                    *data_in_sync = false;
+                }
+            }
+            Op::ForeignKubeSecret => {
+                self.kube = KubeSecret::Present {
+                    secret_id: None,
+                    data_in_sync: false,
+                    owned_by_us: false,
+                }
+            }
+            Op::RotateRequest => {
+                self.requests += 1;
+                self.rotate_request = Some(format!("request-{}", self.requests));
+            }
+            Op::DriftCheck => self.drift_check_due = true,
+            Op::ProviderBreaks => {
+                self.provider = ProviderState::Unavailable {
+                    reason: "CredentialsNotFound".into(),
+                    message: "Secret ns/ak not found".into(),
+                }
+            }
+            Op::ProviderHeals => self.provider = ProviderState::Ready,
+            Op::Conflict => self.conflict = Some("other-ns/other".into()),
+            Op::ConflictResolved => self.conflict = None,
+            Op::StartDeletion => {
+                if !self.deleting {
+                    self.deleting = true;
+                    self.gone = !self.has_finalizer;
+                    let ours: BTreeSet<String> = self
+                        .eiam
+                        .iter()
+                        .filter(|s| self.owned_by_us(&s.id))
+                        .map(|s| s.id.clone())
+                        .collect();
+                    if self.spec.deletion_policy == DeletionPolicy::Retain {
+                        self.retained_at_deletion = Some(ours);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A foreign secret minted behind the operator's back. While a Create of ours may be in
+    /// flight, the model never mints the one kind of foreign secret no client can tell apart from
+    /// ours (same lifetime as the one we sent, within the tolerance): EIAM has no idempotency key,
+    /// so that case is a documented limitation, not something the planner can decide.
+    fn foreign_expiration(&self, lifetime: Option<Duration>) -> Option<Timestamp> {
+        let expires_at = lifetime.map(|l| add(self.now, l));
+        let Some(since) = self.persisted.pending_create_since else {
+            return expires_at;
+        };
+        let ours = self.spec.expires_after.map(|l| add(since, l));
+        match (expires_at, ours) {
+            (None, None) => Some(add(self.now, DAY * 7)),
+            (Some(theirs), Some(ours))
+                if theirs.duration_until(ours).unsigned_abs() <= ADOPTION_TOLERANCE * 2 =>
+            {
+                Some(add(theirs, HOUR))
+            }
+            _ => expires_at,
+        }
+    }
+
+    /// One reconcile pass, the way the executor runs it. Returns the actions executed.
+    fn reconcile(
+        &mut self,
+        crash_before: Option<usize>,
+        fault: Option<(usize, Fault)>,
+    ) -> Vec<Action> {
+        let mut executed = Vec::new();
+        if self.gone {
+            return executed;
+        }
+        let start_current = self.persisted.current.clone();
+        let start_usable = start_current
+            .as_ref()
+            .is_some_and(|c| self.usable(&c.secret_id));
+        let start_due = self.rotation_due();
+        let blocked = self.conflict.is_some() || self.provider != ProviderState::Ready;
+        let mut input = self.input();
+        for plan_no in 0.. {
+            assert!(
+                plan_no < MAX_PLANS_PER_PASS,
+                "the pass does not converge: {executed:?}"
+            );
+            assert_eq!(
+                input.status, self.persisted,
+                "the in-memory status a plan starts from must equal the persisted one"
+            );
+            let plan = plan(&input);
+            for (i, action) in plan.actions.iter().enumerate() {
+                if crash_before == Some(executed.len()) {
+                    return executed; // Everything in memory is lost.
+                }
+                let fault = fault
+                    .filter(|(at, _)| *at == executed.len())
+                    .map(|(_, f)| f)
+                    .filter(|_| !matches!(action, Action::Event(_)));
+                if action.calls_eiam() && !self.deleting {
+                    assert!(
+                        !blocked,
+                        "EIAM call while stalled on conflict/provider: {action:?}"
+                    );
+                }
+                if action.calls_eiam() && self.deleting {
+                    assert!(
+                        self.provider == ProviderState::Ready,
+                        "EIAM call during deletion with a broken provider: {action:?}"
+                    );
+                }
+                executed.push(action.clone());
+                match self.execute(&plan, action, fault) {
+                    Ok(outcome) => input.observe(action, outcome),
+                    Err(failure) => {
+                        self.persisted = status_after_failure(&input, &plan, i, &failure);
+                        self.after_persist();
+                        return executed;
+                    }
+                }
+            }
+            if !plan.needs_replan() {
+                self.persisted = plan.status.clone();
+                self.after_persist();
+                self.after_completed_pass(&plan, start_current.as_ref(), start_usable, start_due);
+                return executed;
+            }
+            input.status = plan.status.clone();
+        }
+        unreachable!()
+    }
+
+    fn execute(
+        &mut self,
+        plan: &Plan,
+        action: &Action,
+        fault: Option<Fault>,
+    ) -> Result<ActionOutcome, ActionFailure> {
+        let transient = ActionFailure {
+            permanent: false,
+            reason: "EiamError".into(),
+            message: "ServiceUnavailable (RequestId model)".into(),
+        };
+        match fault {
+            Some(Fault::LostResponse) if matches!(action, Action::CreateSecret { .. }) => {
+                self.execute(plan, action, None)?;
+                return Err(transient);
+            }
+            Some(Fault::Transient | Fault::LostResponse) => return Err(transient),
+            Some(Fault::Permanent) => {
+                return Err(ActionFailure {
+                    permanent: true,
+                    reason: "EiamError".into(),
+                    message: "Forbidden.RAM (RequestId model)".into(),
+                });
+            }
+            None => {}
+        }
+        if self.deleting && self.spec.deletion_policy == DeletionPolicy::Retain {
+            self.mutated_while_retaining |= matches!(
+                action,
+                Action::DisableSecret { .. }
+                    | Action::DeleteSecret { .. }
+                    | Action::CreateSecret { .. }
+                    | Action::DeleteKubeSecret
+            );
+        }
+        Ok(match action {
+            Action::AddFinalizer => {
+                self.has_finalizer = true;
+                ActionOutcome::Done
+            }
+            Action::RemoveFinalizer => {
+                self.has_finalizer = false;
+                self.gone = self.deleting;
+                ActionOutcome::Done
+            }
+            Action::ListSecrets => {
+                self.drift_check_due = false;
+                ActionOutcome::Listed(self.listed())
+            }
+            Action::WritePendingCreate { since, .. } => {
+                assert_eq!(plan.status.pending_create_since, Some(*since));
+                self.persisted = plan.status.clone();
+                ActionOutcome::Done
+            }
+            Action::CreateSecret { expiration } => {
+                assert!(
+                    self.has_finalizer,
+                    "Create before the finalizer is in place"
+                );
+                assert!(!self.deleting, "Create while the resource is being deleted");
+                assert!(
+                    self.eiam.len() < SLOT_LIMIT,
+                    "Create with {} secrets in EIAM: the planner must not exceed the limit",
+                    self.eiam.len()
+                );
+                assert!(
+                    self.persisted.pending_create_since.is_some(),
+                    "Create without a persisted write-ahead marker"
+                );
+                self.creates += 1;
+                let secret = self.mint(*expiration, true);
+                ActionOutcome::Created(ObservedSecret {
+                    secret_id: secret.id,
+                    client_id: "app_model".into(),
+                    enabled: true,
+                    expires_at: secret.expires_at,
+                })
+            }
+            Action::Publish { secret_id, .. } => {
+                assert!(
+                    self.usable(secret_id),
+                    "published {secret_id}, which EIAM does not list as enabled and unexpired"
+                );
+                self.kube = KubeSecret::Present {
+                    secret_id: Some(secret_id.clone()),
+                    data_in_sync: true,
+                    owned_by_us: true,
+                };
+                ActionOutcome::Done
+            }
+            Action::RestartTargets { secret_id } => {
+                // Idempotent per secret id, as the executor must make it.
+                if self.last_restart.as_ref() != Some(secret_id) {
+                    self.last_restart = Some(secret_id.clone());
+                    self.restarts += 1;
+                }
+                ActionOutcome::Done
+            }
+            Action::DisableSecret { secret_id } | Action::DeleteSecret { secret_id } => {
+                assert!(
+                    self.owned_by_us(secret_id),
+                    "{action:?} names a secret this resource did not mint or import"
+                );
+                // The previous secret keeps its grace period while the current one works.
+                let in_grace = self
+                    .persisted
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| &p.secret_id == secret_id && self.now < p.retire_at);
+                let current_works = self
+                    .persisted
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| self.usable(&c.secret_id));
+                assert!(
+                    !(in_grace && current_works && !self.deleting),
+                    "{action:?} retires the previous secret before its grace period ended"
+                );
+                let index = self.eiam.iter().position(|s| &s.id == secret_id);
+                let index = index.unwrap_or_else(|| panic!("{action:?} of an unlisted secret"));
+                if matches!(action, Action::DisableSecret { .. }) {
+                    self.eiam[index].enabled = false;
+                } else {
+                    self.eiam.remove(index);
+                    self.deleted_by_us.insert(secret_id.clone());
+                }
+                ActionOutcome::Done
+            }
+            Action::DeleteKubeSecret => {
+                assert!(self.kube.is_ours(), "deleted a Secret that is not ours");
+                self.kube = KubeSecret::Missing;
+                ActionOutcome::Done
+            }
+            Action::OrphanKubeSecret => {
+                assert!(self.kube.is_ours(), "orphaned a Secret that is not ours");
+                ActionOutcome::Done
+            }
+            Action::Event(event) => {
+                assert!(!event.reason.is_empty() && !event.note.is_empty());
+                ActionOutcome::Done
+            }
+        })
+    }
+
+    fn after_persist(&mut self) {
+        let status = &self.persisted;
+        if let Some(current) = &status.current {
+            self.ever_current.insert(current.secret_id.clone());
+            if self.import_id.as_deref() == Some(current.secret_id.as_str()) {
+                self.adopted_import = true;
+            }
+        }
+        assert!(status.owned_secret_ids().len() <= SLOT_LIMIT);
+        if let Some(stalled) = status.condition(ConditionType::Stalled)
+            && !self.deleting
+            && stalled.status == ConditionStatus::True
+            && stalled.reason == reasons::SLOTS_EXHAUSTED
+        {
+            // Exhausted only by secrets that are not ours: our own are retired or waited for.
+            assert!(
+                self.eiam.iter().any(|s| !self.owned_by_us(&s.id)),
+                "SlotsExhausted although every slot holds a secret of ours"
+            );
+        }
+        for condition in &status.conditions {
+            assert!(!condition.reason.is_empty(), "condition without a reason");
+        }
+    }
+
+    fn after_completed_pass(
+        &mut self,
+        plan: &Plan,
+        start: Option<&eiam_operator::reconcile::planner::CurrentSecret>,
+        start_usable: bool,
+        start_due: bool,
+    ) {
+        if self.gone {
+            return;
+        }
+        let now_current = self
+            .persisted
+            .current
+            .as_ref()
+            .map(|c| c.secret_id.as_str());
+        let changed = start.map(|c| c.secret_id.as_str()) != now_current && now_current.is_some();
+        if changed && start_usable {
+            self.rotations += 1;
+            assert!(
+                start_due,
+                "a usable current secret was replaced although no rotation was due"
+            );
+        }
+        if changed {
+            assert!(
+                self.rotation_due_after_change_is_false(),
+                "a fresh secret is immediately due again: the rotation would repeat"
+            );
+        }
+        let stalled = self.persisted.condition(ConditionType::Stalled);
+        if let Some(stalled) = stalled
+            && stalled.status == ConditionStatus::True
+        {
+            assert_ne!(stalled.reason, reasons::ISSUING, "internal stall: {plan:?}");
+        }
+    }
+
+    fn rotation_due_after_change_is_false(&self) -> bool {
+        let Some(current) = &self.persisted.current else {
+            return true;
+        };
+        let requested = self.rotate_request.is_some()
+            && self.rotate_request != self.persisted.last_handled_rotate_at;
+        // The new secret's renewal lies after its minting (lifetimes are >= 24h and renewBefore <
+        // expiresAfter); an imported secret may be due at once.
+        let minted_at = self
+            .eiam
+            .iter()
+            .find(|s| s.id == current.secret_id && s.ours)
+            .map(|s| s.minted_at);
+        let schedule_ok = match (minted_at, renewal_time(&self.persisted, &self.spec)) {
+            (Some(minted_at), Some(renewal)) => renewal > minted_at,
+            _ => true,
+        };
+        !requested && schedule_ok
+    }
+
+    /// Faults stop, the provider heals, conflicts resolve: the resource must converge.
+    fn settle(&mut self) {
+        self.provider = ProviderState::Ready;
+        self.conflict = None;
+        // The periodic resync: the only way to notice what changed in EIAM behind our back.
+        self.drift_check_due = true;
+        let mut previous: Option<(PlanStatus, Vec<Action>)> = None;
+        for _ in 0..6 {
+            let actions = self.reconcile(None, None);
+            let state = (self.persisted.clone(), actions);
+            if previous.as_ref() == Some(&state) {
+                break;
+            }
+            previous = Some(state);
+        }
+        // The last pass changed nothing: only a List (stalled states re-check EIAM) at most.
+        let (_, last) = previous.expect("at least one pass");
+        let again = self.reconcile(None, None);
+        assert_eq!(again, last, "not converged");
+        assert!(
+            again.iter().all(|a| matches!(a, Action::ListSecrets)),
+            "a converged resource still acts: {again:?}"
+        );
+    }
+
+    fn check_converged(&mut self) {
+        let alive_ours: BTreeSet<String> = self
+            .eiam
+            .iter()
+            .filter(|s| s.ours)
+            .map(|s| s.id.clone())
+            .collect();
+        if self.gone {
+            match self.spec.deletion_policy {
+                DeletionPolicy::Delete => {
+                    let left: Vec<_> = self
+                        .eiam
+                        .iter()
+                        .filter(|s| self.owned_by_us(&s.id))
+                        .collect();
+                    assert!(left.is_empty(), "deletion left secrets of ours: {left:?}");
+                    assert!(!self.kube.is_ours(), "deletion left the Secret");
+                }
+                DeletionPolicy::Retain => {
+                    assert!(!self.mutated_while_retaining, "Retain deleted something");
+                    let kept = self.retained_at_deletion.clone().unwrap_or_default();
+                    for id in kept {
+                        assert!(
+                            self.eiam.iter().any(|s| s.id == id)
+                                || self.deleted_in_eiam.contains(&id),
+                            "Retain lost {id}"
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        assert!(
+            !self.deleting,
+            "deletion with a working provider did not complete"
+        );
+        let status = &self.persisted;
+        let owned: BTreeSet<String> = status
+            .owned_secret_ids()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        // A Create whose result is not recorded yet is tracked by the write-ahead marker (a stall
+        // such as TargetNotOwned may keep it from being adopted until a human acts).
+        let in_flight = alive_ours.difference(&owned).count();
+        let allowed = usize::from(status.pending_create_since.is_some());
+        assert!(
+            in_flight <= allowed,
+            "secrets of ours {alive_ours:?} are not all tracked in {owned:?}"
+        );
+        let ready = status
+            .condition(ConditionType::Ready)
+            .expect("Ready condition");
+        let stalled = status
+            .condition(ConditionType::Stalled)
+            .expect("Stalled condition");
+        if stalled.status == ConditionStatus::True {
+            assert!(
+                [
+                    reasons::SLOTS_EXHAUSTED,
+                    reasons::IMPORT_NOT_FOUND,
+                    reasons::TARGET_NOT_OWNED
+                ]
+                .contains(&stalled.reason.as_str()),
+                "unexpected stall after settling: {stalled:?}"
+            );
+            if stalled.reason == reasons::SLOTS_EXHAUSTED {
+                // Exhausted only by secrets that are not ours: our own are retired or waited for.
+                assert_eq!(self.eiam.len(), SLOT_LIMIT);
+                assert!(
+                    self.eiam.iter().any(|s| !self.owned_by_us(&s.id)),
+                    "SlotsExhausted although every slot holds a secret of ours"
+                );
+            }
+            return;
+        }
+        assert_eq!(ready.status, ConditionStatus::True, "{status:?}");
+        let current = status
+            .current
+            .as_ref()
+            .expect("Ready without a current secret");
+        assert!(
+            self.usable(&current.secret_id),
+            "Ready with an unusable secret"
+        );
+        assert!(
+            self.kube.holds(&current.secret_id),
+            "Ready but the Secret is stale"
+        );
+        assert_eq!(status.pending_create_since, None);
+        // A due rotation (requested or scheduled) either happened or waits for the previous
+        // secret's grace period to end.
+        let waiting = status
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.retire_at > self.now);
+        let requested =
+            self.rotate_request.is_some() && status.last_handled_rotate_at != self.rotate_request;
+        let renewal_pending = renewal_time(status, &self.spec).is_some_and(|t| t <= self.now);
+        assert!(
+            !(requested || renewal_pending) || waiting,
+            "a due rotation neither happened nor waits for a grace period"
+        );
+        // Steady state: one more pass with nothing due plans nothing and changes nothing.
+        let before = self.persisted.clone();
+        let actions = self.reconcile(None, None);
+        assert!(actions.is_empty(), "steady state acts: {actions:?}");
+        assert_eq!(self.persisted, before);
+    }
+}
+
+// ------------------------------------------------------------------------- strategies
+
+fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
+    let lifetime = prop_oneof![
+        Just(None),
+        Just(Some(DAY)),
+        Just(Some(DAY * 3)),
+        Just(Some(HOUR * 2160)),
+    ];
+    let grace = prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_secs(10)),
+        Just(HOUR)
+    ];
+    let policy = prop_oneof![Just(DeletionPolicy::Delete), Just(DeletionPolicy::Retain)];
+    (lifetime, any::<bool>(), grace, any::<bool>(), policy).prop_map(
+        |(expires_after, short_renew, grace_period, restart, deletion_policy)| {
+            let renew_before = match expires_after {
+                None => Duration::ZERO,
+                // The e2e shape: renew 15 s after minting.
+                Some(lifetime) if short_renew => lifetime - Duration::from_secs(15),
+                Some(lifetime) => lifetime / 3,
+            };
+            PlanSpec {
+                expires_after,
+                renew_before,
+                grace_period,
+                import_secret_id: None,
+                deletion_policy,
+                has_restart_targets: restart,
+            }
+        },
+    )
+}
+
+fn lifetime_strategy() -> impl Strategy<Value = Option<Duration>> {
+    prop_oneof![
+        Just(None),
+        (1u64..1000, 0u64..86_400)
+            .prop_map(|(days, secs)| Some(DAY * days as u32 + Duration::from_secs(secs)))
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let step = prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_secs(1)),
+        Just(Duration::from_secs(16)),
+        Just(Duration::from_secs(600)),
+        Just(HOUR),
+        Just(DAY),
+        Just(DAY * 30),
+        Just(DAY * 400),
+    ];
+    let fault = prop_oneof![
+        Just(Fault::Transient),
+        Just(Fault::LostResponse),
+        Just(Fault::Permanent)
+    ];
+    prop_oneof![
+        6 => step.prop_map(Op::Advance),
+        12 => (proptest::option::weighted(0.25, 0usize..8),
+               proptest::option::weighted(0.2, (0usize..8, fault)))
+            .prop_map(|(crash_before, fault)| Op::Reconcile { crash_before, fault }),
+        2 => lifetime_strategy().prop_map(|lifetime| Op::ForeignCreate { lifetime }),
+        1 => any::<usize>().prop_map(Op::DeleteInEiam),
+        1 => any::<usize>().prop_map(Op::DisableInEiam),
+        1 => Just(Op::DeleteKubeSecret),
+        1 => Just(Op::EditKubeSecret),
+        1 => Just(Op::ForeignKubeSecret),
+        2 => Just(Op::RotateRequest),
+        1 => Just(Op::DriftCheck),
+        1 => Just(Op::ProviderBreaks),
+        1 => Just(Op::ProviderHeals),
+        1 => Just(Op::Conflict),
+        1 => Just(Op::ConflictResolved),
+        1 => Just(Op::StartDeletion),
+    ]
+}
+
+fn scenario_strategy() -> impl Strategy<Value = Scenario> {
+    let import = prop_oneof![
+        6 => Just(Import::None),
+        2 => Just(Import::Existing),
+        1 => Just(Import::Unknown),
+    ];
+    (
+        spec_strategy(),
+        import,
+        proptest::collection::vec(lifetime_strategy(), 0..=2),
+        proptest::collection::vec(op_strategy(), 1..60),
+    )
+        .prop_map(|(spec, import, foreign_at_start, ops)| Scenario {
+            spec,
+            import,
+            foreign_at_start,
+            ops,
+        })
+}
+
+fn run(scenario: &Scenario) -> World {
+    let mut world = World::new(scenario);
+    for op in &scenario.ops {
+        world.apply(op);
+        assert!(world.eiam.len() <= SLOT_LIMIT, "more than two secrets");
+    }
+    world.settle();
+    world.check_converged();
+    world
+}
+
+proptest! {
+    // Moderate: ~1000 histories of up to 60 steps each run in a few seconds in a debug build.
+    // Failures found while developing are kept as named tests above and in the unit tests.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Random sequences of observations, clock steps, crashes and faults keep every safety
+    /// property, and the resource converges once the faults stop.
+    #[test]
+    fn random_histories_are_safe_and_converge(scenario in scenario_strategy()) {
+        run(&scenario);
+    }
+
+    /// The same, ending with the deletion of the resource: Delete leaves nothing of ours,
+    /// Retain keeps everything.
+    #[test]
+    fn random_histories_then_deletion_clean_up(scenario in scenario_strategy()) {
+        let mut scenario = scenario;
+        scenario.ops.push(Op::StartDeletion);
+        let world = run(&scenario);
+        prop_assert!(world.gone || !world.has_finalizer);
+    }
+}
+
+// ------------------------------------------------------------------------- exhaustive crash points
+
+/// A world with a first secret issued and published, with `spec`.
+fn issued(spec: PlanSpec) -> World {
+    let scenario = Scenario {
+        spec,
+        import: Import::None,
+        foreign_at_start: vec![],
+        ops: vec![],
+    };
+    let mut world = World::new(&scenario);
+    world.reconcile(None, None);
+    assert_eq!(world.creates, 1);
+    world
+}
+
+fn e2e_spec() -> PlanSpec {
+    PlanSpec {
+        expires_after: Some(DAY),
+        renew_before: DAY - Duration::from_secs(15),
+        grace_period: Duration::from_secs(10),
+        import_secret_id: None,
+        deletion_policy: DeletionPolicy::Delete,
+        has_restart_targets: true,
+    }
+}
+
+#[test]
+fn a_due_rotation_happens_exactly_once_whatever_action_the_process_dies_before() {
+    for crash_before in 0..10 {
+        let mut world = issued(e2e_spec());
+        world.now = add(world.now, Duration::from_secs(15));
+        world.reconcile(Some(crash_before), None);
+        world.reconcile(None, None);
+        world.reconcile(None, None);
+        assert_eq!(world.creates, 2, "crash before action {crash_before}");
+        assert_eq!(world.rotations, 1, "crash before action {crash_before}");
+        assert_eq!(world.restarts, 1, "crash before action {crash_before}");
+        world.settle();
+        world.check_converged();
+    }
+}
+
+#[test]
+fn a_due_rotation_happens_exactly_once_whatever_action_fails() {
+    for fault in [Fault::Transient, Fault::LostResponse, Fault::Permanent] {
+        for at in 0..10 {
+            let mut world = issued(e2e_spec());
+            world.now = add(world.now, Duration::from_secs(15));
+            world.reconcile(None, Some((at, fault)));
+            world.reconcile(None, None);
+            world.reconcile(None, None);
+            assert_eq!(world.creates, 2, "{fault:?} at action {at}");
+            assert_eq!(world.rotations, 1, "{fault:?} at action {at}");
+            world.settle();
+            world.check_converged();
+        }
+    }
+}
+
+#[test]
+fn the_e2e_renewal_cycle_keeps_two_slots_and_rotates_every_fifteen_seconds() {
+    let mut world = issued(e2e_spec());
+    for _ in 0..40 {
+        world.now = add(world.now, Duration::from_secs(5));
+        world.reconcile(None, None);
+        assert!(world.eiam.len() <= SLOT_LIMIT);
+    }
+    // 200 s: rotations at 15 s intervals, each waiting for the 10 s grace of the previous one.
+    assert!(world.rotations >= 10, "rotations: {}", world.rotations);
+    assert_eq!(world.creates, world.rotations + 1);
+    assert_eq!(world.restarts, world.rotations);
+    world.settle();
+    world.check_converged();
+}
+
+#[test]
+fn first_issue_costs_one_list_and_one_create() {
+    let scenario = Scenario {
+        spec: e2e_spec(),
+        import: Import::None,
+        foreign_at_start: vec![],
+        ops: vec![],
+    };
+    let mut world = World::new(&scenario);
+    let actions = world.reconcile(None, None);
+    let eiam: Vec<_> = actions.iter().filter(|a| a.calls_eiam()).collect();
+    assert_eq!(
+        eiam.len(),
+        3,
+        "List, Create, Publish (value held from Create): {actions:?}"
+    );
+    assert!(matches!(eiam[0], Action::ListSecrets));
+    assert!(matches!(eiam[1], Action::CreateSecret { .. }));
+    assert!(matches!(eiam[2], Action::Publish { .. }));
+}
