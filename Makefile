@@ -5,7 +5,11 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt pyenv
+.PHONY: all build test unit crds check-crds lint fmt pyenv testenv
+
+# The test control plane (tests/testenv, Go): rebuilt only when its sources change.
+TESTENV := target/testenv/testenv
+TESTENV_SRCS := $(wildcard tests/testenv/*.go) tests/testenv/go.mod tests/testenv/go.sum hack/build-testenv.sh
 
 all: build
 
@@ -18,6 +22,7 @@ test: check-crds pyenv
 
 lint:
 	$(CARGO) fmt --all -- --check
+	@test -z "$$(gofmt -l tests/testenv)" || { gofmt -l tests/testenv; echo "run gofmt -w tests/testenv"; exit 1; }
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 fmt:
@@ -45,3 +50,9 @@ $(PYENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(PYENV)
 	$(PYENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r tests/python/requirements.txt
 	touch $@
+
+## testenv: build the test control plane (etcd + kube-apiserver + controllers) into target/testenv/.
+testenv: $(TESTENV)
+
+$(TESTENV): $(TESTENV_SRCS)
+	hack/build-testenv.sh
