@@ -5,5 +5,8 @@
 
 pub mod api;
 pub mod eiam;
+pub mod failpoint;
 pub mod fake;
+pub mod operator;
 pub mod reconcile;
+pub mod telemetry;

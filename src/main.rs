@@ -1,5 +1,51 @@
-//! The `eiam-operator` binary: the operator and its admin CLI.
+//! The `eiam-operator` binary: with no subcommand it runs the operator; `eiam-operator eiam ...` is the admin CLI.
 
-fn main() {
-    println!("eiam-operator {}", env!("CARGO_PKG_VERSION"));
+use clap::{Parser, Subcommand};
+use eiam_operator::operator::{self, RunArgs};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eiam-operator",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the operator (the default when no subcommand is given).
+    Run(RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        None => runtime.block_on(operator::run(cli.run)),
+        Some(Command::Run(args)) => runtime.block_on(operator::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -42,13 +42,15 @@ use super::duration::{DurationError, parse_duration};
     ),
     printcolumn(
         name = "Expires",
-        type_ = "date",
+        // A "date" column prints future instants as "<invalid>"; show the RFC 3339 time instead.
+        type_ = "string",
         json_path = ".status.notAfter",
         description = "When the current client secret expires"
     ),
     printcolumn(
         name = "Renews",
-        type_ = "date",
+        // A "date" column prints future instants as "<invalid>"; show the RFC 3339 time instead.
+        type_ = "string",
         json_path = ".status.renewalTime",
         description = "When the operator will rotate the client secret"
     ),

@@ -1,2 +1,9 @@
 //! Reconciliation: the pure rotation planner, the executor that performs its actions, and status.
+
+pub mod controller;
+pub mod executor;
 pub mod planner;
+pub mod provider;
+pub mod publish;
+pub mod restart;
+pub mod status;

@@ -1,0 +1,224 @@
+//! The kube-runtime controller: what is watched, how reconciles are scheduled, and how failures back off.
+//!
+//! Watches `ApplicationClientSecret`s, the Secrets they own (only those labelled
+//! `app.kubernetes.io/managed-by: eiam-operator`), and both provider kinds, so that fixing a provider
+//! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`].
+
+use super::executor::{self, ExecError};
+use super::provider::{DefaultProvider, ProviderCache};
+use crate::api::{
+    ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
+};
+use crate::operator::RunArgs;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller,
+        controller::{self, Action},
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub kube: Client,
+    pub recorder: Recorder,
+    pub providers: ProviderCache,
+    pub default_provider: DefaultProvider,
+    pub resync_interval: Duration,
+    /// Every resource the controller knows, for the one-resource-per-application rule.
+    pub store: Store<ApplicationClientSecret>,
+    /// When each resource last listed its application's secrets (drives the periodic drift check).
+    pub last_list: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, Instant>>,
+    /// Consecutive transient failures per resource (drives the backoff).
+    pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(kube: Client, args: RunArgs) {
+    let (resources, secrets, providers): (
+        Api<ApplicationClientSecret>,
+        Api<Secret>,
+        Api<EiamProvider>,
+    ) = match &args.namespace {
+        Some(ns) => (
+            Api::namespaced(kube.clone(), ns),
+            Api::namespaced(kube.clone(), ns),
+            Api::namespaced(kube.clone(), ns),
+        ),
+        None => (
+            Api::all(kube.clone()),
+            Api::all(kube.clone()),
+            Api::all(kube.clone()),
+        ),
+    };
+    let cluster_providers: Api<ClusterEiamProvider> = Api::all(kube.clone());
+
+    let controller = Controller::new(resources, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            kube.clone(),
+            Reporter {
+                controller: "eiam-operator".into(),
+                instance: None,
+            },
+        ),
+        kube: kube.clone(),
+        providers: ProviderCache::default(),
+        default_provider: args.default_provider(),
+        resync_interval: args.resync_interval,
+        store: store.clone(),
+        last_list: Mutex::default(),
+        failures: Mutex::default(),
+    });
+
+    let managed = format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1);
+    let namespaced_users = store.clone();
+    let cluster_users = store.clone();
+    controller
+        .owns(secrets, watcher::Config::default().labels(&managed))
+        .watches(
+            providers,
+            watcher::Config::default(),
+            move |provider: EiamProvider| {
+                users_of(
+                    &namespaced_users,
+                    ProviderKind::EiamProvider,
+                    provider.namespace(),
+                    &provider.name_any(),
+                )
+            },
+        )
+        .watches(
+            cluster_providers,
+            watcher::Config::default(),
+            move |provider: ClusterEiamProvider| {
+                users_of(
+                    &cluster_users,
+                    ProviderKind::ClusterEiamProvider,
+                    None,
+                    &provider.name_any(),
+                )
+            },
+        )
+        .with_config(controller::Config::default().concurrency(args.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile loop event");
+            }
+        })
+        .await;
+    tracing::info!("eiam-operator stopped");
+}
+
+/// The resources that reference a provider.
+fn users_of(
+    store: &Store<ApplicationClientSecret>,
+    kind: ProviderKind,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<ApplicationClientSecret>> {
+    store
+        .state()
+        .iter()
+        .filter(|resource| {
+            resource
+                .spec
+                .provider_ref
+                .as_ref()
+                .is_some_and(|r| r.kind == kind && r.name == name)
+                && (namespace.is_none() || resource.namespace() == namespace)
+        })
+        .map(|resource| ObjectRef::from_obj(resource.as_ref()))
+        .collect()
+}
+
+async fn reconcile(
+    resource: Arc<ApplicationClientSecret>,
+    context: Arc<Context>,
+) -> Result<Action, ExecError> {
+    let key = ObjectRef::from_obj(resource.as_ref());
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %resource.namespace().unwrap_or_default(),
+        name = %resource.name_any(),
+        trace_id = %trace_id(),
+    );
+    let outcome =
+        tracing::Instrument::instrument(executor::reconcile(&resource, &context), span).await;
+    match outcome {
+        Ok(requeue) => {
+            if let Ok(mut failures) = context.failures.lock() {
+                failures.remove(&key);
+            }
+            Ok(Action::requeue(jittered(
+                requeue.min(context.resync_interval),
+            )))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Exponential backoff with jitter for transient failures; a slow, steady retry for permanent ones.
+fn error_policy(
+    resource: Arc<ApplicationClientSecret>,
+    error: &ExecError,
+    context: Arc<Context>,
+) -> Action {
+    let key = ObjectRef::from_obj(resource.as_ref());
+    let attempt = match context.failures.lock() {
+        Ok(mut failures) => {
+            let count = failures.entry(key).or_insert(0);
+            *count = count.saturating_add(1);
+            *count
+        }
+        Err(_) => 1,
+    };
+    let delay = if error.is_permanent() {
+        PERMANENT_RETRY
+    } else {
+        let exponential = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(8).saturating_sub(1));
+        exponential
+            .min(BACKOFF_MAX)
+            .max(error.retry_after().unwrap_or_default())
+    };
+    tracing::warn!(
+        namespace = %resource.namespace().unwrap_or_default(),
+        name = %resource.name_any(),
+        error = %error,
+        attempt,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(jittered(delay))
+}
+
+/// First retry after a transient failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Longest wait between retries of a transient failure.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Retry interval of a permanent failure: it needs a human, but recovers by itself once fixed.
+const PERMANENT_RETRY: Duration = Duration::from_secs(600);
+
+/// Adds up to +10% of random jitter so that many resources never wake up in lockstep.
+pub fn jittered(delay: Duration) -> Duration {
+    let spread = delay.as_millis() as u64 / 10;
+    if spread == 0 {
+        return delay;
+    }
+    delay + Duration::from_millis(rand::random_range(0..=spread))
+}
+
+fn trace_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

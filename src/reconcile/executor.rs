@@ -1,0 +1,634 @@
+//! The executor: turns one reconcile into observations for the planner, runs the actions it returns, and
+//! persists status. All I/O of a reconcile happens here; every decision happens in the planner.
+
+use super::controller::Context;
+use super::planner::{
+    self, Action as PlanAction, ActionFailure, ActionOutcome, EventKind, KubeSecret, PlanInput,
+    PlanSpec, ProviderState,
+};
+use super::provider::{ProviderProblem, ResolvedProvider};
+use super::publish::{self, PublishedSecret, SecretLayout};
+use super::restart::{self, WorkloadKind};
+use super::status;
+use crate::api::{
+    ApplicationClientSecret, CreationPolicy, DeletionPolicy, FIELD_MANAGER, FINALIZER,
+    LABEL_MANAGED_BY, RestartTargetKind,
+};
+use crate::eiam::{EiamError, SecretString};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{events, reflector::ObjectRef},
+};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three).
+const MAX_ROUNDS: usize = 6;
+
+/// A reconcile failed. Transient failures are retried with backoff; permanent ones wait for a human.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// EIAM answered with an error or could not be reached.
+    #[error("EIAM {action} failed: {source}")]
+    Eiam {
+        action: &'static str,
+        #[source]
+        source: Box<EiamError>,
+    },
+    /// The Kubernetes API server refused or failed a request.
+    #[error("Kubernetes {what} failed: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The spec passed admission but cannot be used (e.g. an API server without the CEL rules).
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The planner did not converge within the round limit; retried later.
+    #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
+    NotConverged,
+}
+
+impl ExecError {
+    /// Retrying soon will not help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ExecError::Eiam { source, .. } => !source.is_retryable(),
+            ExecError::InvalidSpec(_) => true,
+            ExecError::Kube { .. } | ExecError::NotConverged => false,
+        }
+    }
+
+    /// A wait EIAM asked for (`x-acs-retry-after`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ExecError::Eiam { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+
+    fn failure(&self) -> ActionFailure {
+        let reason = match self {
+            ExecError::Eiam { .. } => "EiamError",
+            ExecError::Kube { .. } => "KubernetesError",
+            ExecError::InvalidSpec(_) => "InvalidSpec",
+            ExecError::NotConverged => "NotConverged",
+        };
+        ActionFailure {
+            permanent: self.is_permanent(),
+            reason: reason.to_owned(),
+            message: self.to_string(),
+        }
+    }
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ExecError {
+    let what = what.into();
+    move |source| ExecError::Kube { what, source }
+}
+
+fn eiam_err(action: &'static str) -> impl FnOnce(EiamError) -> ExecError {
+    move |source| ExecError::Eiam { action, source: Box::new(source) }
+}
+
+/// One reconcile of one resource; returns when to look again.
+pub async fn reconcile(
+    resource: &ApplicationClientSecret,
+    context: &Context,
+) -> Result<Duration, ExecError> {
+    let namespace = resource.namespace().unwrap_or_default();
+    let key = ObjectRef::from_obj(resource);
+    let resources: Api<ApplicationClientSecret> = Api::namespaced(context.kube.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(context.kube.clone(), &namespace);
+    let secret_name = resource.secret_name();
+
+    let spec = plan_spec(resource)?;
+    let owner = owner_reference(resource);
+    let layout = SecretLayout {
+        namespace: &namespace,
+        name: &secret_name,
+        client_id_key: &resource.spec.target.keys.client_id,
+        client_secret_key: &resource.spec.target.keys.client_secret,
+        labels: &resource.spec.target.labels,
+        annotations: &resource.spec.target.annotations,
+        owner: match resource.spec.target.creation_policy {
+            CreationPolicy::Owner => owner.clone(),
+            CreationPolicy::Orphan => None,
+        },
+    };
+
+    let resolved = context
+        .providers
+        .resolve(&context.kube, &context.default_provider, resource)
+        .await;
+    let provider_state = match &resolved {
+        Ok(_) => ProviderState::Ready,
+        Err(problem) => provider_state(problem),
+    };
+    let existing_secret = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(kube_err(format!("get Secret {secret_name}")))?;
+    let drift_check_due = context
+        .last_list
+        .lock()
+        .map(|last| {
+            last.get(&key)
+                .is_none_or(|at| at.elapsed() >= context.resync_interval)
+        })
+        .unwrap_or(true);
+
+    let mut input = PlanInput {
+        now: Timestamp::now(),
+        generation: resource.metadata.generation.unwrap_or_default(),
+        deleting: resource.metadata.deletion_timestamp.is_some(),
+        has_finalizer: resource.finalizers().iter().any(|f| f == FINALIZER),
+        spec,
+        rotate_request: resource.rotate_requested_at().map(str::to_owned),
+        status: status::to_plan(resource.status.as_ref()),
+        eiam: None,
+        kube_secret: kube_secret(existing_secret.as_ref(), &layout, owner.as_ref()),
+        provider: provider_state,
+        conflict: conflicting_owner(resource, context),
+        drift_check_due,
+    };
+
+    let mut run = Run {
+        context,
+        resource,
+        resources: &resources,
+        secrets: &secrets,
+        layout: &layout,
+        provider: resolved.ok(),
+        held: HashMap::new(),
+        key: key.clone(),
+    };
+
+    let mut persisted = resource.status.clone();
+    for _round in 0..MAX_ROUNDS {
+        input.now = Timestamp::now();
+        let plan = planner::plan(&input);
+        for (index, action) in plan.actions.iter().enumerate() {
+            if let PlanAction::WritePendingCreate { .. } = action {
+                // Write-ahead: the marker must be stored before the Create that follows is sent.
+                let mut marked = input.status.clone();
+                input.observe(action, ActionOutcome::Done);
+                marked.pending_create_since = input.status.pending_create_since;
+                marked.unmanaged_secret_ids = input.status.unmanaged_secret_ids.clone();
+                persisted = Some(run.write_status(&marked, persisted.as_ref()).await?);
+                continue;
+            }
+            match run.execute(action).await {
+                Ok(outcome) => input.observe(action, outcome),
+                Err(err) => {
+                    let failed =
+                        planner::status_after_failure(&input, &plan, index, &err.failure());
+                    if let Err(status_err) = run.write_status(&failed, persisted.as_ref()).await {
+                        tracing::warn!(error = %status_err, "cannot record the failure in status");
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        if plan.needs_replan() {
+            input.status = plan.status;
+            continue;
+        }
+        if input.has_finalizer || !input.deleting {
+            run.write_status(&plan.status, persisted.as_ref()).await?;
+        }
+        return Ok(plan.requeue_after.unwrap_or(context.resync_interval));
+    }
+    Err(ExecError::NotConverged)
+}
+
+/// Everything one reconcile's actions need.
+struct Run<'a> {
+    context: &'a Context,
+    resource: &'a ApplicationClientSecret,
+    resources: &'a Api<ApplicationClientSecret>,
+    secrets: &'a Api<Secret>,
+    layout: &'a SecretLayout<'a>,
+    provider: Option<ResolvedProvider>,
+    /// Clear values minted in this reconcile, by secret id: publishing them needs no Obtain.
+    held: HashMap<String, (String, SecretString)>,
+    key: ObjectRef<ApplicationClientSecret>,
+}
+
+impl Run<'_> {
+    fn client(&self) -> Result<&crate::eiam::EiamClient, ExecError> {
+        // The planner never asks for an EIAM action while the provider is unusable.
+        self.provider.as_ref().map(|p| &p.client).ok_or_else(|| {
+            ExecError::InvalidSpec("EIAM action planned without a usable provider".to_owned())
+        })
+    }
+
+    async fn execute(&mut self, action: &PlanAction) -> Result<ActionOutcome, ExecError> {
+        let instance_id = self.resource.spec.instance_id.clone();
+        let application_id = self.resource.spec.application_id.clone();
+        match action {
+            PlanAction::AddFinalizer => {
+                let mut finalizers = self.resource.finalizers().to_vec();
+                if !finalizers.iter().any(|f| f == FINALIZER) {
+                    finalizers.push(FINALIZER.to_owned());
+                }
+                self.patch_finalizers(finalizers).await?;
+            }
+            PlanAction::ListSecrets => {
+                let listed = self
+                    .client()?
+                    .list_secrets(&instance_id, &application_id)
+                    .await
+                    .map_err(eiam_err("ListApplicationClientSecrets"))?;
+                if let Ok(mut last) = self.context.last_list.lock() {
+                    last.insert(self.key.clone(), Instant::now());
+                }
+                return Ok(ActionOutcome::Listed(
+                    listed
+                        .application_client_secrets
+                        .iter()
+                        .map(observed_secret)
+                        .collect(),
+                ));
+            }
+            PlanAction::WritePendingCreate { .. } => {
+                // Persisted by the caller, which holds the status, before the Create that follows.
+            }
+            PlanAction::CreateSecret { expiration } => {
+                let expiration_ms = expiration.map(|t| t.as_millisecond());
+                let created = self
+                    .client()?
+                    .create_secret(&instance_id, &application_id, expiration_ms)
+                    .await
+                    .map_err(eiam_err("CreateApplicationClientSecret"))?;
+                let secret = created.application_client_secret;
+                crate::failpoint::hit("after-create");
+                self.held.insert(
+                    secret.secret_id.clone(),
+                    (secret.client_id.clone(), secret.client_secret.clone()),
+                );
+                return Ok(ActionOutcome::Created(planner::ObservedSecret {
+                    secret_id: secret.secret_id,
+                    client_id: secret.client_id,
+                    enabled: true,
+                    expires_at: *expiration,
+                }));
+            }
+            PlanAction::Publish {
+                secret_id,
+                client_id,
+                not_after,
+            } => {
+                let (client_id, value) = match self.held.get(secret_id) {
+                    Some(held) => held.clone(),
+                    None => {
+                        let obtained = match self
+                            .client()?
+                            .obtain_secret(&instance_id, &application_id, secret_id)
+                            .await
+                        {
+                            Ok(obtained) => obtained,
+                            Err(err) => {
+                                // The secret may be gone behind our back: make the next reconcile list.
+                                self.forget_last_list();
+                                return Err(eiam_err("ObtainApplicationClientSecret")(err));
+                            }
+                        };
+                        let secret = obtained.application_client_secret;
+                        let id = if secret.client_id.is_empty() {
+                            client_id.clone()
+                        } else {
+                            secret.client_id
+                        };
+                        (id, secret.client_secret)
+                    }
+                };
+                let desired = publish::desired_secret(
+                    self.layout,
+                    &PublishedSecret {
+                        secret_id,
+                        client_id: &client_id,
+                        client_secret: value.expose(),
+                        not_after: *not_after,
+                    },
+                );
+                self.secrets
+                    .patch(
+                        self.layout.name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&desired),
+                    )
+                    .await
+                    .map_err(kube_err(format!("apply Secret {}", self.layout.name)))?;
+            }
+            PlanAction::RestartTargets { secret_id } => {
+                let namespace = self.layout.namespace;
+                for target in &self.resource.spec.rotation.restart_targets {
+                    let kind = match target.kind {
+                        RestartTargetKind::Deployment => WorkloadKind::Deployment,
+                        RestartTargetKind::StatefulSet => WorkloadKind::StatefulSet,
+                        RestartTargetKind::DaemonSet => WorkloadKind::DaemonSet,
+                    };
+                    let found = restart::restart(
+                        &self.context.kube,
+                        namespace,
+                        kind,
+                        &target.name,
+                        secret_id,
+                    )
+                    .await
+                    .map_err(kube_err(format!(
+                        "restart {:?} {}",
+                        target.kind, target.name
+                    )))?;
+                    if !found {
+                        let note = format!(
+                            "{:?} {} does not exist; nothing to roll",
+                            target.kind, target.name
+                        );
+                        self.event(EventKind::Warning, "RestartTargetMissing", &note)
+                            .await;
+                    }
+                }
+            }
+            PlanAction::DisableSecret { secret_id } => {
+                match self
+                    .client()?
+                    .disable_secret(&instance_id, &application_id, secret_id)
+                    .await
+                {
+                    Err(err) if !err.is_not_found() => {
+                        return Err(eiam_err("DisableApplicationClientSecret")(err));
+                    }
+                    _ => {}
+                }
+            }
+            PlanAction::DeleteSecret { secret_id } => {
+                match self
+                    .client()?
+                    .delete_secret(&instance_id, &application_id, secret_id)
+                    .await
+                {
+                    Err(err) if !err.is_not_found() => {
+                        return Err(eiam_err("DeleteApplicationClientSecret")(err));
+                    }
+                    _ => {}
+                }
+            }
+            PlanAction::DeleteKubeSecret => match self
+                .secrets
+                .delete(self.layout.name, &DeleteParams::default())
+                .await
+            {
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => {
+                    return Err(kube_err(format!("delete Secret {}", self.layout.name))(err));
+                }
+                Ok(_) => {}
+            },
+            PlanAction::OrphanKubeSecret => self.orphan_secret().await?,
+            PlanAction::RemoveFinalizer => {
+                let finalizers: Vec<String> = self
+                    .resource
+                    .finalizers()
+                    .iter()
+                    .filter(|f| *f != FINALIZER)
+                    .cloned()
+                    .collect();
+                self.patch_finalizers(finalizers).await?;
+            }
+            PlanAction::Event(event) => self.event(event.kind, &event.reason, &event.note).await,
+        }
+        Ok(ActionOutcome::Done)
+    }
+
+    fn forget_last_list(&self) {
+        if let Ok(mut last) = self.context.last_list.lock() {
+            last.remove(&self.key);
+        }
+    }
+
+    async fn patch_finalizers(&self, finalizers: Vec<String>) -> Result<(), ExecError> {
+        // The resourceVersion makes this a compare-and-swap: a concurrent finalizer change fails it and retries.
+        let patch = json!({
+            "metadata": { "finalizers": finalizers, "resourceVersion": self.resource.resource_version() }
+        });
+        self.resources
+            .patch(
+                &self.resource.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(kube_err("update finalizers"))?;
+        Ok(())
+    }
+
+    async fn orphan_secret(&self) -> Result<(), ExecError> {
+        let Some(secret) = self
+            .secrets
+            .get_opt(self.layout.name)
+            .await
+            .map_err(kube_err(format!("get Secret {}", self.layout.name)))?
+        else {
+            return Ok(());
+        };
+        let uid = self.resource.uid().unwrap_or_default();
+        let kept: Vec<OwnerReference> = secret
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.uid != uid)
+            .collect();
+        let patch = json!({ "metadata": { "ownerReferences": kept } });
+        self.secrets
+            .patch(
+                self.layout.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(kube_err(format!("orphan Secret {}", self.layout.name)))?;
+        Ok(())
+    }
+
+    async fn event(&self, kind: EventKind, reason: &str, note: &str) {
+        let event = events::Event {
+            type_: match kind {
+                EventKind::Normal => events::EventType::Normal,
+                EventKind::Warning => events::EventType::Warning,
+            },
+            reason: reason.to_owned(),
+            note: Some(note.to_owned()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = self
+            .context
+            .recorder
+            .publish(&event, &self.resource.object_ref(&()))
+            .await
+        {
+            tracing::warn!(error = %err, reason, "cannot record event");
+        }
+    }
+
+    /// Persists the planned status with server-side apply, unless it equals what is stored.
+    async fn write_status(
+        &self,
+        planned: &planner::PlanStatus,
+        stored: Option<&crate::api::ApplicationClientSecretStatus>,
+    ) -> Result<crate::api::ApplicationClientSecretStatus, ExecError> {
+        let rendered = status::from_plan(
+            planned,
+            stored,
+            self.layout.name,
+            self.resource.metadata.generation,
+            Timestamp::now(),
+        );
+        if stored == Some(&rendered) {
+            return Ok(rendered);
+        }
+        let patch = json!({
+            "apiVersion": ApplicationClientSecret::api_version(&()),
+            "kind": ApplicationClientSecret::kind(&()),
+            "status": rendered,
+        });
+        self.resources
+            .patch_status(
+                &self.resource.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(kube_err("apply status"))?;
+        Ok(rendered)
+    }
+}
+
+fn observed_secret(listed: &crate::eiam::types::ListedSecret) -> planner::ObservedSecret {
+    planner::ObservedSecret {
+        secret_id: listed.secret_id.clone(),
+        client_id: listed.client_id.clone(),
+        enabled: listed.is_enabled(),
+        // EIAM has not said how a never-expiring secret is listed: absent, 0 and far-future all mean "never".
+        expires_at: listed
+            .expires_at_ms()
+            .filter(|ms| *ms > 0)
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+    }
+}
+
+fn provider_state(problem: &ProviderProblem) -> ProviderState {
+    if problem.is_not_allowed() {
+        ProviderState::NotAllowed {
+            message: problem.message.clone(),
+        }
+    } else {
+        ProviderState::Unavailable {
+            reason: problem.reason.to_owned(),
+            message: problem.message.clone(),
+        }
+    }
+}
+
+fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> {
+    let spec = &resource.spec;
+    let invalid = |field: &str, err: crate::api::DurationError| {
+        ExecError::InvalidSpec(format!("{field}: {err}"))
+    };
+    let expires_after = spec
+        .expires_after()
+        .map_err(|e| invalid("spec.expiresAfter", e))?;
+    let renew_before = spec
+        .effective_renew_before()
+        .map_err(|e| invalid("spec.renewBefore", e))?;
+    let grace_period = spec
+        .grace_period()
+        .map_err(|e| invalid("spec.rotation.gracePeriod", e))?;
+    Ok(PlanSpec {
+        expires_after,
+        // Imported secrets may expire under a never-expiring spec: renew them an hour ahead.
+        renew_before: renew_before.unwrap_or(Duration::from_secs(3600)),
+        grace_period,
+        import_secret_id: spec.secret_id.clone().filter(|id| !id.is_empty()),
+        deletion_policy: match spec.deletion_policy {
+            DeletionPolicy::Delete => planner::DeletionPolicy::Delete,
+            DeletionPolicy::Retain => planner::DeletionPolicy::Retain,
+        },
+        has_restart_targets: !spec.rotation.restart_targets.is_empty(),
+    })
+}
+
+fn owner_reference(resource: &ApplicationClientSecret) -> Option<OwnerReference> {
+    resource.controller_owner_ref(&())
+}
+
+fn kube_secret(
+    existing: Option<&Secret>,
+    layout: &SecretLayout<'_>,
+    owner: Option<&OwnerReference>,
+) -> KubeSecret {
+    let Some(secret) = existing else {
+        return KubeSecret::Missing;
+    };
+    let observed = publish::observe(Some(secret), layout);
+    let managed = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(LABEL_MANAGED_BY.0))
+        .is_some_and(|value| value == LABEL_MANAGED_BY.1);
+    let foreign_controller = secret
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.controller == Some(true) && Some(&r.uid) != owner.map(|o| &o.uid))
+        });
+    KubeSecret::Present {
+        secret_id: observed.as_ref().and_then(|o| o.secret_id.clone()),
+        data_in_sync: observed.is_some_and(|o| o.in_sync),
+        owned_by_us: managed && !foreign_controller,
+    }
+}
+
+/// The oldest other live resource for the same instance and application, if it is not this one.
+fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> Option<String> {
+    let spec = &resource.spec;
+    let rank = |r: &ApplicationClientSecret| {
+        (
+            r.metadata.creation_timestamp.clone().map(|t| t.0),
+            r.namespace(),
+            r.name_any(),
+        )
+    };
+    let mine = rank(resource);
+    context
+        .store
+        .state()
+        .iter()
+        .filter(|other| {
+            other.uid() != resource.uid()
+                && other.metadata.deletion_timestamp.is_none()
+                && other.spec.instance_id == spec.instance_id
+                && other.spec.application_id == spec.application_id
+                && rank(other) < mine
+        })
+        .min_by_key(|other| rank(other))
+        .map(|other| {
+            format!(
+                "{}/{}",
+                other.namespace().unwrap_or_default(),
+                other.name_any()
+            )
+        })
+}

@@ -1,0 +1,208 @@
+//! The Kubernetes Secret the operator writes: its desired shape and how drift from it is recognised.
+//!
+//! The Secret carries a SHA-256 of its own data in an annotation. A user (or a tool) that edits a data key does not
+//! update that annotation, so an edit is visible without reading the secret back from EIAM; only the repair itself
+//! calls `ObtainApplicationClientSecret`.
+
+use crate::api::{ANNOTATION_EXPIRES_AT, ANNOTATION_SECRET_ID, LABEL_MANAGED_BY};
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    jiff::Timestamp,
+};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Annotation holding the SHA-256 of the data the operator wrote.
+pub const ANNOTATION_DATA_HASH: &str = "eiam-operator.io/data-hash";
+
+/// Everything needed to render the Secret; the clear value is borrowed only for the time of the write.
+pub struct SecretLayout<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub client_id_key: &'a str,
+    pub client_secret_key: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub owner: Option<OwnerReference>,
+}
+
+/// The secret being published: which EIAM secret it is and when it expires.
+pub struct PublishedSecret<'a> {
+    pub secret_id: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub not_after: Option<Timestamp>,
+}
+
+/// SHA-256 (hex) over the data keys and values, in key order.
+pub fn data_hash(data: &BTreeMap<String, ByteString>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in data {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.0.len() as u64).to_be_bytes());
+        hasher.update(&value.0);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Renders the Secret for server-side apply with the operator's field manager.
+pub fn desired_secret(layout: &SecretLayout<'_>, published: &PublishedSecret<'_>) -> Secret {
+    let mut data = BTreeMap::new();
+    data.insert(
+        layout.client_id_key.to_owned(),
+        ByteString(published.client_id.as_bytes().to_vec()),
+    );
+    data.insert(
+        layout.client_secret_key.to_owned(),
+        ByteString(published.client_secret.as_bytes().to_vec()),
+    );
+
+    let mut labels = layout.labels.clone();
+    labels.insert(LABEL_MANAGED_BY.0.to_owned(), LABEL_MANAGED_BY.1.to_owned());
+    let mut annotations = layout.annotations.clone();
+    annotations.insert(
+        ANNOTATION_SECRET_ID.to_owned(),
+        published.secret_id.to_owned(),
+    );
+    annotations.insert(
+        ANNOTATION_EXPIRES_AT.to_owned(),
+        published
+            .not_after
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".to_owned()),
+    );
+    annotations.insert(ANNOTATION_DATA_HASH.to_owned(), data_hash(&data));
+
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(layout.name.to_owned()),
+            namespace: Some(layout.namespace.to_owned()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: layout.owner.clone().map(|owner| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// What the planner needs to know about the Secret that exists now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedSecret {
+    /// The EIAM secret id the Secret says it holds.
+    pub secret_id: Option<String>,
+    /// The data, keys, labels and annotations are what the operator would write for that id.
+    pub in_sync: bool,
+}
+
+/// Compares an existing Secret with the layout; `None` when it does not exist.
+pub fn observe(existing: Option<&Secret>, layout: &SecretLayout<'_>) -> Option<ObservedSecret> {
+    let secret = existing?;
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    let data = secret.data.clone().unwrap_or_default();
+    let keys_present =
+        data.contains_key(layout.client_id_key) && data.contains_key(layout.client_secret_key);
+    let only_our_keys = data.len() == 2;
+    let hash_matches = annotations
+        .get(ANNOTATION_DATA_HASH)
+        .is_some_and(|hash| *hash == data_hash(&data));
+    let labels_match = labels.get(LABEL_MANAGED_BY.0).map(String::as_str)
+        == Some(LABEL_MANAGED_BY.1)
+        && layout.labels.iter().all(|(k, v)| labels.get(k) == Some(v));
+    let annotations_match = layout
+        .annotations
+        .iter()
+        .all(|(k, v)| annotations.get(k) == Some(v));
+    let owner_matches = match &layout.owner {
+        Some(owner) => secret
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|refs| refs.iter().any(|r| r.uid == owner.uid)),
+        None => true,
+    };
+    Some(ObservedSecret {
+        secret_id: annotations.get(ANNOTATION_SECRET_ID).cloned(),
+        in_sync: keys_present
+            && only_our_keys
+            && hash_matches
+            && labels_match
+            && annotations_match
+            && owner_matches,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout<'a>(
+        labels: &'a BTreeMap<String, String>,
+        annotations: &'a BTreeMap<String, String>,
+    ) -> SecretLayout<'a> {
+        SecretLayout {
+            namespace: "team-a",
+            name: "app-credentials",
+            client_id_key: "clientId",
+            client_secret_key: "clientSecret",
+            labels,
+            annotations,
+            owner: None,
+        }
+    }
+
+    fn published() -> PublishedSecret<'static> {
+        PublishedSecret {
+            secret_id: "sci_1",
+            client_id: "app_1",
+            client_secret: "CSsecretvalue",
+            not_after: None,
+        }
+    }
+
+    #[test]
+    fn a_freshly_rendered_secret_is_in_sync() {
+        let (labels, annotations) = (BTreeMap::new(), BTreeMap::new());
+        let layout = layout(&labels, &annotations);
+        let secret = desired_secret(&layout, &published());
+        let observed = observe(Some(&secret), &layout).expect("exists");
+        assert_eq!(
+            observed,
+            ObservedSecret {
+                secret_id: Some("sci_1".into()),
+                in_sync: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_edited_data_key_is_out_of_sync() {
+        let (labels, annotations) = (BTreeMap::new(), BTreeMap::new());
+        let layout = layout(&labels, &annotations);
+        let mut secret = desired_secret(&layout, &published());
+        secret
+            .data
+            .as_mut()
+            .expect("data")
+            .insert("clientSecret".into(), ByteString(b"edited".to_vec()));
+        assert!(!observe(Some(&secret), &layout).expect("exists").in_sync);
+    }
+
+    #[test]
+    fn a_missing_user_label_is_out_of_sync() {
+        let labels = BTreeMap::from([("team".to_owned(), "a".to_owned())]);
+        let annotations = BTreeMap::new();
+        let rendered = desired_secret(&layout(&BTreeMap::new(), &annotations), &published());
+        assert!(
+            !observe(Some(&rendered), &layout(&labels, &annotations))
+                .expect("exists")
+                .in_sync
+        );
+    }
+}
