@@ -4,6 +4,7 @@
 //! `crdgen` (prints the CRD YAML) and `fake-eiam` (a faithful stand-in for the EIAM OpenAPI used by tests).
 
 pub mod api;
+pub mod cli;
 pub mod eiam;
 pub mod failpoint;
 pub mod fake;

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the operator (the default when no subcommand is given).
     Run(RunArgs),
+    /// Call the EIAM client-secret actions directly (check credentials and RAM permissions).
+    Eiam(eiam_operator::cli::EiamArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => runtime.block_on(operator::run(cli.run)),
         Some(Command::Run(args)) => runtime.block_on(operator::run(args)),
+        Some(Command::Eiam(args)) => return runtime.block_on(eiam_operator::cli::run_eiam(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
