@@ -227,6 +227,7 @@ fn provider_rules_sit_on_their_fields() {
         assert_rule(&schema, "spec", local_rule);
         assert_rule(&schema, "spec.endpoint", cel::PROVIDER_ENDPOINT_HTTPS);
         assert_rule(&schema, "spec.auth", cel::PROVIDER_AUTH_EXACTLY_ONE);
+        assert_rule(&schema, "spec.qps", cel::PROVIDER_QPS_RANGE);
         assert_eq!(enum_at(&schema, "spec.signatureVersion"), ["v1", "v3"]);
         assert_eq!(field(&schema, "spec.signatureVersion")["default"], "v1");
     }

@@ -156,6 +156,14 @@ pub const CLUSTER_PROVIDER_SECRET_REF_NAMESPACED: CelRule = CelRule {
     field_path: Some(".auth.accessKey.secretRef"),
 };
 
+/// The schema's `minimum: 0.01` alone lets an integer `0` through: the API server compares integers with the
+/// bound truncated to an integer (found by tests/crd_admission.rs on kube-apiserver 1.36). CEL compares as doubles.
+pub const PROVIDER_QPS_RANGE: CelRule = CelRule {
+    rule: "self >= 0.01 && self <= 1000.0",
+    message: "spec.qps must be between 0.01 and 1000 requests per second",
+    field_path: None,
+};
+
 /// Every rule, for tests and documentation.
 pub const ALL_RULES: &[CelRule] = &[
     INSTANCE_ID_IMMUTABLE,
@@ -172,6 +180,7 @@ pub const ALL_RULES: &[CelRule] = &[
     PROVIDER_REGION_OR_ENDPOINT,
     PROVIDER_ENDPOINT_HTTPS,
     PROVIDER_AUTH_EXACTLY_ONE,
+    PROVIDER_QPS_RANGE,
     EIAM_PROVIDER_SECRET_REF_LOCAL,
     CLUSTER_PROVIDER_SECRET_REF_NAMESPACED,
 ];

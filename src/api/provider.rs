@@ -80,10 +80,11 @@ pub struct EiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
-    /// Client-side cap on requests per second to EIAM through this provider (for example `5`).
+    /// Client-side cap on requests per second to EIAM through this provider, 0.01..1000 (for example `5`).
     /// When absent, the operator's default applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
     pub qps: Option<f64>,
 
     /// Which applications this provider may mint secrets for, as `{instanceId, applicationId}` globs
@@ -154,10 +155,11 @@ pub struct ClusterEiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
-    /// Client-side cap on requests per second to EIAM through this provider (for example `5`).
+    /// Client-side cap on requests per second to EIAM through this provider, 0.01..1000 (for example `5`).
     /// When absent, the operator's default applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
     pub qps: Option<f64>,
 
     /// Which applications this provider may mint secrets for, as `{instanceId, applicationId}` globs
