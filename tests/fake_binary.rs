@@ -2,7 +2,28 @@
 //! error naming the field for a bad configuration.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The first `n` lines the process prints, waiting at most 30 s: a missing line fails the test instead of
+/// hanging it.
+fn first_lines(stdout: ChildStdout, n: usize) -> Vec<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().take(n) {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    (0..n)
+        .map(|i| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("fake-eiam printed no line {} within 30 s", i + 1))
+        })
+        .collect()
+}
 
 #[test]
 fn config_file_and_flags_combine_and_the_url_comes_first() {
@@ -23,14 +44,19 @@ fn config_file_and_flags_combine_and_the_url_comes_first() {
             "--access-key",
             "AKflag:s2",
         ])
+        .args([
+            "--sts-listen",
+            "127.0.0.1:0",
+            "--metadata-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let lines = first_lines(child.stdout.take().unwrap(), 3);
+    let line = lines.first().cloned().unwrap_or_default();
+    let stand_ins = lines[1..].join("\n");
     let url = line
         .trim()
         .strip_prefix("fake-eiam listening on http://127.0.0.1:")
@@ -51,6 +77,11 @@ fn config_file_and_flags_combine_and_the_url_comes_first() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(url.is_some(), "first line was {line:?}");
+    assert!(
+        stand_ins.contains("fake-eiam sts on http://127.0.0.1:")
+            && stand_ins.contains("fake-eiam metadata on http://127.0.0.1:"),
+        "{stand_ins:?}"
+    );
     let state = state.unwrap();
     let body: serde_json::Value =
         serde_json::from_str(state.split("\r\n\r\n").nth(1).unwrap()).unwrap();
@@ -68,7 +99,15 @@ fn config_file_and_flags_combine_and_the_url_comes_first() {
         .iter()
         .map(|k| k["id"].as_str().unwrap())
         .collect();
-    assert_eq!(keys, ["AKfile", "AKflag"]);
+    assert_eq!(
+        keys,
+        [
+            "AKfile",
+            "AKflag",
+            "STS.FakeAccessKeyId",
+            "STS.FakeEcsAccessKeyId"
+        ]
+    );
     assert!(
         !state.contains("\"s2\""),
         "state must not show AccessKey secrets"

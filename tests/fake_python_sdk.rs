@@ -30,10 +30,20 @@ fn start_fake(args: &[&str]) -> RunningFake {
         .spawn()
         .expect("start fake-eiam");
     let stdout = child.stdout.take().expect("fake-eiam stdout");
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("read fake-eiam's first line");
+    // Read on a thread so that a fake that never prints fails the test after 30 s instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let first_line = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("fake-eiam printed nothing within 30 s");
+        }
+    };
     let url = first_line
         .trim()
         .strip_prefix("fake-eiam listening on ")

@@ -1,7 +1,8 @@
 //! `fake-eiam`: the fake EIAM client-secret API as a process, for tests that run real binaries and for `make demo`.
 //!
 //! Prints `fake-eiam listening on http://ADDR` as the first line on stdout once it accepts connections (so a
-//! caller using port 0 can parse the URL), logs calls to stderr, and stops on SIGINT or SIGTERM.
+//! caller using port 0 can parse the URL), then `fake-eiam sts on ...` / `fake-eiam metadata on ...` for the
+//! credential stand-ins it was asked to serve; logs calls to stderr, and stops on SIGINT or SIGTERM.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use eiam_operator::fake::{AccessKeyConfig, FakeConfig, FakeEiam, NeverExpiresAs};
+use eiam_operator::fake::{AccessKeyConfig, FakeConfig, FakeEiam, NeverExpiresAs, StandInSettings};
 
 /// A faithful stand-in for Alibaba Cloud IDaaS EIAM's client-secret API (2021-12-01), for tests.
 #[derive(Debug, Parser)]
@@ -55,6 +56,12 @@ struct Args {
     /// `HostId` in error bodies (default: the request's Host header).
     #[arg(long, value_name = "HOST")]
     host_id: Option<String>,
+    /// Also serve STS AssumeRoleWithOIDC here (e.g. 127.0.0.1:0); its credentials are accepted by the fake.
+    #[arg(long, value_name = "ADDR")]
+    sts_listen: Option<SocketAddr>,
+    /// Also serve the ECS metadata RAM-role endpoints here; their credentials are accepted by the fake.
+    #[arg(long, value_name = "ADDR")]
+    metadata_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,6 +121,18 @@ fn build_config(args: &Args) -> Result<FakeConfig, String> {
     if args.host_id.is_some() {
         config.host_id.clone_from(&args.host_id);
     }
+    if let Some(listen) = args.sts_listen {
+        config
+            .sts
+            .get_or_insert_with(|| StandInSettings::listening_on(listen))
+            .listen = listen;
+    }
+    if let Some(listen) = args.metadata_listen {
+        config
+            .metadata
+            .get_or_insert_with(|| StandInSettings::listening_on(listen))
+            .listen = listen;
+    }
     Ok(config)
 }
 
@@ -160,6 +179,12 @@ async fn main() -> ExitCode {
         }
     };
     println!("fake-eiam listening on {}", handle.url());
+    if let Some(url) = handle.sts_url() {
+        println!("fake-eiam sts on {url}");
+    }
+    if let Some(url) = handle.metadata_url() {
+        println!("fake-eiam metadata on {url}");
+    }
     let _ = std::io::stdout().flush();
     shutdown_signal().await;
     drop(handle);

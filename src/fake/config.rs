@@ -33,12 +33,72 @@ pub struct FakeConfig {
     pub timestamp_window_secs: u64,
     /// `HostId` in error bodies; default: the request's `Host` header.
     pub host_id: Option<String>,
+    /// Also serve STS `AssumeRoleWithOIDC` on its own listener; its credentials are accepted by the fake EIAM.
+    pub sts: Option<StandInSettings>,
+    /// Also serve the ECS metadata RAM-role endpoints on their own listener; their credentials are accepted.
+    pub metadata: Option<StandInSettings>,
+}
+
+/// A credential stand-in (STS or ECS metadata) served next to the fake EIAM. Omitted fields keep the stand-in's
+/// defaults. The issued AccessKey is registered in the fake EIAM's keyring (without expiry, since every issue
+/// repeats it with a later `Expiration`), so a client using RRSA or an ECS RAM role can call the fake end to end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StandInSettings {
+    /// Address to listen on; default `127.0.0.1:0`.
+    #[serde(default = "loopback_any_port")]
+    pub listen: SocketAddr,
+    /// AccessKey ID issued.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// AccessKey secret issued.
+    #[serde(default)]
+    pub access_key_secret: Option<SecretString>,
+    /// Security token issued.
+    #[serde(default)]
+    pub security_token: Option<SecretString>,
+    /// Lifetime of issued credentials in seconds (STS default: the requested DurationSeconds; ECS: 6 hours).
+    #[serde(default)]
+    pub lifetime_secs: Option<i64>,
+    /// STS: the only `RoleArn` accepted (default: any).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// STS: the only `OIDCProviderArn` accepted (default: any).
+    #[serde(default)]
+    pub oidc_provider_arn: Option<String>,
+    /// Metadata: the RAM role name served (default `EcsRamRoleForEiam`).
+    #[serde(default)]
+    pub role_name: Option<String>,
+    /// Metadata: refuse reads without an IMDSv2 token (default true).
+    #[serde(default)]
+    pub require_token: Option<bool>,
+}
+
+fn loopback_any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+impl StandInSettings {
+    /// Settings with every default, listening on `listen`.
+    pub fn listening_on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            access_key_id: None,
+            access_key_secret: None,
+            security_token: None,
+            lifetime_secs: None,
+            role_arn: None,
+            oidc_provider_arn: None,
+            role_name: None,
+            require_token: None,
+        }
+    }
 }
 
 impl Default for FakeConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: loopback_any_port(),
             access_keys: Vec::new(),
             instances: Vec::new(),
             error_codes: ErrorCodes::default(),
@@ -48,6 +108,8 @@ impl Default for FakeConfig {
             clock_skew_ms: 0,
             timestamp_window_secs: 15 * 60,
             host_id: None,
+            sts: None,
+            metadata: None,
         }
     }
 }

@@ -17,6 +17,7 @@ mod listener;
 pub mod metadata;
 mod nonces;
 mod server;
+mod stand_ins;
 pub mod sts;
 mod wire;
 
@@ -25,7 +26,7 @@ pub use auth::SignatureVersion;
 pub use calls::RecordedCall;
 pub use config::{
     AccessKeyConfig, ApplicationConfig, ErrorCode, ErrorCodes, FakeConfig, InstanceConfig,
-    NeverExpiresAs,
+    NeverExpiresAs, StandInSettings,
 };
 pub use directory::{
     MAX_VALIDITY_MS, MIN_VALIDITY_MS, RuleViolation, StoredSecret, mask_client_secret,

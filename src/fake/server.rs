@@ -29,7 +29,10 @@ use super::faults::{
 };
 use super::keyring::{AccessKeySummary, Keyring};
 use super::listener::{AbortableListener, ConnectionControl};
+use super::metadata::MetadataStandIn;
 use super::nonces::NonceCache;
+use super::stand_ins::{self, RunningStandIn};
+use super::sts::StsStandIn;
 use super::wire::{self, Rendered};
 use crate::eiam::secret::SecretString;
 use crate::eiam::types::SecretStatus;
@@ -73,8 +76,12 @@ impl Core {
         }
         let window_ms =
             i64::try_from(config.timestamp_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let mut keyring = Keyring::from_config(&config.access_keys);
+        for key in super::stand_ins::issued_keys(&config) {
+            keyring.insert(key);
+        }
         Self {
-            keyring: Keyring::from_config(&config.access_keys),
+            keyring,
             nonces: NonceCache::new(window_ms),
             calls: CallLog::default(),
             faults: FaultEngine::default(),
@@ -369,6 +376,14 @@ impl FakeEiam {
             .nest("/_fake", super::admin::router())
             .with_state(shared.clone())
             .merge(extra);
+        let sts = match &shared.initial.sts {
+            Some(settings) => Some(stand_ins::start_sts(settings).await?),
+            None => None,
+        };
+        let metadata = match &shared.initial.metadata {
+            Some(settings) => Some(stand_ins::start_metadata(settings).await?),
+            None => None,
+        };
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<ConnectionControl>();
@@ -385,16 +400,20 @@ impl FakeEiam {
             shared,
             shutdown: Some(shutdown),
             task,
+            sts,
+            metadata,
         })
     }
 }
 
-/// A running fake EIAM. Dropping it stops the server.
+/// A running fake EIAM (and its credential stand-ins, if configured). Dropping it stops them all.
 pub struct FakeHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    sts: Option<RunningStandIn<StsStandIn>>,
+    metadata: Option<RunningStandIn<MetadataStandIn>>,
 }
 
 impl std::fmt::Debug for FakeHandle {
@@ -414,6 +433,26 @@ impl FakeHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The STS `AssumeRoleWithOIDC` endpoint, when `sts` is configured.
+    pub fn sts_url(&self) -> Option<String> {
+        self.sts.as_ref().map(RunningStandIn::url)
+    }
+
+    /// The STS stand-in (its calls, injected failures), when configured.
+    pub fn sts(&self) -> Option<&StsStandIn> {
+        self.sts.as_ref().map(|s| &s.stand_in)
+    }
+
+    /// The ECS metadata endpoint, when `metadata` is configured.
+    pub fn metadata_url(&self) -> Option<String> {
+        self.metadata.as_ref().map(RunningStandIn::url)
+    }
+
+    /// The ECS metadata stand-in, when configured.
+    pub fn metadata(&self) -> Option<&MetadataStandIn> {
+        self.metadata.as_ref().map(|s| &s.stand_in)
     }
 
     /// Every recorded API call, oldest first.
