@@ -20,6 +20,10 @@ use proptest::prelude::*;
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
+/// Crash or fault positions that follow the plan rather than a fixed index.
+const RIGHT_AFTER_CREATE: usize = usize::MAX;
+const AT_CREATE: usize = usize::MAX - 1;
+
 /// More plans than this in one pass means the loop does not converge.
 const MAX_PLANS_PER_PASS: usize = 4;
 
@@ -43,6 +47,23 @@ enum Fault {
     Permanent,
 }
 
+/// Something that changes behind the operator's back *during* a pass, between two actions: the
+/// plan then acts on a stale observation and the executor sees EIAM's answer to that.
+#[derive(Debug, Clone, Copy)]
+enum Race {
+    ForeignCreate,
+    DeleteInEiam(usize),
+    DisableInEiam(usize),
+}
+
+/// A spec edit (a new generation).
+#[derive(Debug, Clone)]
+struct SpecEdit {
+    expires_after: Option<Duration>,
+    grace_period: Duration,
+    has_restart_targets: bool,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Advance(Duration),
@@ -51,6 +72,9 @@ enum Op {
         crash_before: Option<usize>,
         fault: Option<(usize, Fault)>,
     },
+    /// A reconcile pass during which `Race` happens before the n-th action.
+    RacyReconcile(usize, Race),
+    EditSpec(SpecEdit),
     ForeignCreate {
         lifetime: Option<Duration>,
     },
@@ -85,6 +109,46 @@ struct Scenario {
     ops: Vec<Op>,
 }
 
+/// How often the histories reach each rule, to show the generator exercises them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    histories: usize,
+    passes: usize,
+    crashes: usize,
+    lost_create_responses: usize,
+    recovered_pending_creates: usize,
+    rotations: usize,
+    deferred_rotations: usize,
+    retirements: usize,
+    repairs: usize,
+    replaced_broken_current: usize,
+    slots_exhausted: usize,
+    imports: usize,
+    races: usize,
+    deletions_with_delete: usize,
+    deletions_with_retain: usize,
+}
+
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        self.histories += other.histories;
+        self.passes += other.passes;
+        self.crashes += other.crashes;
+        self.lost_create_responses += other.lost_create_responses;
+        self.recovered_pending_creates += other.recovered_pending_creates;
+        self.rotations += other.rotations;
+        self.deferred_rotations += other.deferred_rotations;
+        self.retirements += other.retirements;
+        self.repairs += other.repairs;
+        self.replaced_broken_current += other.replaced_broken_current;
+        self.slots_exhausted += other.slots_exhausted;
+        self.imports += other.imports;
+        self.races += other.races;
+        self.deletions_with_delete += other.deletions_with_delete;
+        self.deletions_with_retain += other.deletions_with_retain;
+    }
+}
+
 struct World {
     now: Timestamp,
     spec: PlanSpec,
@@ -92,6 +156,7 @@ struct World {
     next_id: u32,
     kube: KubeSecret,
     persisted: PlanStatus,
+    generation: i64,
     has_finalizer: bool,
     deleting: bool,
     gone: bool,
@@ -109,9 +174,13 @@ struct World {
     last_restart: Option<String>,
     restarts: usize,
     creates: usize,
+    stats: Stats,
     rotations: usize,
     retained_at_deletion: Option<BTreeSet<String>>,
     mutated_while_retaining: bool,
+    /// A race scheduled for the current pass, and whether it happened.
+    race: Option<(usize, Race)>,
+    raced: bool,
 }
 
 fn epoch() -> Timestamp {
@@ -131,6 +200,7 @@ impl World {
             next_id: 0,
             kube: KubeSecret::Missing,
             persisted: PlanStatus::default(),
+            generation: 1,
             has_finalizer: false,
             deleting: false,
             gone: false,
@@ -147,9 +217,12 @@ impl World {
             last_restart: None,
             restarts: 0,
             creates: 0,
+            stats: Stats::default(),
             rotations: 0,
             retained_at_deletion: None,
             mutated_while_retaining: false,
+            race: None,
+            raced: false,
         };
         for lifetime in &scenario.foreign_at_start {
             world.mint(lifetime.map(|l| add(world.now, l)), false);
@@ -213,7 +286,7 @@ impl World {
     fn input(&self) -> PlanInput {
         PlanInput {
             now: self.now,
-            generation: 1,
+            generation: self.generation,
             deleting: self.deleting,
             has_finalizer: self.has_finalizer,
             spec: self.spec.clone(),
@@ -236,24 +309,26 @@ impl World {
             } => {
                 self.reconcile(*crash_before, *fault);
             }
-            Op::ForeignCreate { lifetime } => {
-                if self.eiam.len() < SLOT_LIMIT {
-                    let expires_at = self.foreign_expiration(*lifetime);
-                    self.mint(expires_at, false);
+            Op::RacyReconcile(at, race) => {
+                self.race = Some((*at, *race));
+                self.reconcile(None, None);
+                self.race = None;
+            }
+            Op::EditSpec(edit) => {
+                // Not while a Create may be in flight: the secret it minted is recognised by the
+                // ExpirationTime computed from the spec, so an edit of expiresAfter in that window
+                // makes it look foreign (kept, never deleted: safe, documented, not modelled).
+                if self.persisted.pending_create_since.is_none() && !self.deleting {
+                    self.generation += 1;
+                    self.spec.expires_after = edit.expires_after;
+                    self.spec.renew_before = edit.expires_after.map_or(Duration::ZERO, |l| l / 3);
+                    self.spec.grace_period = edit.grace_period;
+                    self.spec.has_restart_targets = edit.has_restart_targets;
                 }
             }
-            Op::DeleteInEiam(i) => {
-                if !self.eiam.is_empty() {
-                    let secret = self.eiam.remove(i % self.eiam.len());
-                    self.deleted_in_eiam.insert(secret.id);
-                }
-            }
-            Op::DisableInEiam(i) => {
-                if !self.eiam.is_empty() {
-                    let n = self.eiam.len();
-                    self.eiam[i % n].enabled = false;
-                }
-            }
+            Op::ForeignCreate { lifetime } => self.foreign_create(*lifetime),
+            Op::DeleteInEiam(i) => self.delete_in_eiam(*i),
+            Op::DisableInEiam(i) => self.disable_in_eiam(*i),
             Op::DeleteKubeSecret => self.kube = KubeSecret::Missing,
             Op::EditKubeSecret => {
                 if let KubeSecret::Present { data_in_sync, .. } = &mut self.kube {
@@ -299,6 +374,27 @@ impl World {
         }
     }
 
+    fn foreign_create(&mut self, lifetime: Option<Duration>) {
+        if self.eiam.len() < SLOT_LIMIT {
+            let expires_at = self.foreign_expiration(lifetime);
+            self.mint(expires_at, false);
+        }
+    }
+
+    fn delete_in_eiam(&mut self, i: usize) {
+        if !self.eiam.is_empty() {
+            let secret = self.eiam.remove(i % self.eiam.len());
+            self.deleted_in_eiam.insert(secret.id);
+        }
+    }
+
+    fn disable_in_eiam(&mut self, i: usize) {
+        if !self.eiam.is_empty() {
+            let n = self.eiam.len();
+            self.eiam[i % n].enabled = false;
+        }
+    }
+
     /// A foreign secret minted behind the operator's back. While a Create of ours may be in
     /// flight, the model never mints the one kind of foreign secret no client can tell apart from
     /// ours (same lifetime as the one we sent, within the tolerance): EIAM has no idempotency key,
@@ -327,9 +423,12 @@ impl World {
         fault: Option<(usize, Fault)>,
     ) -> Vec<Action> {
         let mut executed = Vec::new();
+        self.raced = false;
         if self.gone {
             return executed;
         }
+        self.stats.passes += 1;
+        let start_pending = self.persisted.pending_create_since.is_some();
         let start_current = self.persisted.current.clone();
         let start_usable = start_current
             .as_ref()
@@ -348,11 +447,20 @@ impl World {
             );
             let plan = plan(&input);
             for (i, action) in plan.actions.iter().enumerate() {
-                if crash_before == Some(executed.len()) {
+                let after_create = executed
+                    .last()
+                    .is_some_and(|a| matches!(a, Action::CreateSecret { .. }));
+                let at_point = |at: usize| {
+                    at == executed.len()
+                        || (at == RIGHT_AFTER_CREATE && after_create)
+                        || (at == AT_CREATE && matches!(action, Action::CreateSecret { .. }))
+                };
+                if crash_before.is_some_and(at_point) {
+                    self.stats.crashes += 1;
                     return executed; // Everything in memory is lost.
                 }
                 let fault = fault
-                    .filter(|(at, _)| *at == executed.len())
+                    .filter(|(at, _)| at_point(*at))
                     .map(|(_, f)| f)
                     .filter(|_| !matches!(action, Action::Event(_)));
                 if action.calls_eiam() && !self.deleting {
@@ -367,6 +475,17 @@ impl World {
                         "EIAM call during deletion with a broken provider: {action:?}"
                     );
                 }
+                if let Some((at, race)) = self.race
+                    && at == executed.len()
+                {
+                    self.raced = true;
+                    self.stats.races += 1;
+                    match race {
+                        Race::ForeignCreate => self.foreign_create(Some(DAY * 30)),
+                        Race::DeleteInEiam(i) => self.delete_in_eiam(i),
+                        Race::DisableInEiam(i) => self.disable_in_eiam(i),
+                    }
+                }
                 executed.push(action.clone());
                 match self.execute(&plan, action, fault) {
                     Ok(outcome) => input.observe(action, outcome),
@@ -378,6 +497,7 @@ impl World {
                 }
             }
             if !plan.needs_replan() {
+                self.count(&plan, &executed, start_pending);
                 self.persisted = plan.status.clone();
                 self.after_persist();
                 self.after_completed_pass(&plan, start_current.as_ref(), start_usable, start_due);
@@ -401,6 +521,7 @@ impl World {
         };
         match fault {
             Some(Fault::LostResponse) if matches!(action, Action::CreateSecret { .. }) => {
+                self.stats.lost_create_responses += 1;
                 self.execute(plan, action, None)?;
                 return Err(transient);
             }
@@ -440,6 +561,28 @@ impl World {
             Action::WritePendingCreate { since, .. } => {
                 assert_eq!(plan.status.pending_create_since, Some(*since));
                 self.persisted = plan.status.clone();
+                ActionOutcome::Done
+            }
+            Action::CreateSecret { .. } if self.raced && self.eiam.len() >= SLOT_LIMIT => {
+                return Err(ActionFailure {
+                    permanent: false,
+                    reason: "EiamError".into(),
+                    message: "QuotaExceeded.ApplicationClientSecret (RequestId model)".into(),
+                });
+            }
+            Action::Publish { secret_id, .. } if self.raced && !self.usable(secret_id) => {
+                // Obtain of a secret deleted or disabled since the List: the executor reports it.
+                return Err(ActionFailure {
+                    permanent: false,
+                    reason: "EiamError".into(),
+                    message: "EntityNotExists.ApplicationClientSecret (RequestId model)".into(),
+                });
+            }
+            Action::DisableSecret { secret_id } | Action::DeleteSecret { secret_id }
+                if self.raced && !self.eiam.iter().any(|s| &s.id == secret_id) =>
+            {
+                // Gone since the List: EIAM answers EntityNotExists, which counts as done.
+                assert!(self.deleted_in_eiam.contains(secret_id));
                 ActionOutcome::Done
             }
             Action::CreateSecret { expiration } => {
@@ -532,6 +675,39 @@ impl World {
         })
     }
 
+    fn count(&mut self, plan: &Plan, executed: &[Action], start_pending: bool) {
+        let stats = &mut self.stats;
+        let reasons_seen: Vec<&str> = executed
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(e) => Some(e.reason.as_str()),
+                _ => None,
+            })
+            .collect();
+        let seen = |reason: &str| reasons_seen.contains(&reason);
+        let adopted = plan.status.current.as_ref().map(|c| &c.secret_id)
+            != self.persisted.current.as_ref().map(|c| &c.secret_id);
+        stats.recovered_pending_creates += usize::from(start_pending && adopted);
+        stats.rotations += usize::from(seen(reasons::ROTATED));
+        stats.retirements += usize::from(seen(reasons::RETIRED));
+        stats.repairs += usize::from(seen(reasons::REPAIRED));
+        stats.imports += usize::from(seen(reasons::IMPORTED));
+        stats.slots_exhausted += usize::from(seen(reasons::SLOTS_EXHAUSTED));
+        stats.replaced_broken_current += usize::from(
+            seen(reasons::SECRET_DELETED_IN_EIAM)
+                || seen(reasons::SECRET_DISABLED_IN_EIAM)
+                || seen(reasons::SECRET_EXPIRED),
+        );
+        let ready = plan.status.condition(ConditionType::Ready);
+        stats.deferred_rotations += usize::from(ready.is_some_and(|r| r.message.contains("waits")));
+        if executed.contains(&Action::RemoveFinalizer) {
+            match self.spec.deletion_policy {
+                DeletionPolicy::Delete => stats.deletions_with_delete += 1,
+                DeletionPolicy::Retain => stats.deletions_with_retain += 1,
+            }
+        }
+    }
+
     fn after_persist(&mut self) {
         let status = &self.persisted;
         if let Some(current) = &status.current {
@@ -543,6 +719,7 @@ impl World {
         assert!(status.owned_secret_ids().len() <= SLOT_LIMIT);
         if let Some(stalled) = status.condition(ConditionType::Stalled)
             && !self.deleting
+            && !self.raced
             && stalled.status == ConditionStatus::True
             && stalled.reason == reasons::SLOTS_EXHAUSTED
         {
@@ -567,17 +744,24 @@ impl World {
         if self.gone {
             return;
         }
+        assert_eq!(
+            self.persisted.observed_generation,
+            Some(self.generation),
+            "a completed pass handles the current generation"
+        );
         let now_current = self
             .persisted
             .current
             .as_ref()
             .map(|c| c.secret_id.as_str());
         let changed = start.map(|c| c.secret_id.as_str()) != now_current && now_current.is_some();
-        if changed && start_usable {
+        // (A race may have broken the current secret after the pass started.)
+        if changed && start_usable && !self.raced {
             self.rotations += 1;
             assert!(
                 start_due,
-                "a usable current secret was replaced although no rotation was due"
+                "a usable current secret {start:?} was replaced although no rotation was due: {:?} {plan:?}",
+                self.persisted
             );
         }
         if changed {
@@ -793,6 +977,35 @@ fn lifetime_strategy() -> impl Strategy<Value = Option<Duration>> {
     ]
 }
 
+fn race_strategy() -> impl Strategy<Value = Race> {
+    prop_oneof![
+        Just(Race::ForeignCreate),
+        any::<usize>().prop_map(Race::DeleteInEiam),
+        any::<usize>().prop_map(Race::DisableInEiam),
+    ]
+}
+
+fn spec_edit_strategy() -> impl Strategy<Value = SpecEdit> {
+    let lifetime = prop_oneof![Just(None), Just(Some(DAY)), Just(Some(HOUR * 2160))];
+    let grace = prop_oneof![Just(Duration::ZERO), Just(HOUR)];
+    (lifetime, grace, any::<bool>()).prop_map(
+        |(expires_after, grace_period, has_restart_targets)| SpecEdit {
+            expires_after,
+            grace_period,
+            has_restart_targets,
+        },
+    )
+}
+
+/// Before the n-th action of a pass, or around its Create (the crash that matters most).
+fn position() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        3 => 0usize..7,
+        1 => Just(RIGHT_AFTER_CREATE),
+        1 => Just(AT_CREATE),
+    ]
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     let step = prop_oneof![
         Just(Duration::ZERO),
@@ -810,10 +1023,12 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         Just(Fault::Permanent)
     ];
     prop_oneof![
-        6 => step.prop_map(Op::Advance),
-        12 => (proptest::option::weighted(0.25, 0usize..8),
-               proptest::option::weighted(0.2, (0usize..8, fault)))
+        10 => step.prop_map(Op::Advance),
+        16 => (proptest::option::weighted(0.25, position()),
+               proptest::option::weighted(0.3, (position(), fault)))
             .prop_map(|(crash_before, fault)| Op::Reconcile { crash_before, fault }),
+        3 => (0usize..8, race_strategy()).prop_map(|(at, race)| Op::RacyReconcile(at, race)),
+        1 => spec_edit_strategy().prop_map(Op::EditSpec),
         2 => lifetime_strategy().prop_map(|lifetime| Op::ForeignCreate { lifetime }),
         1 => any::<usize>().prop_map(Op::DeleteInEiam),
         1 => any::<usize>().prop_map(Op::DisableInEiam),
@@ -839,7 +1054,10 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
     (
         spec_strategy(),
         import,
-        proptest::collection::vec(lifetime_strategy(), 0..=2),
+        prop_oneof![
+            4 => proptest::collection::vec(lifetime_strategy(), 0..=1),
+            1 => proptest::collection::vec(lifetime_strategy(), 2),
+        ],
         proptest::collection::vec(op_strategy(), 1..60),
     )
         .prop_map(|(spec, import, foreign_at_start, ops)| Scenario {
@@ -852,6 +1070,7 @@ fn scenario_strategy() -> impl Strategy<Value = Scenario> {
 
 fn run(scenario: &Scenario) -> World {
     let mut world = World::new(scenario);
+    world.stats.histories = 1;
     for op in &scenario.ops {
         world.apply(op);
         assert!(world.eiam.len() <= SLOT_LIMIT, "more than two secrets");
@@ -983,4 +1202,43 @@ fn first_issue_costs_one_list_and_one_create() {
     assert!(matches!(eiam[0], Action::ListSecrets));
     assert!(matches!(eiam[1], Action::CreateSecret { .. }));
     assert!(matches!(eiam[2], Action::Publish { .. }));
+}
+
+/// The generator reaches every rule: a fixed sample of histories (deterministic seed) must crash
+/// mid-pass, lose Create responses, recover pending Creates, rotate, defer, retire, repair,
+/// replace broken secrets, import, hit exhausted slots, race, and delete with both policies.
+#[test]
+fn random_histories_reach_every_rule() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario_strategy();
+    let mut total = Stats::default();
+    for _ in 0..400 {
+        let mut scenario = strategy.new_tree(&mut runner).unwrap().current();
+        scenario.ops.push(Op::StartDeletion);
+        total.add(&run(&scenario).stats);
+    }
+    println!(
+        "planner property-test coverage over {} histories: {total:#?}",
+        total.histories
+    );
+    let counts = [
+        ("crashes", total.crashes),
+        ("lost_create_responses", total.lost_create_responses),
+        ("recovered_pending_creates", total.recovered_pending_creates),
+        ("rotations", total.rotations),
+        ("deferred_rotations", total.deferred_rotations),
+        ("retirements", total.retirements),
+        ("repairs", total.repairs),
+        ("replaced_broken_current", total.replaced_broken_current),
+        ("slots_exhausted", total.slots_exhausted),
+        ("imports", total.imports),
+        ("races", total.races),
+        ("deletions_with_delete", total.deletions_with_delete),
+        ("deletions_with_retain", total.deletions_with_retain),
+    ];
+    for (name, count) in counts {
+        assert!(count > 0, "no history reached {name}: {total:#?}");
+    }
 }

@@ -740,14 +740,15 @@ impl<'a> Pass<'a> {
                 // What WritePendingCreate persists (everything decided so far, including a broken
                 // current that its replacement will replace) or, before a List, the input status:
                 // the next plan starts from exactly what a crash would leave behind.
-                if !self
+                if self
                     .actions
                     .iter()
                     .any(|a| matches!(a, Action::WritePendingCreate { .. }))
                 {
+                    self.status.renewal_time = renewal_time(&self.status, &input.spec);
+                } else {
                     self.status = input.status.clone();
                 }
-                self.status.renewal_time = renewal_time(&self.status, &input.spec);
                 self.status.observed_generation = input.status.observed_generation;
                 self.status.conditions = input.status.conditions.clone();
                 None
