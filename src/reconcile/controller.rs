@@ -151,19 +151,29 @@ async fn reconcile(
     let span = tracing::info_span!(
         "reconcile",
         namespace = %resource.namespace().unwrap_or_default(),
-        name = %resource.name_any(),
+        resource = %resource.name_any(),
         trace_id = %trace_id(),
     );
-    let outcome =
-        tracing::Instrument::instrument(executor::reconcile(&resource, &context), span).await;
+    let resource_version = resource.resource_version().unwrap_or_default();
+    let work = async {
+        let requeue = executor::reconcile(&resource, &context).await?;
+        let requeue = jittered(requeue.min(context.resync_interval));
+        // One line per completed reconcile, naming the version it started from: tests (and people) can tell
+        // that a given change has been handled, and when the resource is looked at next.
+        tracing::debug!(
+            resource_version,
+            requeue_in_ms = requeue.as_millis() as u64,
+            "reconciled"
+        );
+        Ok(requeue)
+    };
+    let outcome = tracing::Instrument::instrument(work, span).await;
     match outcome {
         Ok(requeue) => {
             if let Ok(mut failures) = context.failures.lock() {
                 failures.remove(&key);
             }
-            Ok(Action::requeue(jittered(
-                requeue.min(context.resync_interval),
-            )))
+            Ok(Action::requeue(requeue))
         }
         Err(err) => Err(err),
     }
@@ -194,7 +204,7 @@ fn error_policy(
     };
     tracing::warn!(
         namespace = %resource.namespace().unwrap_or_default(),
-        name = %resource.name_any(),
+        resource = %resource.name_any(),
         error = %error,
         attempt,
         retry_in_ms = delay.as_millis() as u64,
