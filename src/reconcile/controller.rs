@@ -185,6 +185,17 @@ fn error_policy(
     error: &ExecError,
     context: Arc<Context>,
 ) -> Action {
+    if error.is_conflict() {
+        // Not a failure: the resource changed under this reconcile. The change's own watch event reconciles the
+        // new version right away; this requeue is only a safety net.
+        tracing::debug!(
+            namespace = %resource.namespace().unwrap_or_default(),
+            resource = %resource.name_any(),
+            error = %error,
+            "resource changed during the reconcile; reconciling the new version"
+        );
+        return Action::requeue(CONFLICT_RETRY);
+    }
     let key = ObjectRef::from_obj(resource.as_ref());
     let attempt = match context.failures.lock() {
         Ok(mut failures) => {
@@ -213,6 +224,8 @@ fn error_policy(
     Action::requeue(jittered(delay))
 }
 
+/// Safety-net requeue after a write conflict (the newer version's watch event normally comes first).
+const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 /// First retry after a transient failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// Longest wait between retries of a transient failure.

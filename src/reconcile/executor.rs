@@ -65,6 +65,12 @@ impl ExecError {
         }
     }
 
+    /// The resource changed since this reconcile read it (HTTP 409 on a write that carries the resourceVersion it
+    /// read): nothing is wrong, the reconcile of the newer version follows at once.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ExecError::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
+
     /// A wait EIAM asked for (`x-acs-retry-after`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -94,17 +100,34 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ExecError {
 }
 
 fn eiam_err(action: &'static str) -> impl FnOnce(EiamError) -> ExecError {
-    move |source| ExecError::Eiam { action, source: Box::new(source) }
+    move |source| ExecError::Eiam {
+        action,
+        source: Box::new(source),
+    }
 }
 
 /// One reconcile of one resource; returns when to look again.
 pub async fn reconcile(
-    resource: &ApplicationClientSecret,
+    cached: &ApplicationClientSecret,
     context: &Context,
 ) -> Result<Duration, ExecError> {
-    let namespace = resource.namespace().unwrap_or_default();
-    let key = ObjectRef::from_obj(resource);
+    let namespace = cached.namespace().unwrap_or_default();
+    let key = ObjectRef::from_obj(cached);
     let resources: Api<ApplicationClientSecret> = Api::namespaced(context.kube.clone(), &namespace);
+    // The controller hands us its cached copy, which can lag behind our own last write (the watch event that
+    // triggered this reconcile may already be outdated). Decisions about EIAM must start from the status as
+    // stored, so read it fresh; the writes below are conditional on this version in any case.
+    let Some(fresh) = resources
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(kube_err(format!(
+            "get ApplicationClientSecret {}",
+            cached.name_any()
+        )))?
+    else {
+        return Ok(context.resync_interval);
+    };
+    let resource = &fresh;
     let secrets: Api<Secret> = Api::namespaced(context.kube.clone(), &namespace);
     let secret_name = resource.secret_name();
 
@@ -168,6 +191,7 @@ pub async fn reconcile(
         provider: resolved.ok(),
         held: HashMap::new(),
         key: key.clone(),
+        resource_version: resource.resource_version(),
     };
 
     let mut persisted = resource.status.clone();
@@ -186,6 +210,7 @@ pub async fn reconcile(
             }
             match run.execute(action).await {
                 Ok(outcome) => input.observe(action, outcome),
+                Err(err) if err.is_conflict() => return Err(err),
                 Err(err) => {
                     let failed =
                         planner::status_after_failure(&input, &plan, index, &err.failure());
@@ -219,6 +244,11 @@ struct Run<'a> {
     /// Clear values minted in this reconcile, by secret id: publishing them needs no Obtain.
     held: HashMap<String, (String, SecretString)>,
     key: ObjectRef<ApplicationClientSecret>,
+    /// The resourceVersion this reconcile last read or wrote. Every write to the resource carries it, so a
+    /// reconcile that started from a stale cached copy (a watch event that is already outdated) fails with a
+    /// conflict instead of acting on old status, e.g. minting a second secret because it does not yet see the
+    /// write-ahead marker or the current secret that the previous reconcile recorded.
+    resource_version: Option<String>,
 }
 
 impl Run<'_> {
@@ -414,12 +444,13 @@ impl Run<'_> {
         }
     }
 
-    async fn patch_finalizers(&self, finalizers: Vec<String>) -> Result<(), ExecError> {
+    async fn patch_finalizers(&mut self, finalizers: Vec<String>) -> Result<(), ExecError> {
         // The resourceVersion makes this a compare-and-swap: a concurrent finalizer change fails it and retries.
         let patch = json!({
-            "metadata": { "finalizers": finalizers, "resourceVersion": self.resource.resource_version() }
+            "metadata": { "finalizers": finalizers, "resourceVersion": self.resource_version }
         });
-        self.resources
+        let patched = self
+            .resources
             .patch(
                 &self.resource.name_any(),
                 &PatchParams::default(),
@@ -427,6 +458,7 @@ impl Run<'_> {
             )
             .await
             .map_err(kube_err("update finalizers"))?;
+        self.resource_version = patched.resource_version();
         Ok(())
     }
 
@@ -482,7 +514,7 @@ impl Run<'_> {
 
     /// Persists the planned status with server-side apply, unless it equals what is stored.
     async fn write_status(
-        &self,
+        &mut self,
         planned: &planner::PlanStatus,
         stored: Option<&crate::api::ApplicationClientSecretStatus>,
     ) -> Result<crate::api::ApplicationClientSecretStatus, ExecError> {
@@ -496,12 +528,16 @@ impl Run<'_> {
         if stored == Some(&rendered) {
             return Ok(rendered);
         }
+        // Server-side apply honours metadata.resourceVersion as a precondition: the write fails with a conflict
+        // when the resource changed since this reconcile read it (see `Run::resource_version`).
         let patch = json!({
             "apiVersion": ApplicationClientSecret::api_version(&()),
             "kind": ApplicationClientSecret::kind(&()),
+            "metadata": { "resourceVersion": self.resource_version },
             "status": rendered,
         });
-        self.resources
+        let patched = self
+            .resources
             .patch_status(
                 &self.resource.name_any(),
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -509,6 +545,7 @@ impl Run<'_> {
             )
             .await
             .map_err(kube_err("apply status"))?;
+        self.resource_version = patched.resource_version();
         Ok(rendered)
     }
 }
