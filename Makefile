@@ -5,11 +5,17 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt pyenv testenv
+.PHONY: all build test unit crds check-crds lint fmt pyenv testenv tools chart-crds check-chart-crds lua
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
 TESTENV_SRCS := $(wildcard tests/testenv/*.go) tests/testenv/go.mod tests/testenv/go.sum hack/build-testenv.sh
+
+# Go tools built from source into target/tools/ (hack/build-tools.sh): helm and kubectl pinned by
+# hack/tools/go.mod, the kstatus helper from tests/kstatus. Each is rebuilt only when its module changes.
+TOOLS := target/tools
+TOOL_BINS := $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/kstatus
+LUA ?= lua5.4
 
 all: build
 
@@ -17,20 +23,32 @@ build:
 	$(CARGO) build --locked --bins
 
 ## test: install what is missing, build, and run every test.
-test: check-crds pyenv
+test: check-crds check-chart-crds pyenv testenv tools lua
 	$(CARGO) test --locked --all-targets -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
 	@test -z "$$(gofmt -l tests/testenv)" || { gofmt -l tests/testenv; echo "run gofmt -w tests/testenv"; exit 1; }
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@test -z "$$(gofmt -l tests/kstatus hack/tools)" || { gofmt -l tests/kstatus hack/tools; echo "run gofmt -w tests/kstatus hack/tools"; exit 1; }
 
 fmt:
 	$(CARGO) fmt --all
 
-## crds: regenerate crds/ from the Rust types.
+## crds: regenerate crds/ from the Rust types (and the Helm chart's copy).
 crds:
 	@if [ -f src/bin/crdgen.rs ]; then $(CARGO) run --locked --quiet --bin crdgen -- --out crds; fi
+	$(MAKE) --no-print-directory chart-crds
+
+## chart-crds: copy crds/ into the Helm chart, which must ship the same CRDs byte for byte.
+chart-crds:
+	rm -f charts/eiam-operator/crds/*.yaml
+	cp crds/*.yaml charts/eiam-operator/crds/
+
+## check-chart-crds: fail when the chart's CRDs differ from crds/.
+check-chart-crds:
+	@diff -ru crds charts/eiam-operator/crds || { echo "charts/eiam-operator/crds/ differs from crds/: run 'make chart-crds' and commit"; exit 1; }
+	@echo "charts/eiam-operator/crds/ matches crds/"
 
 ## check-crds: fail when crds/ differs from what the types generate.
 check-crds:
@@ -56,3 +74,17 @@ testenv: $(TESTENV)
 
 $(TESTENV): $(TESTENV_SRCS)
 	hack/build-testenv.sh
+
+## tools: build helm, kubectl and the kstatus helper from source into target/tools/ (Go 1.26, GOTOOLCHAIN=local).
+tools: $(TOOL_BINS)
+
+$(TOOLS)/helm $(TOOLS)/kubectl: hack/tools/go.mod hack/tools/go.sum $(wildcard hack/tools/kubectl/*.go) hack/build-tools.sh
+	hack/build-tools.sh $(notdir $@)
+
+$(TOOLS)/kstatus: $(wildcard tests/kstatus/*.go) tests/kstatus/go.mod tests/kstatus/go.sum hack/build-tools.sh
+	hack/build-tools.sh kstatus
+
+## lua: the Lua interpreter the Argo CD health check test runs (Debian lua5.4), installed when missing.
+lua:
+	@command -v $(LUA) >/dev/null || { echo "$(LUA) missing: installing it"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4; }

@@ -1,0 +1,509 @@
+//! The Helm chart without a cluster: `helm lint` and `helm template` in both RBAC modes, the restricted pod, the
+//! values schema rejecting bad input by name, and the chart agreeing with the operator binary (CRDs, flags).
+//! Installing it into a real API server is `helm_install.rs`; running the operator with its RBAC is
+//! `helm_rbac.rs`.
+
+mod helm_support;
+
+use helm_support::{chart, find, grants, of_kind, render, render_err, run_ok};
+use serde_json::Value;
+
+/// Value sets that exercise every template: defaults, namespaced mode, and every optional feature at once.
+const VALUE_SETS: &[&[&str]] = &[
+    &[],
+    &["--set", "watchNamespaces={team-a}"],
+    &[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "clusterEiamProvider.create=true",
+        "--set",
+        "cloudCredentials.mode=rrsa",
+        "--set",
+        "cloudCredentials.rrsa.roleName=eiam-operator",
+        "--set",
+        "replicaCount=3",
+    ],
+    &[
+        "--set",
+        "cloudCredentials.mode=rrsa",
+        "--set",
+        "cloudCredentials.rrsa.manual=true",
+        "--set",
+        "cloudCredentials.rrsa.roleArn=acs:ram::1234567890123456:role/eiam-operator",
+        "--set",
+        "cloudCredentials.rrsa.oidcProviderArn=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+        "--set",
+        "cloudCredentials.rrsa.stsRegion=cn-hangzhou",
+        "--set",
+        "cloudCredentials.rrsa.vpcEndpoint=true",
+    ],
+    &[
+        "--set",
+        "cloudCredentials.mode=accessKeySecret",
+        "--set",
+        "cloudCredentials.accessKeySecret.name=eiam-ak",
+        "--set",
+        "cloudCredentials.accessKeySecret.securityTokenKey=token",
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "leaderElection.enabled=false",
+    ],
+];
+
+#[test]
+fn helm_lint_strict_passes_for_every_value_set() {
+    let chart = chart();
+    for values in VALUE_SETS {
+        let mut args = vec!["lint", chart.to_str().unwrap(), "--strict"];
+        args.extend_from_slice(values);
+        let out = run_ok("helm", &args, None);
+        assert!(
+            out.contains("0 chart(s) failed"),
+            "helm lint {values:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn every_value_set_renders_valid_objects() {
+    for values in VALUE_SETS {
+        let docs = render(values);
+        assert!(!docs.is_empty(), "{values:?} rendered nothing");
+        for doc in &docs {
+            assert!(
+                doc["apiVersion"].is_string() && doc["kind"].is_string(),
+                "{values:?}: object without apiVersion/kind: {doc}"
+            );
+            assert!(
+                doc["metadata"]["name"].is_string(),
+                "{values:?}: object without a name: {doc}"
+            );
+        }
+    }
+}
+
+fn namespaced_rules() -> Vec<(String, String, String, String)> {
+    // The Role of namespaced mode holds exactly the "namespaced" rule group.
+    let docs = render(&["--set", "watchNamespaces={team-a}"]);
+    grants(&find(&docs, "Role", "eiam-eiam-operator", Some("team-a"))["rules"])
+}
+
+fn grant(group: &str, resource: &str, verb: &str) -> (String, String, String, String) {
+    (group.into(), resource.into(), verb.into(), String::new())
+}
+
+#[test]
+fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outside_the_release_namespace()
+ {
+    let docs = render(&[]);
+    let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
+    let mut expected = namespaced_rules();
+    expected.extend([
+        grant("eiam-operator.io", "clustereiamproviders", "get"),
+        grant("eiam-operator.io", "clustereiamproviders", "list"),
+        grant("eiam-operator.io", "clustereiamproviders", "watch"),
+        grant("", "namespaces", "get"),
+    ]);
+    expected.sort();
+    assert_eq!(cluster_role, expected);
+
+    // The only Role is the release namespace's, for the leader-election Lease.
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 1, "{roles:#?}");
+    assert_eq!(roles[0]["metadata"]["namespace"], "eiam-system");
+    let lease = grants(&roles[0]["rules"]);
+    assert!(
+        lease
+            .iter()
+            .all(|(g, r, _, _)| g == "coordination.k8s.io" && r == "leases"),
+        "{lease:?}"
+    );
+    let binding = find(&docs, "ClusterRoleBinding", "eiam-eiam-operator", None);
+    assert_eq!(binding["subjects"][0]["name"], "eiam-eiam-operator");
+    assert_eq!(binding["subjects"][0]["namespace"], "eiam-system");
+}
+
+#[test]
+fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
+    let docs = render(&["--set", "watchNamespaces={team-a}"]);
+    let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
+    assert_eq!(
+        cluster_role,
+        vec![
+            grant("", "namespaces", "get"),
+            grant("eiam-operator.io", "clustereiamproviders", "get"),
+            grant("eiam-operator.io", "clustereiamproviders", "list"),
+            grant("eiam-operator.io", "clustereiamproviders", "watch"),
+        ]
+    );
+    let role = namespaced_rules();
+    for needed in [
+        grant("", "secrets", "create"),
+        grant("", "secrets", "patch"),
+        grant("", "secrets", "delete"),
+        grant(
+            "eiam-operator.io",
+            "applicationclientsecrets/status",
+            "patch",
+        ),
+        grant("events.k8s.io", "events", "create"),
+        grant("apps", "deployments", "patch"),
+    ] {
+        assert!(role.contains(&needed), "Role lacks {needed:?}: {role:?}");
+    }
+    let binding = find(&docs, "RoleBinding", "eiam-eiam-operator", Some("team-a"));
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["namespace"], "eiam-system");
+    // The release namespace's Role adds Secret get (ClusterEiamProvider AccessKeys kept there) to the Lease.
+    let own = grants(
+        &find(
+            &docs,
+            "Role",
+            "eiam-eiam-operator-self",
+            Some("eiam-system"),
+        )["rules"],
+    );
+    assert!(own.contains(&grant("", "secrets", "get")), "{own:?}");
+    assert!(!own.contains(&grant("", "secrets", "list")), "{own:?}");
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        env(deployment).contains(&("EIAM_OPERATOR_NAMESPACE".into(), "team-a".into())),
+        "{:?}",
+        env(deployment)
+    );
+}
+
+#[test]
+fn lease_rules_name_the_lease_except_for_create() {
+    let docs = render(&["--set", "leaderElection.leaseName=my-lease"]);
+    let role = grants(
+        &find(
+            &docs,
+            "Role",
+            "eiam-eiam-operator-self",
+            Some("eiam-system"),
+        )["rules"],
+    );
+    for (_, _, verb, name) in &role {
+        if verb == "create" {
+            assert_eq!(name, "", "create cannot be restricted by name");
+        } else {
+            assert_eq!(name, "my-lease", "{verb} must be limited to the lease");
+        }
+    }
+    let without = render(&[
+        "--set",
+        "leaderElection.enabled=false",
+        "--set",
+        "replicaCount=1",
+    ]);
+    assert!(of_kind(&without, "Role").is_empty());
+    assert!(of_kind(&without, "PodDisruptionBudget").is_empty());
+}
+
+fn env(deployment: &Value) -> Vec<(String, String)> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_owned(),
+                e["value"].as_str().unwrap_or("<from>").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_pod_meets_the_restricted_pod_security_standard_and_probes_health() {
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    let sc = &container["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(
+        container["image"],
+        format!(
+            "ghcr.io/eiam-operator/eiam-operator:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", "eiam-eiam-operator", None);
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn cloud_credentials_modes_render_the_alibaba_cloud_environment() {
+    // ack-pod-identity-webhook mode: the role on the ServiceAccount, nothing injected by the chart.
+    let docs = render(&[
+        "--set",
+        "cloudCredentials.mode=rrsa",
+        "--set",
+        "cloudCredentials.rrsa.roleName=eiam-operator",
+    ]);
+    let sa = find(&docs, "ServiceAccount", "eiam-eiam-operator", None);
+    assert_eq!(
+        sa["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"],
+        "eiam-operator"
+    );
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        !env(deployment)
+            .iter()
+            .any(|(k, _)| k == "ALIBABA_CLOUD_ROLE_ARN")
+    );
+
+    // Manual RRSA: the three variables and a projected token where the operator's default looks for it.
+    let docs = render(VALUE_SETS[3]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    let vars = env(deployment);
+    for expected in [
+        (
+            "ALIBABA_CLOUD_ROLE_ARN",
+            "acs:ram::1234567890123456:role/eiam-operator",
+        ),
+        (
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+            "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1",
+        ),
+        (
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+            eiam_operator::api::provider::DEFAULT_RRSA_TOKEN_FILE,
+        ),
+        ("ALIBABA_CLOUD_STS_REGION", "cn-hangzhou"),
+        ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true"),
+    ] {
+        assert!(
+            vars.contains(&(expected.0.into(), expected.1.into())),
+            "missing {expected:?} in {vars:?}"
+        );
+    }
+    let pod = &deployment["spec"]["template"]["spec"];
+    let projected = &pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(projected["audience"], "sts.aliyuncs.com");
+    let mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        format!("{mount}/{}", projected["path"].as_str().unwrap()),
+        eiam_operator::api::provider::DEFAULT_RRSA_TOKEN_FILE
+    );
+
+    // AccessKey Secret: secretKeyRefs, never values.
+    let docs = render(VALUE_SETS[4]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let refs: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("ALIBABA_CLOUD_"))
+        .map(|e| {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            assert_eq!(r["name"], "eiam-ak", "{e}");
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                r["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        vec![
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID".into(), "accessKeyId".into()),
+            (
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET".into(),
+                "accessKeySecret".into()
+            ),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN".into(), "token".into()),
+        ]
+    );
+}
+
+#[test]
+fn optional_objects_appear_only_when_enabled() {
+    let plain = render(&[]);
+    for kind in [
+        "Service",
+        "ServiceMonitor",
+        "NetworkPolicy",
+        "ClusterEiamProvider",
+    ] {
+        assert!(
+            of_kind(&plain, kind).is_empty(),
+            "{kind} rendered by default"
+        );
+    }
+    let all = render(VALUE_SETS[2]);
+    let monitor = find(&all, "ServiceMonitor", "eiam-eiam-operator", None);
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    let service = find(&all, "Service", "eiam-eiam-operator-metrics", None);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    let policy = find(&all, "NetworkPolicy", "eiam-eiam-operator", None);
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let provider = find(&all, "ClusterEiamProvider", "default", None);
+    assert_eq!(provider["spec"]["region"], "cn-hangzhou");
+    assert_eq!(
+        find(&all, "Deployment", "eiam-eiam-operator", None)["spec"]["replicas"],
+        3
+    );
+}
+
+#[test]
+fn the_values_schema_rejects_bad_values_and_names_them() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "replicaCount=0"], "replicaCount"),
+        (&["--set", "watchNamespaces={a,b}"], "watchNamespaces"),
+        (
+            &["--set", "watchNamespaces={Not_A_Namespace}"],
+            "watchNamespaces",
+        ),
+        (
+            &["--set", "cloudCredentials.mode=password"],
+            "cloudCredentials",
+        ),
+        (
+            &["--set", "operator.resyncInterval=hourly"],
+            "resyncInterval",
+        ),
+        (&["--set", "operator.logFormat=xml"], "logFormat"),
+        (
+            &["--set", "operator.defaultProvider.signatureVersion=v2"],
+            "signatureVersion",
+        ),
+        (&["--set", "image.digest=latest"], "digest"),
+        (&["--set", "replicaCuont=3"], "replicaCuont"),
+        (&["--set", "metrics.port=80000"], "port"),
+        (
+            &["--set", "clusterEiamProvider.spec.signatureVersion=v9"],
+            "signatureVersion",
+        ),
+        (&["--set", "clusterEiamProvider.spec.colour=blue"], "colour"),
+    ];
+    for (values, field) in cases {
+        let stderr = render_err(values);
+        assert!(
+            stderr.contains("values don't meet the specifications of the schema"),
+            "{values:?} failed for another reason: {stderr}"
+        );
+        assert!(
+            stderr.contains(field),
+            "{values:?}: error does not name {field}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn templates_refuse_inconsistent_values_with_a_message_that_says_what_to_do() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "leaderElection.enabled=false"],
+            "replicaCount > 1 needs leaderElection.enabled",
+        ),
+        (
+            &["--set", "cloudCredentials.mode=rrsa"],
+            "cloudCredentials.rrsa.roleName is required",
+        ),
+        (
+            &[
+                "--set",
+                "cloudCredentials.mode=rrsa",
+                "--set",
+                "cloudCredentials.rrsa.manual=true",
+            ],
+            "cloudCredentials.rrsa.roleArn is required",
+        ),
+        (
+            &["--set", "cloudCredentials.mode=accessKeySecret"],
+            "cloudCredentials.accessKeySecret.name is required",
+        ),
+        (
+            &["--set", "serviceAccount.create=false"],
+            "serviceAccount.name is required",
+        ),
+    ];
+    for (values, message) in cases {
+        let stderr = render_err(values);
+        assert!(
+            stderr.contains(message),
+            "{values:?}: expected {message:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn chart_crds_are_byte_identical_to_crds() {
+    let repo = helm_support::repo();
+    let mut names: Vec<String> = std::fs::read_dir(repo.join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut chart_names: Vec<String> = std::fs::read_dir(chart().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    chart_names.sort();
+    assert_eq!(names, chart_names, "run `make chart-crds`");
+    for name in names {
+        assert!(
+            std::fs::read(repo.join("crds").join(&name)).unwrap()
+                == std::fs::read(chart().join("crds").join(&name)).unwrap(),
+            "charts/eiam-operator/crds/{name} differs from crds/{name}: run `make chart-crds`"
+        );
+    }
+}
+
+#[test]
+fn every_operator_setting_the_chart_renders_is_a_flag_the_binary_knows() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_eiam-operator"))
+        .arg("--help")
+        .output()
+        .expect("run eiam-operator --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for values in VALUE_SETS {
+        let docs = render(values);
+        let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+        for (name, _) in env(deployment) {
+            if name.starts_with("EIAM_OPERATOR_") {
+                assert!(
+                    help.contains(&format!("[env: {name}=")),
+                    "the chart sets {name}, which `eiam-operator --help` does not list"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn chart_version_matches_the_crate() {
+    let chart_yaml: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(chart_yaml["appVersion"], env!("CARGO_PKG_VERSION"));
+}
