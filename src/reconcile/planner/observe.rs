@@ -26,8 +26,18 @@ impl PlanInput {
             (Action::CreateSecret { .. }, ActionOutcome::Created(secret)) => {
                 self.eiam.get_or_insert_with(Vec::new).push(secret);
             }
-            (Action::WritePendingCreate { .. }, _) => {
-                // The executor persisted `plan.status`; it becomes `self.status` after the barrier.
+            (
+                Action::WritePendingCreate {
+                    since,
+                    unmanaged_secret_ids,
+                },
+                _,
+            ) => {
+                // The executor persisted `plan.status` (which has these and what the plan already
+                // did); it becomes `self.status` after the barrier. The two fields are set here
+                // too so that the marker is visible in the input right away.
+                self.status.pending_create_since = Some(*since);
+                self.status.unmanaged_secret_ids = unmanaged_secret_ids.clone();
             }
             (Action::Publish { secret_id, .. }, _) => {
                 self.kube_secret = KubeSecret::Present {
