@@ -21,6 +21,35 @@
 //! }
 //! ```
 //!
+//! A pass needs at most three plans (List → write-ahead + Create → adopt + publish); the
+//! property tests check that bound.
+//!
+//! # Rules, in the order a plan applies them
+//!
+//! 1. Deleting: `Retain` orphans the Secret and removes the finalizer (no EIAM call). `Delete`
+//!    lists, disables and deletes what this resource recorded as its own (current, previous, the
+//!    secret of an interrupted Create), deletes the Secret, removes the finalizer. With nothing
+//!    recorded no provider is needed; otherwise a broken provider keeps the finalizer and the
+//!    resource `Stalled` (set `deletionPolicy: Retain` to let go), as Crossplane does.
+//! 2. Conflict, provider not allowed/unavailable, or a target Secret that is not ours: `Stalled`
+//!    with that reason, no EIAM call (a Warning Event only when the stall reason changes).
+//! 3. Without a List, list only when something needs EIAM: no current secret, a pending Create,
+//!    a due renewal (unless the previous secret's grace period holds both slots: then wait), a
+//!    due retirement, an expired current, a Secret that is missing or out of sync, the periodic
+//!    drift check. Otherwise: no action, unchanged status, requeue at the next due instant.
+//! 4. With the List: adopt the secret of a pending Create; a current secret missing, disabled or
+//!    expired in EIAM gets a Warning, is deleted (it is ours) and replaced; a previous secret past
+//!    its grace period is disabled and deleted.
+//! 5. No usable current: import `spec.secretId` at first issue (`ImportNotFound` if it is not
+//!    listed enabled), else mint. A due rotation (`now >= notAfter - renewBefore`, or a new
+//!    `rotate-requested-at` value) mints into the free slot, and the old current becomes previous
+//!    until `now + gracePeriod`; while a previous secret is in its grace period the rotation
+//!    waits. Minting needs a free slot: an owned previous is retired early only when there is no
+//!    usable current; slots held by secrets that are not ours stall with `SlotsExhausted`.
+//! 6. Publish the current secret where the Secret does not hold it (`Repaired` when it is the
+//!    same secret); after adopting a new one, restart the targets if consumers may hold an older
+//!    value, and record `Issued`/`Rotated`/`Imported`.
+//!
 //! # Crash safety
 //!
 //! A plan that needs a re-plan ends with a barrier (`ListSecrets` or `CreateSecret`), and its
