@@ -17,6 +17,7 @@ use super::clock::{Clock, SystemClock};
 use super::credentials::CredentialProvider;
 use super::endpoint::Endpoint;
 use super::error::{EiamError, ErrorBody};
+use super::observe::{CallOutcome, RetryReason};
 use super::ratelimit::RateLimiter;
 use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
 use super::types::{
@@ -267,10 +268,16 @@ impl EiamClient {
             let result = self
                 .send::<T>(action, signed.query_string(), signed.headers)
                 .await;
-            log_attempt(action, secret_id, started.elapsed(), &result);
-            match result {
+            let elapsed = started.elapsed();
+            log_attempt(action, secret_id, elapsed, &result);
+            let observer = super::observe::observer();
+            if let (Some(observer), Some(outcome)) = (observer, CallOutcome::of(&result)) {
+                observer.call_finished(action, outcome, elapsed);
+            }
+            let retry = match result {
                 Err(e) if e.code() == Some("SignatureNonceUsed") && !resigned_for_nonce => {
                     resigned_for_nonce = true;
+                    RetryReason::SignatureNonceUsed
                 }
                 Err(e)
                     if rejects_temporary_credentials(&e)
@@ -278,8 +285,12 @@ impl EiamClient {
                         && inner.credentials.invalidate() =>
                 {
                     refreshed_credentials = true;
+                    RetryReason::CredentialsRejected
                 }
                 other => return other,
+            };
+            if let Some(observer) = observer {
+                observer.call_retried(action, retry);
             }
         }
     }

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod observe;
 pub mod ratelimit;
 pub mod request;
 pub mod secret;

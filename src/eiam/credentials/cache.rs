@@ -72,7 +72,11 @@ impl RefreshCache {
             return Ok(credentials);
         }
         let fetched_at = self.clock.now();
-        match fetch().await {
+        let fetched = fetch().await;
+        if let Some(observer) = crate::eiam::observe::observer() {
+            observer.credentials_refreshed(self.provider, fetched.is_ok());
+        }
+        match fetched {
             Ok((credentials, expiration)) => {
                 let half_life = fetched_at + (expiration.duration_since(fetched_at) / 2);
                 let stale_at = (expiration - REFRESH_BEFORE_EXPIRY).max(half_life);
