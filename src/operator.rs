@@ -1,8 +1,15 @@
 //! The operator process: command-line flags (each with an environment equivalent) and start-up.
 
 use crate::api::SignatureVersion;
+use crate::health::{Health, Phase};
+use crate::leader::{self, Election, ElectionConfig, LeaderError};
+use crate::metrics::Metrics;
 use crate::reconcile::provider::DefaultProvider;
 use crate::telemetry::{self, LogFormat};
+use clap::ArgAction;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Flags of the operator. Every flag can also be set through the environment variable named in its help.
@@ -35,6 +42,41 @@ pub struct RunArgs {
     /// Log output format.
     #[arg(long, env = "EIAM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Address of the `/healthz` (alive) and `/readyz` (ready) probes.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_HEALTH_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub health_addr: SocketAddr,
+
+    /// Elect a leader among replicas on a `coordination.k8s.io` Lease named `eiam-operator`; only the leader
+    /// reconciles. `--leader-election=false` runs the controller at once (only ever run one such replica).
+    #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Namespace of the leader Lease (default: the pod's own namespace, else `default`).
+    #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// How long the leader's Lease stays valid without renewal: a standby takes over at most this long after the
+    /// leader dies. The leader renews a third of it before expiry.
+    #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_flag_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// On SIGTERM, how long in-flight reconciles may take to finish before they are abandoned (their
+    /// write-ahead status lets the next leader finish safely).
+    #[arg(long, env = "EIAM_OPERATOR_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_flag_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// Errors that stop the operator process.
@@ -43,6 +85,26 @@ pub enum RunError {
     /// The Kubernetes client could not be configured.
     #[error("cannot configure the Kubernetes client (set KUBECONFIG or run in a pod): {0}")]
     KubeConfig(#[source] kube::Error),
+    /// An HTTP endpoint could not listen.
+    #[error("cannot listen on {addr} for {what}: {source}; pick a free address with --{flag}")]
+    Listen {
+        what: &'static str,
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SIGTERM/SIGINT handler could not be installed.
+    #[error("cannot install the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+    /// Leader election could not start.
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
+    /// Another replica took the Lease while this one led: exit so that a fresh start rejoins as a standby.
+    #[error(
+        "lost the leader Lease {namespace}/{name}; exiting so that a restart rejoins as a standby"
+    )]
+    LeadershipLost { namespace: String, name: String },
 }
 
 fn parse_flag_duration(text: &str) -> Result<Duration, String> {
@@ -68,14 +130,229 @@ impl RunArgs {
     }
 }
 
-/// Runs the operator until it is told to stop.
+/// Runs the operator until SIGTERM/SIGINT (exit 0) or a lost leadership (an error).
+///
+/// Order of events: the metrics and health endpoints come up first, so the kubelet sees a live process; then the
+/// replica competes for the Lease (standing by counts as ready); the leader runs the controller; on SIGTERM it
+/// stops taking new work, lets in-flight reconciles finish for at most `--shutdown-timeout`, releases the Lease
+/// and returns.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init(args.log_format);
     crate::eiam::install_crypto_provider();
+    let metrics = Arc::new(Metrics::new());
+    crate::eiam::observe::install(metrics.eiam.clone());
+    let health = Arc::new(Health::default());
+    serve(
+        "metrics",
+        "metrics-addr",
+        args.metrics_addr,
+        crate::metrics::http::router(metrics.clone()),
+    )
+    .await?;
+    serve(
+        "health probes",
+        "health-addr",
+        args.health_addr,
+        crate::health::router(health.clone()),
+    )
+    .await?;
+    let stop = StopSignal::install().map_err(RunError::Signal)?;
+
     let client = kube::Client::try_default()
         .await
         .map_err(RunError::KubeConfig)?;
-    tracing::info!(namespace = ?args.namespace, "eiam-operator starting");
-    crate::reconcile::controller::run(client, args).await;
+    tracing::info!(
+        namespace = ?args.namespace,
+        version = env!("CARGO_PKG_VERSION"),
+        leader_election = args.leader_election,
+        "eiam-operator starting"
+    );
+    let controller = ControllerRun {
+        client: client.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        stop: stop.clone(),
+    };
+    if !args.leader_election {
+        metrics.leader.set(1);
+        controller.run(args, std::future::pending()).await;
+        return Ok(());
+    }
+
+    let config = ElectionConfig {
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(leader::default_namespace),
+        lease_name: leader::LEASE_NAME.to_owned(),
+        identity: leader::default_identity(),
+        lease_duration: args.leader_election_lease_duration,
+    };
+    let mut election = Election::start(client, &config).await?;
+    health.set(Phase::StandingBy);
+    tracing::info!(
+        identity = election.identity(),
+        lease = %format!("{}/{}", config.namespace, config.lease_name),
+        "standing by for the leader Lease"
+    );
+    tokio::select! {
+        acquired = election.acquired() => acquired?,
+        () = stop.wait() => {
+            health.set(Phase::Stopping);
+            release(election).await;
+            tracing::info!("eiam-operator stopped (was standing by)");
+            return Ok(());
+        }
+    }
+    tracing::info!(
+        identity = election.identity(),
+        "leader Lease acquired: starting the controller"
+    );
+    metrics.leader.set(1);
+    let lost = election.lost();
+    let lost_leadership = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noted = lost_leadership.clone();
+    controller
+        .run(args, async move {
+            lost.await;
+            noted.store(true, std::sync::atomic::Ordering::Release);
+        })
+        .await;
+    metrics.leader.set(0);
+    release(election).await;
+    if lost_leadership.load(std::sync::atomic::Ordering::Acquire) && !stop.is_stopping() {
+        return Err(RunError::LeadershipLost {
+            namespace: config.namespace,
+            name: config.lease_name,
+        });
+    }
+    tracing::info!("eiam-operator stopped");
     Ok(())
+}
+
+/// How long releasing the Lease may take on the way out; past it the Lease simply expires.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn release(election: Election) {
+    match election.release(RELEASE_TIMEOUT).await {
+        Ok(()) => tracing::info!("leader Lease released"),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot release the leader Lease; it expires by itself")
+        }
+    }
+}
+
+/// What the controller needs from the process around it.
+struct ControllerRun {
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: StopSignal,
+}
+
+impl ControllerRun {
+    /// Runs the controller until SIGTERM or `lost` resolves, then drains in-flight reconciles for at most
+    /// `--shutdown-timeout`.
+    async fn run(self, args: RunArgs, lost: impl Future<Output = ()> + Send + Sync + 'static) {
+        let shutdown_timeout = args.shutdown_timeout;
+        let (draining_tx, mut draining) = tokio::sync::watch::channel(false);
+        let stop = self.stop.clone();
+        let health = self.health.clone();
+        let trigger = async move {
+            tokio::select! {
+                () = stop.wait() => {}
+                () = lost => tracing::warn!("leader Lease lost: stopping the controller"),
+            }
+            health.set(Phase::Stopping);
+            tracing::info!(
+                timeout_ms = shutdown_timeout.as_millis() as u64,
+                "shutting down: no new reconciles, waiting for in-flight ones"
+            );
+            let _ = draining_tx.send(true);
+        };
+        self.health.set(Phase::Syncing);
+        let controller = crate::reconcile::controller::run(
+            self.client,
+            args,
+            crate::reconcile::controller::Operations {
+                metrics: self.metrics.clone(),
+                health: self.health,
+                shutdown: Box::pin(trigger),
+            },
+        );
+        let deadline = async move {
+            let _ = draining.wait_for(|draining| *draining).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        };
+        tokio::select! {
+            () = controller => {}
+            () = deadline => tracing::warn!(
+                in_flight = self.metrics.reconcile.in_flight(),
+                "in-flight reconciles did not finish within the shutdown timeout; abandoning them"
+            ),
+        }
+    }
+}
+
+/// SIGTERM or SIGINT, observed once and shared.
+#[derive(Clone, Debug)]
+struct StopSignal {
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl StopSignal {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "stop requested");
+            let _ = tx.send(true);
+        });
+        Ok(Self { stopping })
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves once a stop was requested.
+    fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut stopping = self.stopping.clone();
+        async move {
+            // An error means the sender is gone, which only happens after it sent.
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        }
+    }
+}
+
+/// Binds `addr` and serves `router` on it in the background; logs the bound address (port 0 picks a free one).
+async fn serve(
+    what: &'static str,
+    flag: &'static str,
+    addr: SocketAddr,
+    router: axum::Router,
+) -> Result<SocketAddr, RunError> {
+    let listen_error = |source| RunError::Listen {
+        what,
+        flag,
+        addr,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    tracing::info!(addr = %bound, "serving {what}");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, router).await {
+            tracing::error!(error = %err, "the {what} server stopped");
+        }
+    });
+    Ok(bound)
 }

@@ -9,20 +9,24 @@ use super::provider::{DefaultProvider, ProviderCache};
 use crate::api::{
     ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
 };
+use crate::health::{Health, Phase};
+use crate::metrics::Metrics;
 use crate::operator::RunArgs;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::{self, Action},
         events::{Recorder, Reporter},
-        reflector::{ObjectRef, Store},
-        watcher,
+        reflector::{self, ObjectRef, Store, reflector},
+        watcher::{self, watcher},
     },
 };
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,10 +43,20 @@ pub struct Context {
     pub last_list: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, Instant>>,
     /// Consecutive transient failures per resource (drives the backoff).
     pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
+    /// The process's Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
-/// Runs the controller until SIGTERM/SIGINT.
-pub async fn run(kube: Client, args: RunArgs) {
+/// What the process around the controller provides: metrics, the readiness it reports, when to stop.
+pub struct Operations {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    /// Resolves when the controller should stop taking new work and return once in-flight reconciles finish.
+    pub shutdown: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+}
+
+/// Runs the controller until `operations.shutdown` resolves and in-flight reconciles have finished.
+pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let (resources, secrets, providers): (
         Api<ApplicationClientSecret>,
         Api<Secret>,
@@ -61,8 +75,24 @@ pub async fn run(kube: Client, args: RunArgs) {
     };
     let cluster_providers: Api<ClusterEiamProvider> = Api::all(kube.clone());
 
-    let controller = Controller::new(resources, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Our own reflector rather than `Controller::new`, to see the first list complete (readiness): the store's
+    // `wait_until_ready` wakes only its latest waiter, so waiting on it beside the controller can stall either.
+    let (store, writer) = reflector::store();
+    let health = operations.health;
+    let primary = reflector(
+        writer,
+        watcher(resources, watcher::Config::default().any_semantic()),
+    )
+    .inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event
+            && health.phase() == Phase::Syncing
+        {
+            health.set(Phase::Leading);
+            tracing::info!("watches synced: reconciling");
+        }
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(primary, store.clone());
     let context = Arc::new(Context {
         recorder: Recorder::new(
             kube.clone(),
@@ -78,7 +108,9 @@ pub async fn run(kube: Client, args: RunArgs) {
         store: store.clone(),
         last_list: Mutex::default(),
         failures: Mutex::default(),
+        metrics: operations.metrics.clone(),
     });
+    operations.metrics.resources.watch(store.clone());
 
     let managed = format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1);
     let namespaced_users = store.clone();
@@ -110,7 +142,7 @@ pub async fn run(kube: Client, args: RunArgs) {
             },
         )
         .with_config(controller::Config::default().concurrency(args.concurrency))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(operations.shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
@@ -118,7 +150,7 @@ pub async fn run(kube: Client, args: RunArgs) {
             }
         })
         .await;
-    tracing::info!("eiam-operator stopped");
+    tracing::info!("controller stopped");
 }
 
 /// The resources that reference a provider.
@@ -148,6 +180,7 @@ async fn reconcile(
     context: Arc<Context>,
 ) -> Result<Action, ExecError> {
     let key = ObjectRef::from_obj(resource.as_ref());
+    let timer = context.metrics.reconcile.start();
     let span = tracing::info_span!(
         "reconcile",
         namespace = %resource.namespace().unwrap_or_default(),
@@ -168,6 +201,10 @@ async fn reconcile(
         Ok(requeue)
     };
     let outcome = tracing::Instrument::instrument(work, span).await;
+    timer.finish(match &outcome {
+        Ok(_) => "success",
+        Err(err) => result_label(err),
+    });
     match outcome {
         Ok(requeue) => {
             if let Ok(mut failures) = context.failures.lock() {
@@ -205,6 +242,11 @@ fn error_policy(
         }
         Err(_) => 1,
     };
+    if let ExecError::Eiam { action, .. } = error
+        && !error.is_permanent()
+    {
+        context.metrics.eiam.backoff_retry(action);
+    }
     let delay = if error.is_permanent() {
         PERMANENT_RETRY
     } else {
@@ -226,6 +268,20 @@ fn error_policy(
 
 /// Safety-net requeue after a write conflict (the newer version's watch event normally comes first).
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+
+/// The `result` label of a failed reconcile.
+fn result_label(error: &ExecError) -> &'static str {
+    if error.is_conflict() {
+        return "conflict";
+    }
+    match error {
+        ExecError::Eiam { .. } => "eiam_error",
+        ExecError::Kube { .. } => "kubernetes_error",
+        ExecError::InvalidSpec(_) => "invalid_spec",
+        ExecError::NotConverged => "not_converged",
+    }
+}
+
 /// First retry after a transient failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// Longest wait between retries of a transient failure.

@@ -546,6 +546,8 @@ impl Run<'_> {
             .await
             .map_err(kube_err("apply status"))?;
         self.resource_version = patched.resource_version();
+        let metrics = &self.context.metrics.resources;
+        metrics.status_written(self.resource, stored, &rendered);
         Ok(rendered)
     }
 }

@@ -1,0 +1,181 @@
+//! The operator's Prometheus metrics: one registry, every name prefixed `eiam_operator_`, served on `/metrics`.
+//!
+//! Process-wide series (reconciles, EIAM calls, credential refreshes, leadership, build info) are updated where
+//! things happen; per-resource series are read from the controller's cache on each scrape, so a deleted resource
+//! disappears from the scrape by itself. README "Metrics" lists every series.
+
+pub mod eiam;
+pub mod http;
+pub mod reconcile;
+pub mod resources;
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text, text};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub use eiam::EiamMetrics;
+pub use reconcile::{ReconcileMetrics, ReconcileTimer};
+pub use resources::ResourceMetrics;
+
+/// Every metric name starts with this (plus `_`).
+pub const PREFIX: &str = "eiam_operator";
+
+/// The two text formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text, what Prometheus asks for first.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (what `promtool check metrics` and plain `curl` get).
+    PrometheusText,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics only when named, as Prometheus does.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::PrometheusText,
+        }
+    }
+
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// All metrics of one operator process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reconcile counts, durations and concurrency.
+    pub reconcile: ReconcileMetrics,
+    /// EIAM calls and credential refreshes (installed as the EIAM layer's observer).
+    pub eiam: Arc<EiamMetrics>,
+    /// Per-resource series, read from the controller's cache.
+    pub resources: Arc<ResourceMetrics>,
+    /// 1 while this process holds the leader Lease (or runs without leader election), else 0.
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered and build info set.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let reconcile = ReconcileMetrics::register(&mut registry);
+        let eiam = Arc::new(EiamMetrics::register(&mut registry));
+        let resources = Arc::new(ResourceMetrics::default());
+        registry.register_collector(Box::new(resources.clone()));
+
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and runs the controller (always 1 without leader \
+             election), 0 while it stands by",
+            leader.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build of the operator runs",
+            build_info,
+        );
+        Self {
+            registry,
+            reconcile,
+            eiam,
+            resources,
+            leader,
+        }
+    }
+
+    /// The current values of every metric in `format`.
+    pub fn encode(&self, format: Format) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        match format {
+            Format::OpenMetrics => text::encode(&mut out, &self.registry)?,
+            Format::PrometheusText => prometheus_text::encode(&mut out, &self.registry)?,
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_prefixed_and_build_info_is_one() {
+        let metrics = Metrics::new();
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let name = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+                .unwrap_or(line);
+            assert!(name.starts_with("eiam_operator_"), "unprefixed: {line}");
+        }
+        assert!(
+            text.contains(&format!(
+                "eiam_operator_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counters_carry_total_in_help_and_type_in_the_prometheus_format() {
+        let metrics = Metrics::new();
+        metrics.reconcile.start().finish("success");
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        assert!(
+            text.contains("# TYPE eiam_operator_reconciles_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eiam_operator_reconciles_total{result=\"success\"} 1"),
+            "{text}"
+        );
+        let open = metrics.encode(Format::OpenMetrics).unwrap();
+        assert!(
+            open.contains("# TYPE eiam_operator_reconciles counter"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
+    }
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_names_it() {
+        assert_eq!(Format::negotiate(None), Format::PrometheusText);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::PrometheusText);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+    }
+}
