@@ -15,7 +15,7 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Name of the Lease the replicas compete for.
+/// Default name of the Lease the replicas compete for.
 pub const LEASE_NAME: &str = "eiam-operator";
 
 /// Where the service-account namespace is mounted in a pod.
@@ -143,10 +143,12 @@ pub fn default_identity() -> String {
     format!("{base}-{:08x}", rand::random::<u32>())
 }
 
-/// The namespace the operator runs in (from the service-account mount), else `default`.
+/// The namespace the operator runs in (`POD_NAMESPACE` from the downward API, else the service-account mount),
+/// else `default`.
 pub fn default_namespace() -> String {
-    std::fs::read_to_string(POD_NAMESPACE_FILE)
+    std::env::var("POD_NAMESPACE")
         .ok()
+        .or_else(|| std::fs::read_to_string(POD_NAMESPACE_FILE).ok())
         .map(|ns| ns.trim().to_owned())
         .filter(|ns| !ns.is_empty())
         .unwrap_or_else(|| "default".to_owned())

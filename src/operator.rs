@@ -64,9 +64,14 @@ pub struct RunArgs {
     #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
     pub leader_election: bool,
 
-    /// Namespace of the leader Lease (default: the pod's own namespace, else `default`).
+    /// Namespace of the leader Lease (default: the pod's own namespace — `POD_NAMESPACE` or the service-account
+    /// mount — else `default`).
     #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+
+    /// Name of the leader Lease; replicas with the same Lease elect one leader among them.
+    #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION_LEASE_NAME", default_value = leader::LEASE_NAME)]
+    pub leader_election_lease_name: String,
 
     /// How long the leader's Lease stays valid without renewal: a standby takes over at most this long after the
     /// leader dies. The leader renews a third of it before expiry.
@@ -184,7 +189,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .leader_election_namespace
             .clone()
             .unwrap_or_else(leader::default_namespace),
-        lease_name: leader::LEASE_NAME.to_owned(),
+        lease_name: args.leader_election_lease_name.clone(),
         identity: leader::default_identity(),
         lease_duration: args.leader_election_lease_duration,
     };
