@@ -64,10 +64,11 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 "namespaced": what the operator does inside a namespace it watches.
 */}}
 {{- define "eiam-operator.rules.namespaced" -}}
-# Watch ApplicationClientSecrets; patch them to add and remove the eiam-operator.io/cleanup finalizer.
+# Watch ApplicationClientSecrets, re-read one before acting on it (the watch cache may lag), and patch them to
+# add and remove the eiam-operator.io/cleanup finalizer.
 - apiGroups: ["eiam-operator.io"]
   resources: ["applicationclientsecrets"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # Write status (server-side apply).
 - apiGroups: ["eiam-operator.io"]
   resources: ["applicationclientsecrets/status"]
