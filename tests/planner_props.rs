@@ -183,6 +183,21 @@ struct World {
     raced: bool,
 }
 
+/// What a status looks like after a round trip through the CRD: instants in RFC 3339 seconds.
+fn stored(mut status: PlanStatus) -> PlanStatus {
+    let seconds = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap();
+    if let Some(current) = &mut status.current {
+        current.not_after = current.not_after.map(seconds);
+    }
+    if let Some(previous) = &mut status.previous {
+        previous.retire_at = seconds(previous.retire_at);
+    }
+    status.renewal_time = status.renewal_time.map(seconds);
+    status.last_rotation_time = status.last_rotation_time.map(seconds);
+    status.pending_create_since = status.pending_create_since.map(seconds);
+    status
+}
+
 fn epoch() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
 }
@@ -490,7 +505,7 @@ impl World {
                 match self.execute(&plan, action, fault) {
                     Ok(outcome) => input.observe(action, outcome),
                     Err(failure) => {
-                        self.persisted = status_after_failure(&input, &plan, i, &failure);
+                        self.persisted = stored(status_after_failure(&input, &plan, i, &failure));
                         self.after_persist();
                         return executed;
                     }
@@ -498,7 +513,7 @@ impl World {
             }
             if !plan.needs_replan() {
                 self.count(&plan, &executed, start_pending);
-                self.persisted = plan.status.clone();
+                self.persisted = stored(plan.status.clone());
                 self.after_persist();
                 self.after_completed_pass(&plan, start_current.as_ref(), start_usable, start_due);
                 return executed;
@@ -560,7 +575,7 @@ impl World {
             }
             Action::WritePendingCreate { since, .. } => {
                 assert_eq!(plan.status.pending_create_since, Some(*since));
-                self.persisted = plan.status.clone();
+                self.persisted = stored(plan.status.clone());
                 ActionOutcome::Done
             }
             Action::CreateSecret { .. } if self.raced && self.eiam.len() >= SLOT_LIMIT => {
@@ -926,7 +941,11 @@ impl World {
             !(requested || renewal_pending) || waiting,
             "a due rotation neither happened nor waits for a grace period"
         );
-        // Steady state: one more pass with nothing due plans nothing and changes nothing.
+        // Steady state: one more pass with nothing due plans nothing and wants exactly the stored
+        // status (so the executor writes nothing).
+        let steady = plan(&self.input());
+        assert!(steady.actions.is_empty(), "steady state acts: {steady:?}");
+        assert_eq!(steady.status, self.persisted, "steady state would patch the status");
         let before = self.persisted.clone();
         let actions = self.reconcile(None, None);
         assert!(actions.is_empty(), "steady state acts: {actions:?}");
@@ -945,7 +964,7 @@ fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
     ];
     let grace = prop_oneof![
         Just(Duration::ZERO),
-        Just(Duration::from_secs(10)),
+        Just(Duration::from_millis(10_250)),
         Just(HOUR)
     ];
     let policy = prop_oneof![Just(DeletionPolicy::Delete), Just(DeletionPolicy::Retain)];
@@ -953,8 +972,9 @@ fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
         |(expires_after, short_renew, grace_period, restart, deletion_policy)| {
             let renew_before = match expires_after {
                 None => Duration::ZERO,
-                // The e2e shape: renew 15 s after minting.
-                Some(lifetime) if short_renew => lifetime - Duration::from_secs(15),
+                // The e2e shape: renew 15 s after minting (with a fraction: instants in status
+                // must still survive the round trip through RFC 3339 seconds).
+                Some(lifetime) if short_renew => lifetime - Duration::from_millis(15_500),
                 Some(lifetime) => lifetime / 3,
             };
             PlanSpec {

@@ -59,7 +59,9 @@ pub fn renewal_time(status: &PlanStatus, spec: &super::model::PlanSpec) -> Optio
     } else {
         spec.renew_before
     };
-    Some(sub(not_after, renew_before))
+    // Whole seconds, like every instant the status stores (RFC 3339 seconds in the CRD), so that
+    // a fractional renewBefore does not make the status differ after each round trip.
+    Some(floor_to_second(sub(not_after, renew_before)))
 }
 
 /// How a pass ends.
@@ -420,7 +422,7 @@ impl<'a> Pass<'a> {
                     }
                     self.status.previous = Some(PreviousSecret {
                         secret_id: old.secret_id.clone(),
-                        retire_at: add(self.stamp, self.input.spec.grace_period),
+                        retire_at: ceil_to_second(add(self.stamp, self.input.spec.grace_period)),
                     });
                     rotated = true;
                 }

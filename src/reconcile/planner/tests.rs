@@ -1122,3 +1122,21 @@ fn an_adopted_secret_already_due_is_rotated_and_the_adoption_is_written_ahead() 
     assert_eq!(plan.status.current.as_ref().unwrap().secret_id, "sci_late");
     assert_eq!(plan.status.pending_create_since, Some(at(600)));
 }
+
+#[test]
+fn fractional_durations_still_give_whole_second_instants_in_status() {
+    let mut input = fresh();
+    input.spec.expires_after = Some(hours(24));
+    input.spec.renew_before = hours(24) - Duration::from_millis(15_500);
+    input.spec.grace_period = Duration::from_millis(10_250);
+    let mut eiam = Eiam::with(vec![]);
+    pass(&mut input, &mut eiam);
+    let renewal = input.status.renewal_time.unwrap();
+    assert_eq!(renewal.subsec_nanosecond(), 0);
+    input.kube_secret = holding("sci_new1");
+    input.now = renewal;
+    pass(&mut input, &mut eiam);
+    let previous = input.status.previous.as_ref().unwrap();
+    assert_eq!(previous.retire_at.subsec_nanosecond(), 0);
+    assert!(previous.retire_at >= renewal.checked_add(Duration::from_millis(10_250)).unwrap());
+}
