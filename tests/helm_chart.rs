@@ -195,6 +195,14 @@ fn lease_rules_name_the_lease_except_for_create() {
             assert_eq!(name, "my-lease", "{verb} must be limited to the lease");
         }
     }
+    // The operator is told the same Lease name the Role allows.
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    let vars = env(deployment);
+    assert!(vars.contains(&("EIAM_OPERATOR_LEADER_ELECTION".into(), "true".into())));
+    assert!(vars.contains(&(
+        "EIAM_OPERATOR_LEADER_ELECTION_LEASE_NAME".into(),
+        "my-lease".into()
+    )));
     let without = render(&[
         "--set",
         "leaderElection.enabled=false",
@@ -202,6 +210,8 @@ fn lease_rules_name_the_lease_except_for_create() {
         "replicaCount=1",
     ]);
     assert!(of_kind(&without, "Role").is_empty());
+    let deployment = find(&without, "Deployment", "eiam-eiam-operator", None);
+    assert!(env(deployment).contains(&("EIAM_OPERATOR_LEADER_ELECTION".into(), "false".into())));
     assert!(of_kind(&without, "PodDisruptionBudget").is_empty());
 }
 
@@ -506,4 +516,24 @@ fn chart_version_matches_the_crate() {
         serde_yaml::from_str(&std::fs::read_to_string(chart().join("Chart.yaml")).unwrap())
             .unwrap();
     assert_eq!(chart_yaml["appVersion"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_values_schema_is_what_its_generator_writes() {
+    let repo = helm_support::repo();
+    let output = std::process::Command::new("python3")
+        .arg(repo.join("hack/gen-values-schema.py"))
+        .output()
+        .expect("run python3 hack/gen-values-schema.py");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed = std::fs::read(chart().join("values.schema.json")).unwrap();
+    assert!(
+        output.stdout == committed,
+        "charts/eiam-operator/values.schema.json is stale: run \
+         hack/gen-values-schema.py > charts/eiam-operator/values.schema.json"
+    );
 }

@@ -120,11 +120,11 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["create"]
-# Read, renew and take over that one Lease.
+# Read, renew, take over and release that one Lease.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   resourceNames: [{{ include "eiam-operator.leaseName" . | quote }}]
-  verbs: ["get", "update", "patch"]
+  verbs: ["get", "patch"]
 {{- end }}
 
 {{/*
