@@ -15,6 +15,9 @@ use crate::eiam::types::Action;
 /// EIAM answers in tens of milliseconds; the read timeout is 10 s.
 const DURATION_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// The providers that fetch temporary credentials (their `CredentialProvider::kind`).
+const TEMPORARY_CREDENTIAL_PROVIDERS: [&str; 2] = ["rrsa", "ecs_ram_role"];
+
 /// `reason` of a retry the reconciler schedules (with backoff) after a retryable EIAM error.
 pub const RETRY_BACKOFF: &str = "backoff";
 
@@ -82,6 +85,16 @@ impl EiamMetrics {
              re-sends at once), backoff (the reconciler retries the reconcile later after a retryable error)",
             metrics.retries.clone(),
         );
+        // Zero series up front, so rate() and absent-series alerts work before the first refresh.
+        for provider in TEMPORARY_CREDENTIAL_PROVIDERS {
+            for outcome in ["success", "error"] {
+                drop(
+                    metrics
+                        .refreshes
+                        .get_or_create(&RefreshLabels { provider, outcome }),
+                );
+            }
+        }
         registry.register(
             "credential_refreshes",
             "Fetches of temporary credentials, by provider kind (rrsa, ecs_ram_role) and outcome (success, error)",

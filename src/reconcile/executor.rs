@@ -492,6 +492,8 @@ impl Run<'_> {
     }
 
     async fn event(&self, kind: EventKind, reason: &str, note: &str) {
+        // The log keeps the audit trail when Events have expired (notes name secret ids, never values).
+        tracing::info!(kind = ?kind, reason, note, "event");
         let event = events::Event {
             type_: match kind {
                 EventKind::Normal => events::EventType::Normal,
