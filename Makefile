@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt pyenv testenv tools chart-crds check-chart-crds lua
+.PHONY: all build test unit crds check-crds lint fmt pyenv testenv tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -23,7 +23,7 @@ build:
 	$(CARGO) build --locked --bins
 
 ## test: install what is missing, build, and run every test.
-test: check-crds check-chart-crds pyenv testenv tools lua
+test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
 	$(CARGO) test --locked --all-targets -- --nocapture
 
 lint:
@@ -88,3 +88,21 @@ $(TOOLS)/kstatus: $(wildcard tests/kstatus/*.go) tests/kstatus/go.mod tests/ksta
 lua:
 	@command -v $(LUA) >/dev/null || { echo "$(LUA) missing: installing it"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4; }
+
+## promtool: Prometheus' promtool, which checks a real /metrics scrape (tests/ops_metrics.rs) and the alert rules.
+## Debian's `prometheus` package provides it; when that cannot be installed it is built from its Go module into
+## target/tools/ (Go 1.26, GOTOOLCHAIN=local). Tests find it on PATH or in target/tools/.
+PROMTOOL_MODULE := github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+PROMTOOL = $$(command -v promtool || echo $(CURDIR)/$(TOOLS)/promtool)
+
+promtool:
+	@if command -v promtool >/dev/null || [ -x $(TOOLS)/promtool ]; then exit 0; fi; \
+	echo "promtool missing: installing Debian's prometheus package"; \
+	if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }; then \
+	  echo "cannot install the prometheus package: building promtool from $(PROMTOOL_MODULE)"; \
+	  mkdir -p $(TOOLS) && GOTOOLCHAIN=local GOBIN=$(CURDIR)/$(TOOLS) go install $(PROMTOOL_MODULE); fi
+
+## check-rules: validate and unit-test the example Prometheus alert rules.
+check-rules: promtool
+	$(PROMTOOL) check rules examples/prometheus/eiam-operator-rules.yaml
+	cd examples/prometheus && $(PROMTOOL) test rules eiam-operator-rules.test.yaml
