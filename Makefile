@@ -22,9 +22,10 @@ all: build
 build:
 	$(CARGO) build --locked --bins
 
-## test: install what is missing, build, and run every test.
+## test: install what is missing, build, and run every test — against one control plane for the whole run.
 test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
-	$(CARGO) test --locked --all-targets -- --nocapture
+	$(CARGO) test --locked --all-targets --no-run
+	hack/with-testenv.sh $(CARGO) test --locked --all-targets -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
