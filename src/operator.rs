@@ -59,8 +59,8 @@ pub struct RunArgs {
     )]
     pub health_addr: SocketAddr,
 
-    /// Elect a leader among replicas on a `coordination.k8s.io` Lease named `eiam-operator`; only the leader
-    /// reconciles. `--leader-election=false` runs the controller at once (only ever run one such replica).
+    /// Elect a leader among replicas on a `coordination.k8s.io` Lease (`--leader-election-lease-name`); only the
+    /// leader reconciles. `--leader-election=false` runs the controller at once (only ever run one such replica).
     #[arg(long, env = "EIAM_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
     pub leader_election: bool,
 
