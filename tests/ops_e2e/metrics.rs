@@ -1,0 +1,241 @@
+//! `/metrics` on a real scrape: it passes `promtool check metrics`, carries every metric README lists with the
+//! values the run produced, speaks OpenMetrics when asked, and drops a deleted resource's series.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use eiam_operator::api::ApplicationClientSecret;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::json;
+
+use crate::common::{control_plane, wait_until};
+use crate::support::{OperatorSpec, create_resource, fake, promtool, sample, wait_ready};
+
+/// Every metric family README "Metrics" documents, with its Prometheus type.
+const DOCUMENTED: &[(&str, &str)] = &[
+    ("eiam_operator_reconciles_total", "counter"),
+    ("eiam_operator_reconcile_duration_seconds", "histogram"),
+    ("eiam_operator_reconciles_in_flight", "gauge"),
+    ("eiam_operator_eiam_calls_total", "counter"),
+    ("eiam_operator_eiam_call_duration_seconds", "histogram"),
+    ("eiam_operator_eiam_throttled_total", "counter"),
+    ("eiam_operator_eiam_retries_total", "counter"),
+    ("eiam_operator_credential_refreshes_total", "counter"),
+    ("eiam_operator_leader", "gauge"),
+    ("eiam_operator_build_info", "gauge"),
+    ("eiam_operator_secret_expiration_timestamp_seconds", "gauge"),
+    ("eiam_operator_secret_renewal_timestamp_seconds", "gauge"),
+    ("eiam_operator_ready_status", "gauge"),
+    ("eiam_operator_stalled_status", "gauge"),
+    ("eiam_operator_rotations_total", "counter"),
+];
+
+const CREATE: &str = "CreateApplicationClientSecret";
+
+/// Runs `promtool check metrics` on `scrape`; returns its output, panicking when it finds a problem.
+fn promtool_check_metrics(scrape: &str) -> String {
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("promtool stdin");
+        stdin.write_all(scrape.as_bytes()).expect("feed promtool");
+    }
+    let output = child.wait_with_output().expect("promtool output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed ({}):\n{text}\n--- scrape ---\n{scrape}",
+        output.status
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_scrape_passes_promtool_and_carries_every_documented_metric() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("ops-metrics").await;
+    let client = cp.client().await;
+    // The first Create is throttled, so the error path shows up too: its code as outcome, throttled, a retry.
+    let fake = fake(json!([{
+        "kind": "throttle", "code": "Throttling.User", "retryAfterMs": 100, "action": CREATE, "next": 1
+    }]))
+    .await;
+    let operator = OperatorSpec::new(cp, ns.name(), &fake.url())
+        .arg("--leader-election=false")
+        .start()
+        .await;
+
+    create_resource(&client, ns.name(), "web").await;
+    let resource = wait_ready(&client, ns.name(), "web", Duration::from_secs(60)).await;
+    let status = resource.status.expect("status");
+
+    let text = operator.scrape().await;
+    let promtool_says = promtool_check_metrics(&text);
+    println!(
+        "promtool check metrics: ok on a real scrape of {} lines{}",
+        text.lines().count(),
+        if promtool_says.trim().is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", promtool_says.trim())
+        }
+    );
+
+    for (family, kind) in DOCUMENTED {
+        assert!(
+            text.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family} ({kind}) missing from the scrape:\n{text}"
+        );
+    }
+    let value = |series: &str| {
+        sample(&text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+    };
+    let web = "namespace=\"".to_owned() + ns.name() + "\",name=\"web\"";
+    assert!(value("eiam_operator_reconciles_total{result=\"success\"}") >= 1.0);
+    assert!(value("eiam_operator_reconciles_total{result=\"eiam_error\"}") >= 1.0);
+    assert_eq!(value("eiam_operator_reconciles_in_flight"), 0.0);
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_eiam_calls_total{{action=\"{CREATE}\",outcome=\"ok\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_eiam_calls_total{{action=\"{CREATE}\",outcome=\"Throttling.User\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_eiam_throttled_total{{action=\"{CREATE}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_eiam_retries_total{{action=\"{CREATE}\",reason=\"backoff\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_eiam_call_duration_seconds_count{{action=\"{CREATE}\"}}"
+        )),
+        2.0
+    );
+    assert_eq!(value("eiam_operator_leader"), 1.0);
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    let not_after = status.not_after.expect("notAfter").0.as_second() as f64;
+    let renewal = status.renewal_time.expect("renewalTime").0.as_second() as f64;
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_secret_expiration_timestamp_seconds{{{web}}}"
+        )),
+        not_after
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_secret_renewal_timestamp_seconds{{{web}}}"
+        )),
+        renewal
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_ready_status{{{web},condition=\"True\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_ready_status{{{web},condition=\"False\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "eiam_operator_stalled_status{{{web},condition=\"False\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        value(&format!("eiam_operator_rotations_total{{{web}}}")),
+        0.0
+    );
+    let secret_id = status.current_secret_id.expect("current secret");
+    assert!(
+        !text.contains(&secret_id),
+        "a secret id leaked into the metrics"
+    );
+
+    // Prometheus asks for OpenMetrics first and gets it.
+    let (content_type, open) = operator
+        .scrape_as(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        ))
+        .await;
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(
+        open.contains("# TYPE eiam_operator_reconciles counter\n"),
+        "{open}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
+
+    // Deleting the resource removes its series (once the finalizer is gone and the cache forgets it).
+    Api::<ApplicationClientSecret>::namespaced(client.clone(), ns.name())
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete the resource");
+    wait_until(
+        "the deleted resource's series to disappear",
+        Duration::from_secs(60),
+        || async {
+            let text = operator.scrape().await;
+            (!text.contains(&web)).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_alive_and_ready_once_the_watches_have_synced() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("ops-probes").await;
+    let fake = fake(json!([])).await;
+    let operator = OperatorSpec::new(cp, ns.name(), &fake.url()).start().await;
+
+    assert_eq!(operator.probe("/healthz").await, (200, "ok\n".to_owned()));
+    let ready = wait_until("/readyz to answer 200", Duration::from_secs(30), || async {
+        let (status, body) = operator.probe("/readyz").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(ready, "leading\n");
+    assert!(
+        !operator
+            .records_with("watches synced: reconciling")
+            .is_empty(),
+        "ready before the watches synced:\n{}",
+        operator.process.output()
+    );
+}
