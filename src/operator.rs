@@ -10,6 +10,7 @@ use clap::ArgAction;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Flags of the operator. Every flag can also be set through the environment variable named in its help.
@@ -215,17 +216,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     );
     metrics.leader.set(1);
     let lost = election.lost();
-    let lost_leadership = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost_leadership = Arc::new(AtomicBool::new(false));
     let noted = lost_leadership.clone();
     controller
         .run(args, async move {
             lost.await;
-            noted.store(true, std::sync::atomic::Ordering::Release);
+            noted.store(true, Ordering::Release);
         })
         .await;
     metrics.leader.set(0);
     release(election).await;
-    if lost_leadership.load(std::sync::atomic::Ordering::Acquire) && !stop.is_stopping() {
+    if lost_leadership.load(Ordering::Acquire) && !stop.is_stopping() {
         return Err(RunError::LeadershipLost {
             namespace: config.namespace,
             name: config.lease_name,

@@ -127,3 +127,64 @@ async fn a_standby_takes_over_within_the_lease_duration_after_the_leader_is_kill
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_taken_stops_and_exits_non_zero() {
+    let cp = control_plane().await;
+    let ns = cp.namespace("ops-lost-lease").await;
+    let client = cp.client().await;
+    let fake = fake(json!([])).await;
+    let mut leader = OperatorSpec::new(cp, ns.name(), &fake.url())
+        .arg("--leader-election-lease-duration")
+        .arg(&format!("{LEASE_SECONDS}s"))
+        .start()
+        .await;
+    leader
+        .process
+        .wait_for_line("watches synced", Duration::from_secs(30))
+        .await;
+
+    // Another party takes the Lease (as a replica with a skewed clock or a manual edit would).
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    let patch = json!({ "spec": {
+        "holderIdentity": "intruder",
+        "acquireTime": now,
+        "renewTime": now,
+        "leaseDurationSeconds": 3600,
+    }});
+    kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), ns.name())
+        .patch(
+            eiam_operator::leader::LEASE_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("take the Lease");
+    let taken_at = Instant::now();
+    let status = wait_until(
+        "the leader to exit",
+        Duration::from_secs(LEASE_SECONDS * 3),
+        || {
+            let status = leader.process.try_wait();
+            async move { status }
+        },
+    )
+    .await;
+    println!(
+        "leader noticed the lost Lease and exited after {:.2} s",
+        taken_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(status.code(), Some(1), "{}", leader.process.output());
+    assert!(
+        !leader
+            .records_with("leader Lease lost: stopping the controller")
+            .is_empty(),
+        "{}",
+        leader.process.output()
+    );
+    assert_eq!(
+        lease_holder(&client, ns.name()).await.as_deref(),
+        Some("intruder"),
+        "the exiting leader must not release someone else's Lease"
+    );
+}
