@@ -15,5 +15,7 @@ mod leader;
 mod logs;
 #[path = "ops_e2e/metrics.rs"]
 mod metrics;
+#[path = "ops_e2e/observer.rs"]
+mod observer;
 #[path = "ops_e2e/shutdown.rs"]
 mod shutdown;
