@@ -81,7 +81,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let health = operations.health;
     let primary = reflector(
         writer,
-        watcher(resources, watcher::Config::default().any_semantic()),
+        watcher(resources, watcher::Config::default().any_semantic()).default_backoff(),
     )
     .inspect(move |event| {
         if let Ok(watcher::Event::InitDone) = event
@@ -91,7 +91,9 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             tracing::info!("watches synced: reconciling");
         }
     })
-    .applied_objects();
+    .applied_objects()
+    // Only changes worth a reconcile trigger one; our own status writes do not (see `trigger_hash`).
+    .predicate_filter(trigger_hash, Default::default());
     let controller = Controller::for_stream(primary, store.clone());
     let context = Arc::new(Context {
         recorder: Recorder::new(
@@ -151,6 +153,25 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+/// What, in an `ApplicationClientSecret`, is worth a reconcile when it changes: the spec (generation), the
+/// annotations (a rotation request), the labels, and deletion. Not the status: the operator writes it itself, and a
+/// reconcile triggered by its own status write would bypass the backoff that `error_policy` asked for (each failure
+/// writes a status with a new RequestId, whose watch event reconciled again at once: a retry storm).
+fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    resource.metadata.generation.hash(&mut hasher);
+    resource.annotations().hash(&mut hasher);
+    resource.labels().hash(&mut hasher);
+    resource
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The resources that reference a provider.
