@@ -208,14 +208,13 @@ async fn reconcile(
         resource = %resource.name_any(),
         trace_id = %trace_id(),
     );
-    let resource_version = resource.resource_version().unwrap_or_default();
     let work = async {
-        let requeue = executor::reconcile(&resource, &context).await?;
-        let requeue = jittered(requeue.min(context.resync_interval));
-        // One line per completed reconcile, naming the version it started from: tests (and people) can tell
-        // that a given change has been handled, and when the resource is looked at next.
+        let done = executor::reconcile(&resource, &context).await?;
+        let requeue = jittered(done.requeue.min(context.resync_interval));
+        // One line per completed reconcile, naming the version it left the resource at: tests (and people) can
+        // tell that a given change has been handled, and when the resource is looked at next.
         tracing::debug!(
-            resource_version,
+            resource_version = done.resource_version.unwrap_or_default(),
             requeue_in_ms = requeue.as_millis() as u64,
             "reconciled"
         );

@@ -34,7 +34,8 @@ const MAX_ROUNDS: usize = 6;
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// EIAM answered with an error or could not be reached.
-    #[error("EIAM {action} failed: {source}")]
+    // The EIAM error's own message already names the action, Code, Message and RequestId.
+    #[error("{source}")]
     Eiam {
         action: &'static str,
         #[source]
@@ -106,11 +107,64 @@ fn eiam_err(action: &'static str) -> impl FnOnce(EiamError) -> ExecError {
     }
 }
 
-/// One reconcile of one resource; returns when to look again.
+/// Waits before each in-place retry of an EIAM call (at least what EIAM asks for with `x-acs-retry-after`).
+const IN_PLACE_BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile (retried by the controller).
+const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs an EIAM call, retrying it in place (with backoff) while it fails in a way that certainly had no effect:
+/// throttling, or a transient failure of a read. Retrying only the failed call, not the whole pass, matters: a
+/// pass that always makes two calls would meet a fault on every second call forever. An ambiguous failure of a
+/// mutation (a Create that may have minted a secret) is never retried here: the next pass lists first.
+async fn retrying<T, F, Fut>(action: &'static str, mut call: F) -> Result<T, ExecError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EiamError>>,
+{
+    let mut waits = IN_PLACE_BACKOFF.iter();
+    loop {
+        let err = match call().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let wait = waits
+            .next()
+            .filter(|_| err.is_retryable() && !err.is_ambiguous())
+            .map(|base| (*base).max(err.retry_after().unwrap_or_default()))
+            .filter(|wait| *wait <= IN_PLACE_MAX_WAIT);
+        let Some(wait) = wait else {
+            return Err(eiam_err(action)(err));
+        };
+        let wait = super::controller::jittered(wait);
+        tracing::info!(
+            action,
+            error = %err,
+            retry_in_ms = wait.as_millis() as u64,
+            "EIAM call failed without effect; retrying it"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// When to look again (before jitter and the resync cap).
+    pub requeue: Duration,
+    /// The resource's resourceVersion once this reconcile's own writes were done: everything up to this version
+    /// has been handled.
+    pub resource_version: Option<String>,
+}
+
+/// One reconcile of one resource.
 pub async fn reconcile(
     cached: &ApplicationClientSecret,
     context: &Context,
-) -> Result<Duration, ExecError> {
+) -> Result<Reconciled, ExecError> {
     let namespace = cached.namespace().unwrap_or_default();
     let key = ObjectRef::from_obj(cached);
     let resources: Api<ApplicationClientSecret> = Api::namespaced(context.kube.clone(), &namespace);
@@ -125,7 +179,10 @@ pub async fn reconcile(
             cached.name_any()
         )))?
     else {
-        return Ok(context.resync_interval);
+        return Ok(Reconciled {
+            requeue: context.resync_interval,
+            resource_version: None,
+        });
     };
     let resource = &fresh;
     let secrets: Api<Secret> = Api::namespaced(context.kube.clone(), &namespace);
@@ -228,7 +285,10 @@ pub async fn reconcile(
         if input.has_finalizer || !input.deleting {
             run.write_status(&plan.status, persisted.as_ref()).await?;
         }
-        return Ok(plan.requeue_after.unwrap_or(context.resync_interval));
+        return Ok(Reconciled {
+            requeue: plan.requeue_after.unwrap_or(context.resync_interval),
+            resource_version: run.resource_version,
+        });
     }
     Err(ExecError::NotConverged)
 }
@@ -271,11 +331,11 @@ impl Run<'_> {
                 self.patch_finalizers(finalizers).await?;
             }
             PlanAction::ListSecrets => {
-                let listed = self
-                    .client()?
-                    .list_secrets(&instance_id, &application_id)
-                    .await
-                    .map_err(eiam_err("ListApplicationClientSecrets"))?;
+                let client = self.client()?;
+                let listed = retrying("ListApplicationClientSecrets", || {
+                    client.list_secrets(&instance_id, &application_id)
+                })
+                .await?;
                 if let Ok(mut last) = self.context.last_list.lock() {
                     last.insert(self.key.clone(), Instant::now());
                 }
@@ -292,11 +352,11 @@ impl Run<'_> {
             }
             PlanAction::CreateSecret { expiration } => {
                 let expiration_ms = expiration.map(|t| t.as_millisecond());
-                let created = self
-                    .client()?
-                    .create_secret(&instance_id, &application_id, expiration_ms)
-                    .await
-                    .map_err(eiam_err("CreateApplicationClientSecret"))?;
+                let client = self.client()?;
+                let created = retrying("CreateApplicationClientSecret", || {
+                    client.create_secret(&instance_id, &application_id, expiration_ms)
+                })
+                .await?;
                 let secret = created.application_client_secret;
                 crate::failpoint::hit("after-create");
                 self.held.insert(
@@ -318,16 +378,17 @@ impl Run<'_> {
                 let (client_id, value) = match self.held.get(secret_id) {
                     Some(held) => held.clone(),
                     None => {
-                        let obtained = match self
-                            .client()?
-                            .obtain_secret(&instance_id, &application_id, secret_id)
-                            .await
+                        let client = self.client()?;
+                        let obtained = match retrying("ObtainApplicationClientSecret", || {
+                            client.obtain_secret(&instance_id, &application_id, secret_id)
+                        })
+                        .await
                         {
                             Ok(obtained) => obtained,
                             Err(err) => {
                                 // The secret may be gone behind our back: make the next reconcile list.
                                 self.forget_last_list();
-                                return Err(eiam_err("ObtainApplicationClientSecret")(err));
+                                return Err(err);
                             }
                         };
                         let secret = obtained.application_client_secret;
@@ -388,28 +449,32 @@ impl Run<'_> {
                 }
             }
             PlanAction::DisableSecret { secret_id } => {
-                match self
-                    .client()?
-                    .disable_secret(&instance_id, &application_id, secret_id)
-                    .await
-                {
-                    Err(err) if !err.is_not_found() => {
-                        return Err(eiam_err("DisableApplicationClientSecret")(err));
+                let client = self.client()?;
+                // Already gone is as good as done.
+                retrying("DisableApplicationClientSecret", || async {
+                    match client
+                        .disable_secret(&instance_id, &application_id, secret_id)
+                        .await
+                    {
+                        Err(err) if !err.is_not_found() => Err(err),
+                        _ => Ok(()),
                     }
-                    _ => {}
-                }
+                })
+                .await?;
             }
             PlanAction::DeleteSecret { secret_id } => {
-                match self
-                    .client()?
-                    .delete_secret(&instance_id, &application_id, secret_id)
-                    .await
-                {
-                    Err(err) if !err.is_not_found() => {
-                        return Err(eiam_err("DeleteApplicationClientSecret")(err));
+                let client = self.client()?;
+                // Already gone is as good as done.
+                retrying("DeleteApplicationClientSecret", || async {
+                    match client
+                        .delete_secret(&instance_id, &application_id, secret_id)
+                        .await
+                    {
+                        Err(err) if !err.is_not_found() => Err(err),
+                        _ => Ok(()),
                     }
-                    _ => {}
-                }
+                })
+                .await?;
             }
             PlanAction::DeleteKubeSecret => match self
                 .secrets
