@@ -5,7 +5,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod fake_eiam;
 pub mod namespace;
+pub mod operator;
 pub mod process;
 pub mod wait;
 

@@ -1,0 +1,209 @@
+//! The real `eiam-operator` binary, started the way a user starts it: flags (`--namespace`, `--default-endpoint`,
+//! `--resync-interval`, ...), the default provider's AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET`, and
+//! `KUBECONFIG` pointing at the test control plane. Logs are JSON lines, captured for assertions and leak scans.
+//!
+//! Give every test its own namespace and `--namespace`, so operators of tests running in parallel never see each
+//! other's resources.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::process::{Process, ProcessSpec};
+
+/// Environment variables of the operator (and of the Alibaba Cloud credential chain) that must not leak in from
+/// the environment of whoever runs the tests.
+const INHERITED_ENV_TO_DROP: &[&str] = &[
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    "ALIBABA_CLOUD_ECS_METADATA",
+    "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
+    "ALIBABA_CLOUD_STS_REGION",
+    "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED",
+    "EIAM_OPERATOR_NAMESPACE",
+    "EIAM_OPERATOR_RESYNC_INTERVAL",
+    "EIAM_OPERATOR_CONCURRENCY",
+    "EIAM_OPERATOR_DEFAULT_REGION",
+    "EIAM_OPERATOR_DEFAULT_ENDPOINT",
+    "EIAM_OPERATOR_DEFAULT_SIGNATURE_VERSION",
+    "EIAM_OPERATOR_LOG_FORMAT",
+    "EIAM_OPERATOR_FAILPOINT",
+    "EIAM_OPERATOR_METRICS_ADDR",
+    "EIAM_OPERATOR_HEALTH_ADDR",
+    "EIAM_OPERATOR_LEADER_ELECTION",
+    "EIAM_OPERATOR_LEADER_ELECTION_NAMESPACE",
+    "EIAM_OPERATOR_LEADER_ELECTION_LEASE_NAME",
+    "EIAM_OPERATOR_LEADER_ELECTION_LEASE_DURATION",
+    "EIAM_OPERATOR_SHUTDOWN_TIMEOUT",
+];
+
+/// How to start one operator process.
+#[derive(Debug, Clone)]
+pub struct OperatorSpec {
+    kubeconfig: PathBuf,
+    namespace: Option<String>,
+    default_endpoint: Option<String>,
+    access_key: Option<(String, String)>,
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+    rust_log: String,
+}
+
+impl OperatorSpec {
+    /// An operator for the control plane whose admin kubeconfig is `kubeconfig`, watching all namespaces until
+    /// [`OperatorSpec::namespace`] narrows it.
+    pub fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_owned(),
+            namespace: None,
+            default_endpoint: None,
+            access_key: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            rust_log: "info,eiam_operator=debug".to_owned(),
+        }
+    }
+
+    /// `--namespace NS`: watch only this namespace.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    /// `--default-endpoint URL`: the default provider's EIAM endpoint.
+    pub fn default_endpoint(mut self, url: &str) -> Self {
+        self.default_endpoint = Some(url.to_owned());
+        self
+    }
+
+    /// The default provider's AccessKey, in `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET`.
+    pub fn access_key(mut self, id: &str, secret: &str) -> Self {
+        self.access_key = Some((id.to_owned(), secret.to_owned()));
+        self
+    }
+
+    /// Any other flag, e.g. `--resync-interval`.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// An extra environment variable, e.g. `EIAM_OPERATOR_FAILPOINT`.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `RUST_LOG` (default `info,eiam_operator=debug`).
+    pub fn rust_log(mut self, filter: &str) -> Self {
+        self.rust_log = filter.to_owned();
+        self
+    }
+
+    /// Starts the operator and waits until it has started its controller.
+    pub async fn start(&self) -> Operator {
+        let mut spec = ProcessSpec::new("eiam-operator", env!("CARGO_BIN_EXE_eiam-operator"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", &self.rust_log)
+            .arg("--log-format")
+            .arg("json")
+            // Tests run many operators side by side: free ports, and no shared leader Lease (each test's
+            // operator is the only one for its namespace).
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--leader-election=false");
+        for key in INHERITED_ENV_TO_DROP {
+            spec = spec.env_remove(key);
+        }
+        // No instance metadata service in tests: the credential chain must not wait for one.
+        spec = spec.env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
+        if let Some(namespace) = &self.namespace {
+            spec = spec.arg("--namespace").arg(namespace);
+        }
+        if let Some(url) = &self.default_endpoint {
+            spec = spec.arg("--default-endpoint").arg(url);
+        }
+        if let Some((id, secret)) = &self.access_key {
+            spec = spec
+                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", id)
+                .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret);
+        }
+        for (key, value) in &self.env {
+            spec = spec.env(key, value);
+        }
+        spec = spec.args(&self.args);
+        let mut process = spec.spawn();
+        process
+            .wait_for_line("eiam-operator starting", Duration::from_secs(30))
+            .await;
+        Operator { process }
+    }
+}
+
+/// A running operator. Dropping it kills it.
+pub struct Operator {
+    process: Process,
+}
+
+impl Operator {
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    pub fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Everything it printed (JSON log lines, plus anything else on stdout/stderr).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+
+    /// Its log lines that parse as JSON.
+    pub fn log_records(&self) -> Vec<Value> {
+        self.output()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Log records whose message is `message` and, if given, that are about the resource `name` (the reconcile
+    /// span's or the record's own `resource` field).
+    pub fn records_with(&self, message: &str, name: Option<&str>) -> Vec<Value> {
+        self.log_records()
+            .into_iter()
+            .filter(|r| r["fields"]["message"] == message)
+            .filter(|r| {
+                name.is_none_or(|n| r["span"]["resource"] == n || r["fields"]["resource"] == n)
+            })
+            .collect()
+    }
+
+    /// Waits until the process exits on its own; returns how it exited.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.process.try_wait() {
+                return status;
+            }
+            if start.elapsed() >= timeout {
+                panic!(
+                    "the operator did not exit within {timeout:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
