@@ -1,0 +1,85 @@
+//! Behaviour 14: steady state costs nothing.
+
+use kube::ResourceExt;
+use serde_json::json;
+
+use crate::support::*;
+
+/// Behaviour 14: with nothing due, reconciles triggered by unrelated updates (a label on the resource, a label on
+/// its Secret) send zero EIAM calls and write nothing: the resource's and the Secret's resourceVersions stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b14_steady_state_costs_no_eiam_call_and_no_write() {
+    const APP: &str = "app_steady";
+    let mut s = Scenario::new("b14-steady-state", &[APP]).await;
+    s.start_operator().await;
+    s.create(
+        "steady",
+        json!({ "instanceId": INSTANCE, "applicationId": APP, "expiresAfter": "720h" }),
+    )
+    .await;
+    s.wait_ready("steady").await;
+    let settled = s.wait_reconciled("steady").await;
+    let counts_before = s.fake.counts().await;
+    let secret_before = s.secret_api().get("steady").await.expect("Secret");
+    eprintln!("[b14] EIAM calls after the first issue: {counts_before:?}");
+
+    // An unrelated update of the resource itself: a label (metadata only; the generation stays).
+    let labelled = s
+        .patch(
+            "steady",
+            json!({ "metadata": { "labels": { "unrelated": "change" } } }),
+        )
+        .await;
+    assert_ne!(labelled.resource_version(), settled.resource_version());
+    assert_eq!(labelled.metadata.generation, settled.metadata.generation);
+    let reconciles = s.reconciles("steady");
+    let after = s.wait_reconciled("steady").await;
+    assert!(
+        s.reconciles("steady") > reconciles,
+        "the label triggered a reconcile"
+    );
+    assert_eq!(
+        after.resource_version(),
+        labelled.resource_version(),
+        "the reconcile wrote nothing to the resource (no status patch)"
+    );
+
+    // An unrelated update of the Secret: a label of someone else's.
+    let reconciles = s.reconciles("steady");
+    s.secret_api()
+        .patch(
+            "steady",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "metadata": { "labels": { "backup": "yes" } } })),
+        )
+        .await
+        .expect("label the Secret");
+    let secret_labelled = s.secret_api().get("steady").await.expect("Secret");
+    s.wait_more_reconciles("steady", reconciles).await;
+    let after_secret = s.wait_reconciled("steady").await;
+
+    let counts_after = s.fake.counts().await;
+    eprintln!("[b14] EIAM calls after two unrelated updates: {counts_after:?}");
+    assert_eq!(
+        counts_after, counts_before,
+        "unrelated updates cost zero EIAM calls"
+    );
+    assert_eq!(
+        after_secret.resource_version(),
+        labelled.resource_version(),
+        "still no status write"
+    );
+    let secret_after = s.secret_api().get("steady").await.expect("Secret");
+    assert_eq!(
+        secret_after.resource_version(),
+        secret_labelled.resource_version(),
+        "the Secret was not rewritten"
+    );
+    assert_eq!(secret_after.data, secret_before.data);
+    assert_eq!(
+        secret_after.labels().get("backup").map(String::as_str),
+        Some("yes"),
+        "someone else's label is left alone"
+    );
+    s.finish().await;
+}
