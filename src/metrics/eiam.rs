@@ -82,7 +82,8 @@ impl EiamMetrics {
         registry.register(
             "eiam_retries",
             "EIAM calls sent again, by action and reason: signature_nonce_used and credentials_rejected (the client \
-             re-sends at once), backoff (the reconciler retries the reconcile later after a retryable error)",
+             re-sends at once), backoff (the reconciler sends it again after a wait: in place after throttling or a \
+             failed read, or in a later reconcile after another retryable error)",
             metrics.retries.clone(),
         );
         // Zero series up front, so rate() and absent-series alerts work before the first refresh.

@@ -120,7 +120,11 @@ const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(10);
 /// throttling, or a transient failure of a read. Retrying only the failed call, not the whole pass, matters: a
 /// pass that always makes two calls would meet a fault on every second call forever. An ambiguous failure of a
 /// mutation (a Create that may have minted a secret) is never retried here: the next pass lists first.
-async fn retrying<T, F, Fut>(action: &'static str, mut call: F) -> Result<T, ExecError>
+async fn retrying<T, F, Fut>(
+    metrics: &crate::metrics::eiam::EiamMetrics,
+    action: &'static str,
+    mut call: F,
+) -> Result<T, ExecError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, EiamError>>,
@@ -146,6 +150,7 @@ where
             retry_in_ms = wait.as_millis() as u64,
             "EIAM call failed without effect; retrying it"
         );
+        metrics.backoff_retry(action);
         tokio::time::sleep(wait).await;
     }
 }
@@ -332,9 +337,11 @@ impl Run<'_> {
             }
             PlanAction::ListSecrets => {
                 let client = self.client()?;
-                let listed = retrying("ListApplicationClientSecrets", || {
-                    client.list_secrets(&instance_id, &application_id)
-                })
+                let listed = retrying(
+                    &self.context.metrics.eiam,
+                    "ListApplicationClientSecrets",
+                    || client.list_secrets(&instance_id, &application_id),
+                )
                 .await?;
                 if let Ok(mut last) = self.context.last_list.lock() {
                     last.insert(self.key.clone(), Instant::now());
@@ -353,9 +360,11 @@ impl Run<'_> {
             PlanAction::CreateSecret { expiration } => {
                 let expiration_ms = expiration.map(|t| t.as_millisecond());
                 let client = self.client()?;
-                let created = retrying("CreateApplicationClientSecret", || {
-                    client.create_secret(&instance_id, &application_id, expiration_ms)
-                })
+                let created = retrying(
+                    &self.context.metrics.eiam,
+                    "CreateApplicationClientSecret",
+                    || client.create_secret(&instance_id, &application_id, expiration_ms),
+                )
                 .await?;
                 let secret = created.application_client_secret;
                 crate::failpoint::hit("after-create");
@@ -379,9 +388,11 @@ impl Run<'_> {
                     Some(held) => held.clone(),
                     None => {
                         let client = self.client()?;
-                        let obtained = match retrying("ObtainApplicationClientSecret", || {
-                            client.obtain_secret(&instance_id, &application_id, secret_id)
-                        })
+                        let obtained = match retrying(
+                            &self.context.metrics.eiam,
+                            "ObtainApplicationClientSecret",
+                            || client.obtain_secret(&instance_id, &application_id, secret_id),
+                        )
                         .await
                         {
                             Ok(obtained) => obtained,
@@ -451,29 +462,37 @@ impl Run<'_> {
             PlanAction::DisableSecret { secret_id } => {
                 let client = self.client()?;
                 // Already gone is as good as done.
-                retrying("DisableApplicationClientSecret", || async {
-                    match client
-                        .disable_secret(&instance_id, &application_id, secret_id)
-                        .await
-                    {
-                        Err(err) if !err.is_not_found() => Err(err),
-                        _ => Ok(()),
-                    }
-                })
+                retrying(
+                    &self.context.metrics.eiam,
+                    "DisableApplicationClientSecret",
+                    || async {
+                        match client
+                            .disable_secret(&instance_id, &application_id, secret_id)
+                            .await
+                        {
+                            Err(err) if !err.is_not_found() => Err(err),
+                            _ => Ok(()),
+                        }
+                    },
+                )
                 .await?;
             }
             PlanAction::DeleteSecret { secret_id } => {
                 let client = self.client()?;
                 // Already gone is as good as done.
-                retrying("DeleteApplicationClientSecret", || async {
-                    match client
-                        .delete_secret(&instance_id, &application_id, secret_id)
-                        .await
-                    {
-                        Err(err) if !err.is_not_found() => Err(err),
-                        _ => Ok(()),
-                    }
-                })
+                retrying(
+                    &self.context.metrics.eiam,
+                    "DeleteApplicationClientSecret",
+                    || async {
+                        match client
+                            .delete_secret(&instance_id, &application_id, secret_id)
+                            .await
+                        {
+                            Err(err) if !err.is_not_found() => Err(err),
+                            _ => Ok(()),
+                        }
+                    },
+                )
                 .await?;
             }
             PlanAction::DeleteKubeSecret => match self
