@@ -356,10 +356,12 @@ fn capture(
     })
 }
 
-/// `target/tmp/logs`, created on first use.
+/// `target/tmp/logs`, created on first use; logs older than a day are removed then.
 pub fn log_dir() -> PathBuf {
+    static PRUNED: std::sync::Once = std::sync::Once::new();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("logs");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    PRUNED.call_once(|| super::control_plane::prune_old_runs(&dir, ""));
     dir
 }
 

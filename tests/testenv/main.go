@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,9 +86,13 @@ func main() {
 	// still takes us down.
 	stop := stopReasons(f.parentPID, f.watchStdin)
 
-	dataDir, err := os.MkdirTemp("", "eiam-testenv-")
+	// Our stdout/stderr may be pipes to a test process that is gone by the time we log our shutdown; without
+	// this, Go dies of SIGPIPE on that write and never removes its data directory.
+	signal.Ignore(syscall.SIGPIPE)
+	sweepStaleDataDirs()
+	dataDir, dataLock, err := createDataDir()
 	if err != nil {
-		fatalf("create data directory: %v", err)
+		fatalf("%v", err)
 	}
 	outDir := f.outDir
 	if outDir == "" {
@@ -102,7 +108,7 @@ func main() {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cp := &controlPlane{dataDir: dataDir, outputs: paths, cancel: cancel,
+	cp := &controlPlane{dataDir: dataDir, dataLock: dataLock, outputs: paths, cancel: cancel,
 		failed: make(chan error, 3), apiStopped: make(chan struct{})}
 	go func() {
 		reason := <-stop
@@ -142,6 +148,7 @@ type outputs struct {
 // controlPlane tracks what was started so shutdown can undo it.
 type controlPlane struct {
 	dataDir  string
+	dataLock *os.File // held while dataDir exists; see datadir.go
 	outputs  outputs
 	cancel   context.CancelFunc
 	etcdStop func()
@@ -312,6 +319,7 @@ func (cp *controlPlane) stopAndExit(code int) {
 	if err := os.RemoveAll(cp.dataDir); err != nil {
 		logf("remove %s: %v", cp.dataDir, err)
 	}
+	cp.dataLock.Close()
 	klog.Flush()
 	logf("stopped")
 	os.Exit(code)
