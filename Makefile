@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt pyenv testenv tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build test unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -107,3 +107,11 @@ promtool:
 check-rules: promtool
 	$(PROMTOOL) check rules examples/prometheus/eiam-operator-rules.yaml
 	cd examples/prometheus && $(PROMTOOL) test rules eiam-operator-rules.test.yaml
+
+## demo: the operator end to end on a local control plane with the fake EIAM (KEEP=1 leaves it running).
+demo: $(TESTENV) build $(TOOLS)/kubectl
+	KEEP=$(KEEP) hack/demo.sh
+
+## demo-stop: stop a demo left running with KEEP=1.
+demo-stop:
+	hack/demo.sh stop
