@@ -194,7 +194,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         identity: leader::default_identity(),
         lease_duration: args.leader_election_lease_duration,
     };
-    let mut election = Election::start(client, &config).await?;
+    let mut election = tokio::select! {
+        started = Election::start(client, &config) => started?,
+        () = stop.wait() => {
+            tracing::info!("eiam-operator stopped (before joining the leader election)");
+            return Ok(());
+        }
+    };
     health.set(Phase::StandingBy);
     tracing::info!(
         identity = election.identity(),
