@@ -19,8 +19,9 @@ LUA ?= lua5.4
 
 all: build
 
+## build: the binaries (the Dockerfile runs this with CARGO_BUILD_FLAGS=--release).
 build:
-	$(CARGO) build --locked --bins
+	$(CARGO) build --locked --bins $(CARGO_BUILD_FLAGS)
 
 ## test: install what is missing, build, and run every test — against one control plane for the whole run.
 test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
@@ -40,6 +41,8 @@ fmt:
 crds:
 	@if [ -f src/bin/crdgen.rs ]; then $(CARGO) run --locked --quiet --bin crdgen -- --out crds; fi
 	$(MAKE) --no-print-directory chart-crds
+	@if [ -x $(TOOLS)/helm ]; then $(MAKE) --no-print-directory manifests; \
+	  else echo "deploy/eiam-operator.yaml embeds the CRDs: run 'make manifests' (builds helm first)"; fi
 
 ## chart-crds: copy crds/ into the Helm chart, which must ship the same CRDs byte for byte.
 chart-crds:
@@ -75,6 +78,10 @@ testenv: $(TESTENV)
 
 $(TESTENV): $(TESTENV_SRCS)
 	hack/build-testenv.sh
+
+## manifests: regenerate deploy/eiam-operator.yaml (the kubectl install) from the chart.
+manifests: $(TOOLS)/helm
+	hack/helm-manifests.sh > deploy/eiam-operator.yaml
 
 ## tools: build helm, kubectl and the kstatus helper from source into target/tools/ (Go 1.26, GOTOOLCHAIN=local).
 tools: $(TOOL_BINS)

@@ -537,3 +537,78 @@ fn the_values_schema_is_what_its_generator_writes() {
          hack/gen-values-schema.py > charts/eiam-operator/values.schema.json"
     );
 }
+
+#[test]
+fn the_kubectl_install_manifest_is_the_chart_rendered_with_its_defaults() {
+    let repo = helm_support::repo();
+    let output = std::process::Command::new(repo.join("hack/helm-manifests.sh"))
+        .env("HELM", helm_support::tool("helm"))
+        .output()
+        .expect("run hack/helm-manifests.sh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed = std::fs::read(repo.join("deploy/eiam-operator.yaml")).unwrap();
+    assert!(
+        output.stdout == committed,
+        "deploy/eiam-operator.yaml is stale: run `make manifests`"
+    );
+    let docs = helm_support::parse_documents(&String::from_utf8(committed).unwrap());
+    assert_eq!(of_kind(&docs, "CustomResourceDefinition").len(), 3);
+    assert_eq!(docs[0]["kind"], "Namespace");
+}
+
+#[test]
+fn the_dockerfile_builds_with_make_build_and_runs_as_the_charts_user() {
+    let repo = helm_support::repo();
+    let dockerfile = std::fs::read_to_string(repo.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("make build CARGO_BUILD_FLAGS=--release"),
+        "the Rust build is `make build`"
+    );
+    let makefile = std::fs::read_to_string(repo.join("Makefile")).unwrap();
+    assert!(makefile.contains("$(CARGO) build --locked --bins $(CARGO_BUILD_FLAGS)"));
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "multi-stage: {stages:?}");
+    assert!(
+        stages[1].starts_with("FROM gcr.io/distroless/static"),
+        "{stages:?}"
+    );
+    let docs = render(&[]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let user = pod["securityContext"]["runAsUser"].as_i64().unwrap();
+    assert!(
+        dockerfile.contains(&format!("USER {user}:{user}")),
+        "the image runs as the chart's user {user}"
+    );
+    let image = pod["containers"][0]["image"].as_str().unwrap();
+    assert!(
+        dockerfile.contains(image),
+        "the Dockerfile's build command tags the chart's default image {image}"
+    );
+    let ports: Vec<String> = pod["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].to_string())
+        .collect();
+    assert!(
+        dockerfile.contains(&format!("EXPOSE {}", ports.join(" "))),
+        "{ports:?}"
+    );
+    let license = std::fs::read_to_string(repo.join("LICENSE")).unwrap();
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+    assert!(
+        std::fs::read_to_string(repo.join("Cargo.toml"))
+            .unwrap()
+            .contains("license = \"Apache-2.0\"")
+    );
+    let chart_yaml = std::fs::read_to_string(chart().join("Chart.yaml")).unwrap();
+    assert!(chart_yaml.contains("artifacthub.io/license: Apache-2.0"));
+}
