@@ -945,7 +945,10 @@ impl World {
         // status (so the executor writes nothing).
         let steady = plan(&self.input());
         assert!(steady.actions.is_empty(), "steady state acts: {steady:?}");
-        assert_eq!(steady.status, self.persisted, "steady state would patch the status");
+        assert_eq!(
+            steady.status, self.persisted,
+            "steady state would patch the status"
+        );
         let before = self.persisted.clone();
         let actions = self.reconcile(None, None);
         assert!(actions.is_empty(), "steady state acts: {actions:?}");

@@ -341,6 +341,7 @@ impl EiamClient {
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(mut error) if !error.code.is_empty() => {
+                error.redact_credentials();
                 if error.request_id.is_empty() {
                     error.request_id = header_request_id.unwrap_or_default();
                 }

@@ -43,6 +43,24 @@ pub struct ErrorBody {
     pub access_denied_detail: Option<serde_json::Value>,
 }
 
+impl ErrorBody {
+    /// Removes what must never reach a log, event or status from `message`. A V1 `SignatureDoesNotMatch` quotes
+    /// the server's string to sign, which holds the query, including an STS `SecurityToken`; the quote is cut.
+    pub fn redact_credentials(&mut self) {
+        let lower = self.message.to_ascii_lowercase();
+        if let Some(at) = lower.find("string to sign") {
+            self.message.truncate(at);
+            self.message = self.message.trim_end().to_owned();
+            self.message
+                .push_str(" [string to sign withheld: it carries request credentials]");
+        }
+        if let Some(at) = self.message.find("SecurityToken") {
+            self.message.truncate(at);
+            self.message.push_str("[withheld]");
+        }
+    }
+}
+
 /// A failed EIAM call.
 #[derive(Debug, thiserror::Error)]
 pub enum EiamError {
@@ -508,5 +526,42 @@ mod tests {
             serde_json::to_string(&body).unwrap(),
             r#"{"Code":"SignatureDoesNotMatch","Message":"m","RequestId":"r"}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::ErrorBody;
+
+    #[test]
+    fn a_quoted_string_to_sign_with_an_sts_token_is_cut_from_the_message() {
+        let mut body = ErrorBody {
+            code: "SignatureDoesNotMatch".into(),
+            message:
+                "Specified signature is not matched with our calculation. server string to sign is:\
+                      POST&%2F&AccessKeyId%3DSTS.X%26SecurityToken%3Dsts-token-value"
+                    .into(),
+            ..ErrorBody::default()
+        };
+        body.redact_credentials();
+        assert!(
+            !body.message.contains("sts-token-value"),
+            "{}",
+            body.message
+        );
+        assert!(
+            body.message
+                .starts_with("Specified signature is not matched with our calculation.")
+        );
+    }
+
+    #[test]
+    fn an_ordinary_message_is_left_alone() {
+        let mut body = ErrorBody {
+            message: "Request was denied due to user flow control.".into(),
+            ..ErrorBody::default()
+        };
+        body.redact_credentials();
+        assert_eq!(body.message, "Request was denied due to user flow control.");
     }
 }

@@ -262,12 +262,10 @@ pub async fn reconcile(
         let plan = planner::plan(&input);
         for (index, action) in plan.actions.iter().enumerate() {
             if let PlanAction::WritePendingCreate { .. } = action {
-                // Write-ahead: the marker must be stored before the Create that follows is sent.
-                let mut marked = input.status.clone();
+                // Write-ahead: the whole planned status (which records any secret adopted earlier in this
+                // pass as well as the marker) must be stored before the Create that follows is sent.
+                persisted = Some(run.write_status(&plan.status, persisted.as_ref()).await?);
                 input.observe(action, ActionOutcome::Done);
-                marked.pending_create_since = input.status.pending_create_since;
-                marked.unmanaged_secret_ids = input.status.unmanaged_secret_ids.clone();
-                persisted = Some(run.write_status(&marked, persisted.as_ref()).await?);
                 continue;
             }
             match run.execute(action).await {
