@@ -11,40 +11,72 @@ pub const RECONCILING: &str = "Reconciling";
 /// `True` when the operator cannot make progress without a human (bad credentials, not allowed, slots taken).
 pub const STALLED: &str = "Stalled";
 
-/// Condition reasons. The doc line of each says when it is used and what the user should do.
+/// Condition and Event reasons: the one list the planner, the executor, the docs and the health checks share.
 pub mod reasons {
-    /// Ready: the current secret is published and not due for renewal.
-    pub const ISSUED: &str = "Issued";
-    /// Ready: an existing EIAM secret (`spec.secretId`) was adopted and published.
-    pub const IMPORTED: &str = "Imported";
-    /// Reconciling: no secret yet; minting and publishing the first one.
+    // Condition reasons while things are fine.
+    /// `Ready=True`: a valid current secret is published.
+    pub const SECRET_PUBLISHED: &str = "SecretPublished";
+    /// `Reconciling=False` / `Stalled=False`: the last reconcile completed.
+    pub const RECONCILED: &str = "Reconciled";
+    /// `Ready=False` before the first secret is published (only ever seen after a transient failure).
     pub const ISSUING: &str = "Issuing";
-    /// Reconciling: a renewal is in flight (new secret minted or being published).
-    pub const ROTATING: &str = "Rotating";
-    /// Reconciling: the previous secret is within its grace period and will be disabled and deleted.
-    pub const RETIRING: &str = "Retiring";
-    /// Reconciling: the Secret or the EIAM secret drifted and is being repaired.
-    pub const REPAIRING: &str = "Repairing";
-    /// Reconciling: a transient EIAM error (throttling, 5xx, timeout); retrying with backoff.
-    pub const RETRYING: &str = "Retrying";
-    /// Reconciling: the resource is being deleted and the `deletionPolicy` is being carried out.
-    pub const DELETING: &str = "Deleting";
-    /// Stalled: both EIAM slots hold secrets this resource does not own; delete one in EIAM to continue.
+
+    // Stall reasons (condition `Stalled=True`; a Warning Event of the same reason on transition).
+    /// Both EIAM slots are taken by secrets this resource does not own (or cannot free yet).
     pub const SLOTS_EXHAUSTED: &str = "SlotsExhausted";
-    /// Stalled: another `ApplicationClientSecret` already manages this application; the message names it.
+    /// Another resource already manages this instance/application.
     pub const CONFLICT: &str = "Conflict";
-    /// Stalled: the provider's `allowedNamespaces` / `allowedApplications` do not include this resource.
+    /// The provider does not allow this namespace or application.
     pub const NOT_ALLOWED: &str = "NotAllowed";
-    /// Stalled: the referenced provider does not exist or is invalid.
-    pub const PROVIDER_NOT_READY: &str = "ProviderNotReady";
-    /// Stalled: the provider's credentials Secret or key is missing; recovers once it appears.
-    pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
-    /// Stalled: EIAM refused permanently (auth, not found, invalid); the message carries Code, Message, RequestId.
-    pub const EIAM_ERROR: &str = "EiamError";
-    /// Stalled: `spec.secretId` names a secret EIAM does not list for the application.
+    /// `spec.secretId` is not listed by EIAM, or is disabled or expired.
     pub const IMPORT_NOT_FOUND: &str = "ImportNotFound";
-    /// Stalled: the spec is invalid in a way admission could not catch (for example on an old API server).
+    /// After an interrupted Create, more than one unknown secret could be the one minted.
+    pub const ADOPTION_AMBIGUOUS: &str = "AdoptionAmbiguous";
+    /// The target Secret exists and was not written by this resource.
+    pub const TARGET_NOT_OWNED: &str = "TargetNotOwned";
+
+    // Events on transitions.
+    /// Normal: a first secret was minted and published.
+    pub const ISSUED: &str = "Issued";
+    /// Normal: `spec.secretId` was adopted and published.
+    pub const IMPORTED: &str = "Imported";
+    /// Normal: a new secret replaced a valid current one; the old one is in its grace period.
+    pub const ROTATED: &str = "Rotated";
+    /// Normal: the previous secret was disabled and deleted after its grace period.
+    pub const RETIRED: &str = "Retired";
+    /// Normal: the Secret was re-published (it was missing or edited), same EIAM secret.
+    pub const REPAIRED: &str = "Repaired";
+    /// Warning: the current secret no longer exists in EIAM.
+    pub const SECRET_DELETED_IN_EIAM: &str = "SecretDeletedInEiam";
+    /// Warning: the current secret was disabled in EIAM.
+    pub const SECRET_DISABLED_IN_EIAM: &str = "SecretDisabledInEiam";
+    /// Warning: the current secret expired before it could be renewed.
+    pub const SECRET_EXPIRED: &str = "SecretExpired";
+    /// Warning: the previous secret was retired before its grace period ended, to free a slot for
+    /// the replacement of a current secret that stopped working.
+    pub const RETIRED_EARLY: &str = "RetiredEarly";
+    /// Normal: on deletion with `deletionPolicy: Delete`, the owned EIAM secrets were deleted.
+    pub const DELETED: &str = "Deleted";
+    /// Normal: on deletion with `deletionPolicy: Retain`, EIAM secrets and the Secret were kept.
+    pub const RETAINED: &str = "Retained";
+
+    // Set by the executor when an action fails (Stalled=True if permanent, Reconciling=True otherwise).
+    /// EIAM refused or could not be reached; the message carries EIAM's Code, Message and RequestId.
+    pub const EIAM_ERROR: &str = "EiamError";
+    /// The Kubernetes API server refused or failed a request (RBAC, conflicts, outages).
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// The spec passed admission but cannot be used (for example on an API server without the CEL rules).
     pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// Provider conditions: the provider's spec and credentials were resolved.
-    pub const PROVIDER_READY: &str = "ProviderReady";
+    /// One reconcile did not settle within its round limit; it is retried.
+    pub const NOT_CONVERGED: &str = "NotConverged";
+    /// Warning Event: a restart target does not exist, so nothing was rolled.
+    pub const RESTART_TARGET_MISSING: &str = "RestartTargetMissing";
+
+    // Provider problems (Stalled=True; the resource recovers by itself once the provider is fixed).
+    /// The referenced EiamProvider/ClusterEiamProvider does not exist or cannot be read.
+    pub const PROVIDER_NOT_FOUND: &str = "ProviderNotFound";
+    /// The provider names no usable endpoint or credential settings.
+    pub const PROVIDER_INVALID: &str = "ProviderInvalid";
+    /// The provider's credentials Secret or key is missing, or the operator's environment has no credentials.
+    pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
 }

@@ -10,6 +10,7 @@ use super::provider::{ProviderProblem, ResolvedProvider};
 use super::publish::{self, PublishedSecret, SecretLayout};
 use super::restart::{self, WorkloadKind};
 use super::status;
+use crate::api::conditions::reasons;
 use crate::api::{
     ApplicationClientSecret, CreationPolicy, DeletionPolicy, FIELD_MANAGER, FINALIZER,
     LABEL_MANAGED_BY, RestartTargetKind,
@@ -82,10 +83,10 @@ impl ExecError {
 
     fn failure(&self) -> ActionFailure {
         let reason = match self {
-            ExecError::Eiam { .. } => "EiamError",
-            ExecError::Kube { .. } => "KubernetesError",
-            ExecError::InvalidSpec(_) => "InvalidSpec",
-            ExecError::NotConverged => "NotConverged",
+            ExecError::Eiam { .. } => reasons::EIAM_ERROR,
+            ExecError::Kube { .. } => reasons::KUBERNETES_ERROR,
+            ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
+            ExecError::NotConverged => reasons::NOT_CONVERGED,
         };
         ActionFailure {
             permanent: self.is_permanent(),
@@ -452,7 +453,7 @@ impl Run<'_> {
                             "{:?} {} does not exist; nothing to roll",
                             target.kind, target.name
                         );
-                        self.event(EventKind::Warning, "RestartTargetMissing", &note)
+                        self.event(EventKind::Warning, reasons::RESTART_TARGET_MISSING, &note)
                             .await;
                     }
                 }

@@ -4,6 +4,7 @@
 //! Clients are cached per provider and reused across reconciles, so connection pools, the QPS cap and RRSA
 //! credential caches survive; a change to the provider or to its credentials Secret builds a new client.
 
+use crate::api::conditions::reasons;
 use crate::api::{
     AccessKeySecretRef, ApplicationClientSecret, ClusterEiamProvider, EiamProvider, ProviderAuth,
     ProviderKind, SignatureVersion,
@@ -49,7 +50,7 @@ impl ProviderProblem {
 
     /// The provider refused this namespace or application (as opposed to being unusable).
     pub fn is_not_allowed(&self) -> bool {
-        self.reason == "NotAllowed"
+        self.reason == reasons::NOT_ALLOWED
     }
 }
 
@@ -139,7 +140,7 @@ impl ProviderCache {
                     let labels = namespace_labels(kube, &namespace).await?;
                     if !allowed.allows(&namespace, &labels) {
                         return Err(ProviderProblem::new(
-                            "NotAllowed",
+                            reasons::NOT_ALLOWED,
                             format!(
                                 "{display} does not allow namespace {namespace} (spec.allowedNamespaces); ask its \
                                  owner to add the namespace or use another provider"
@@ -194,7 +195,7 @@ impl ProviderCache {
             (None, Some(region)) => Endpoint::from_region(region),
             (None, None) => {
                 return Err(ProviderProblem::new(
-                    "ProviderInvalid",
+                    reasons::PROVIDER_INVALID,
                     format!(
                         "{} names neither a region nor an endpoint",
                         settings.display
@@ -203,7 +204,10 @@ impl ProviderCache {
             }
         }
         .map_err(|err| {
-            ProviderProblem::new("ProviderInvalid", format!("{}: {err}", settings.display))
+            ProviderProblem::new(
+                reasons::PROVIDER_INVALID,
+                format!("{}: {err}", settings.display),
+            )
         })?;
         let mut config = ClientConfig::new(endpoint, credentials);
         config.signature_version = match settings.signature_version {
@@ -212,7 +216,10 @@ impl ProviderCache {
         };
         config.qps = settings.qps;
         let client = EiamClient::new(config).map_err(|err| {
-            ProviderProblem::new("ProviderInvalid", format!("{}: {err}", settings.display))
+            ProviderProblem::new(
+                reasons::PROVIDER_INVALID,
+                format!("{}: {err}", settings.display),
+            )
         })?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
@@ -250,12 +257,12 @@ where
                 format!(" in namespace {namespace}")
             };
             Err(ProviderProblem::new(
-                "ProviderNotFound",
+                reasons::PROVIDER_NOT_FOUND,
                 format!("{kind} {name} does not exist{place}: create it or fix spec.providerRef"),
             ))
         }
         Err(err) => Err(ProviderProblem::new(
-            "ProviderNotFound",
+            reasons::PROVIDER_NOT_FOUND,
             format!("cannot read {kind} {name}: {err}"),
         )),
     }
@@ -269,7 +276,7 @@ async fn namespace_labels(
     match api.get_opt(namespace).await {
         Ok(found) => Ok(found.and_then(|ns| ns.metadata.labels).unwrap_or_default()),
         Err(err) => Err(ProviderProblem::new(
-            "ProviderNotFound",
+            reasons::PROVIDER_NOT_FOUND,
             format!("cannot read namespace {namespace}: {err}"),
         )),
     }
@@ -288,7 +295,7 @@ fn check_application(
                 .any(|p| p.matches(&spec.instance_id, &spec.application_id)) =>
         {
             Err(ProviderProblem::new(
-                "NotAllowed",
+                reasons::NOT_ALLOWED,
                 format!(
                     "{display} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
                     spec.instance_id, spec.application_id
@@ -314,15 +321,24 @@ async fn credentials_for(
             config.role_session_name = rrsa.session_name.clone();
         }
         config.sts_endpoint = sts_endpoint_from_env(&process_env()).map_err(|err| {
-            ProviderProblem::new("ProviderInvalid", format!("{}: {err}", settings.display))
+            ProviderProblem::new(
+                reasons::PROVIDER_INVALID,
+                format!("{}: {err}", settings.display),
+            )
         })?;
         let provider = RrsaProvider::new(config).map_err(|err| {
-            ProviderProblem::new("ProviderInvalid", format!("{}: {err}", settings.display))
+            ProviderProblem::new(
+                reasons::PROVIDER_INVALID,
+                format!("{}: {err}", settings.display),
+            )
         })?;
         return Ok((Arc::new(provider), format!("rrsa/{rrsa:?}")));
     }
     let chain = environment_chain().map_err(|err| {
-        ProviderProblem::new("CredentialsMissing", format!("{}: {err}", settings.display))
+        ProviderProblem::new(
+            reasons::CREDENTIALS_MISSING,
+            format!("{}: {err}", settings.display),
+        )
     })?;
     Ok((chain, "environment".to_owned()))
 }
@@ -350,7 +366,7 @@ async fn access_key_credentials(
     let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
     let missing = |what: String| {
         ProviderProblem::new(
-            "CredentialsMissing",
+            reasons::CREDENTIALS_MISSING,
             format!(
                 "{}: {what}; the resource is retried until it appears",
                 settings.display
