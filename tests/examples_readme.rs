@@ -123,31 +123,13 @@ fn string_constants(path: &str) -> Vec<String> {
 #[test]
 fn the_troubleshooting_table_explains_every_reason_in_the_source() {
     let table = section(&readme(), "Troubleshooting");
-    // conditions.rs: the constants of its `reasons` module (the others are condition types).
-    let mut reasons = string_constants("src/api/conditions.rs")
+    // src/api/conditions.rs holds the one list of reasons (its `reasons` module); the other constants there are
+    // the condition types.
+    let reasons: Vec<String> = string_constants("src/api/conditions.rs")
         .into_iter()
         .filter(|r| !["Ready", "Reconciling", "Stalled"].contains(&r.as_str()))
-        .collect::<Vec<_>>();
-    reasons.extend(string_constants("src/reconcile/planner/reasons.rs"));
-    // Reasons the executor writes itself: failures, provider problems, and events.
-    let executor = std::fs::read_to_string(repo().join("src/reconcile/executor.rs")).unwrap();
-    let failure = &executor[executor
-        .find("fn failure(&self)")
-        .expect("ExecError::failure")..];
-    let failure = &failure[..failure.find("ActionFailure {").unwrap()];
-    reasons.extend(failure.split('"').skip(1).step_by(2).map(str::to_owned));
-    let provider = std::fs::read_to_string(repo().join("src/reconcile/provider.rs")).unwrap();
-    for chunk in provider.split("ProviderProblem::new(").skip(1) {
-        reasons.push(chunk.split('"').nth(1).unwrap().to_owned());
-    }
-    for chunk in executor.split("self.event(EventKind::").skip(1) {
-        if let Some(reason) = chunk.split('"').nth(1).filter(|r| !r.contains(' ')) {
-            reasons.push(reason.to_owned());
-        }
-    }
-    reasons.sort();
-    reasons.dedup();
-    assert!(reasons.len() > 30, "found only {reasons:?}");
+        .collect();
+    assert!(reasons.len() > 25, "found only {reasons:?}");
     let missing: Vec<&String> = reasons
         .iter()
         .filter(|r| !table.contains(&format!("`{r}`")))
