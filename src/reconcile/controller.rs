@@ -6,6 +6,7 @@
 
 use super::executor::{self, ExecError};
 use super::provider::{DefaultProvider, ProviderCache};
+use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
     ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
 };
@@ -16,6 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
+    core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
@@ -117,8 +119,24 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let managed = format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1);
     let namespaced_users = store.clone();
     let cluster_users = store.clone();
+    let credential_waiters = store.clone();
+    // Credentials Secrets are not labelled: watch Secret metadata, and wake only the resources stalled because their
+    // provider's credentials are missing, so they recover as soon as the Secret appears (not at the next slow retry).
+    let secret_metadata: Api<PartialObjectMeta<Secret>> = match &args.namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    };
+    let credential_secrets = watcher(secret_metadata, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
     controller
         .owns(secrets, watcher::Config::default().labels(&managed))
+        .watches_stream(
+            credential_secrets,
+            move |secret: PartialObjectMeta<Secret>| {
+                waiting_for_credentials(&credential_waiters, secret.namespace())
+            },
+        )
         .watches(
             providers,
             watcher::Config::default(),
@@ -172,6 +190,35 @@ fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
         .map(|t| t.0.as_second())
         .hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// The resources stalled for missing provider credentials that a Secret in `namespace` could unblock: those in the
+/// same namespace (an EiamProvider reads its own namespace) and those using a ClusterEiamProvider (whose secretRef
+/// names any namespace).
+fn waiting_for_credentials(
+    store: &Store<ApplicationClientSecret>,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<ApplicationClientSecret>> {
+    store
+        .state()
+        .iter()
+        .filter(|resource| {
+            resource.status.as_ref().is_some_and(|status| {
+                status.conditions.iter().any(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == CREDENTIALS_MISSING
+                })
+            })
+        })
+        .filter(|resource| {
+            resource.namespace() == namespace
+                || resource
+                    .spec
+                    .provider_ref
+                    .as_ref()
+                    .is_some_and(|r| r.kind == ProviderKind::ClusterEiamProvider)
+        })
+        .map(|resource| ObjectRef::from_obj(resource.as_ref()))
+        .collect()
 }
 
 /// The resources that reference a provider.
