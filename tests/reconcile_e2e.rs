@@ -12,6 +12,10 @@ mod common;
 #[path = "reconcile_e2e/support.rs"]
 mod support;
 
+#[path = "reconcile_e2e/crash.rs"]
+mod crash;
+#[path = "reconcile_e2e/deletion.rs"]
+mod deletion;
 #[path = "reconcile_e2e/drift.rs"]
 mod drift;
 #[path = "reconcile_e2e/faults.rs"]
@@ -20,6 +24,8 @@ mod faults;
 mod issue;
 #[path = "reconcile_e2e/limits.rs"]
 mod limits;
+#[path = "reconcile_e2e/providers.rs"]
+mod providers;
 #[path = "reconcile_e2e/rotation.rs"]
 mod rotation;
 #[path = "reconcile_e2e/steady.rs"]

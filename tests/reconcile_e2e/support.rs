@@ -45,6 +45,8 @@ pub struct Scenario {
     pub operators: Vec<Operator>,
     /// Extra texts (status, events) gathered from objects that no longer exist when `finish` runs.
     pub scanned_later: Vec<String>,
+    /// Secret values from other fakes the scenario used, scanned for as well.
+    pub extra_values: BTreeSet<String>,
     started: Instant,
 }
 
@@ -83,6 +85,7 @@ impl Scenario {
             fake,
             operators: Vec::new(),
             scanned_later: Vec::new(),
+            extra_values: BTreeSet::new(),
             started,
         }
     }
@@ -420,7 +423,8 @@ impl Scenario {
 
     /// Ends the scenario: scans every log, Event and status it produced for every secret value the fake held.
     pub async fn finish(self) {
-        let values = self.fake.every_value_held().await;
+        let mut values = self.fake.every_value_held().await;
+        values.extend(self.extra_values.iter().cloned());
         let mut texts: Vec<(String, String)> = Vec::new();
         for (index, operator) in self.operators.iter().enumerate() {
             texts.push((format!("operator #{index} output"), operator.output()));

@@ -1,0 +1,202 @@
+//! Behaviour 12: providers. An `EiamProvider` with an AccessKey Secret in the resource's namespace (missing at
+//! first: a clear condition, then recovery on its own once the Secret appears); a `ClusterEiamProvider` whose
+//! `allowedNamespaces` / `allowedApplications` refuse a resource: `Stalled`, reason `NotAllowed`, no EIAM call.
+
+use eiam_operator::api::{ClusterEiamProvider, EiamProvider};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+
+use crate::common::fake_eiam::FakeSpec;
+use crate::support::*;
+
+const PROVIDER_AK: (&str, &str) = ("LTAI5tE2eTeamProviderKey", "team-provider-secret");
+const CLUSTER_AK: (&str, &str) = ("LTAI5tE2eClusterProviderKey", "cluster-provider-secret");
+
+fn access_key_secret(name: &str, key: (&str, &str)) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "stringData": { "accessKeyId": key.0, "accessKeySecret": key.1 }
+    }))
+    .expect("a Secret")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
+    const TEAM_APP: &str = "app_team";
+    let mut s = Scenario::with_fake(
+        "b12-providers",
+        &[TEAM_APP],
+        FakeSpec::new().access_key(PROVIDER_AK.0, PROVIDER_AK.1),
+    )
+    .await;
+    let ns = s.namespace().to_owned();
+    s.start_operator().await;
+
+    // --- EiamProvider whose credentials Secret does not exist yet.
+    let provider: EiamProvider = serde_json::from_value(json!({
+        "metadata": { "name": "team" },
+        "spec": { "endpoint": s.fake.url(),
+                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
+    }))
+    .expect("an EiamProvider");
+    s.api::<EiamProvider>()
+        .create(&PostParams::default(), &provider)
+        .await
+        .expect("create the EiamProvider");
+    s.create(
+        "via-team",
+        json!({ "instanceId": INSTANCE, "applicationId": TEAM_APP,
+                "providerRef": { "kind": "EiamProvider", "name": "team" } }),
+    )
+    .await;
+    let stalled = s.wait_stalled("via-team", "CredentialsMissing").await;
+    let message = condition(&stalled, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("Secret {ns}/team-ak does not exist")),
+        "the condition says what is missing: {message}"
+    );
+    assert!(
+        s.fake.calls().await.is_empty(),
+        "no EIAM call without credentials"
+    );
+
+    // The Secret appears: the resource recovers by itself, using the provider's AccessKey.
+    s.secret_api()
+        .create(
+            &PostParams::default(),
+            &access_key_secret("team-ak", PROVIDER_AK),
+        )
+        .await
+        .expect("create the credentials Secret");
+    let ready = s.wait_ready("via-team").await;
+    assert!(current_id(&ready).is_some());
+    let calls = s.fake.calls().await;
+    assert!(!calls.is_empty());
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.access_key_id.as_deref() == Some(PROVIDER_AK.0)),
+        "every call signed with the provider's AccessKey: {:?}",
+        calls.iter().map(|c| &c.access_key_id).collect::<Vec<_>>()
+    );
+
+    // --- ClusterEiamProviders with allow-lists, on an EIAM of their own (to count its calls).
+    let cluster_fake = FakeSpec::new()
+        .access_key(CLUSTER_AK.0, CLUSTER_AK.1)
+        .application(INSTANCE, "app_allowed_1")
+        .application(INSTANCE, "app_allowed_2")
+        .application(INSTANCE, "app_other")
+        .start()
+        .await;
+    s.secret_api()
+        .create(
+            &PostParams::default(),
+            &access_key_secret("cluster-ak", CLUSTER_AK),
+        )
+        .await
+        .expect("create the cluster provider's Secret");
+    let cluster_providers: Api<ClusterEiamProvider> = Api::all(s.client.clone());
+    let elsewhere = format!("{ns}-elsewhere");
+    let only_allowed = format!("{ns}-allowed-apps");
+    let auth = json!({ "accessKey": { "secretRef": { "name": "cluster-ak", "namespace": ns } } });
+    for (name, spec) in [
+        (
+            &elsewhere,
+            json!({ "endpoint": cluster_fake.url(), "auth": auth,
+                    "allowedNamespaces": { "names": ["some-other-namespace"] } }),
+        ),
+        (
+            &only_allowed,
+            json!({ "endpoint": cluster_fake.url(), "auth": auth,
+                    "allowedNamespaces": { "names": [ns] },
+                    "allowedApplications": [{ "instanceId": INSTANCE, "applicationId": "app_allowed_*" }] }),
+        ),
+    ] {
+        let provider: ClusterEiamProvider =
+            serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec }))
+                .expect("a ClusterEiamProvider");
+        cluster_providers
+            .create(&PostParams::default(), &provider)
+            .await
+            .expect("create a ClusterEiamProvider");
+    }
+    s.create(
+        "wrong-namespace",
+        json!({ "instanceId": INSTANCE, "applicationId": "app_allowed_2",
+                "providerRef": { "kind": "ClusterEiamProvider", "name": elsewhere } }),
+    )
+    .await;
+    s.create(
+        "wrong-application",
+        json!({ "instanceId": INSTANCE, "applicationId": "app_other",
+                "providerRef": { "kind": "ClusterEiamProvider", "name": only_allowed } }),
+    )
+    .await;
+    let not_allowed_ns = s.wait_stalled("wrong-namespace", "NotAllowed").await;
+    let not_allowed_app = s.wait_stalled("wrong-application", "NotAllowed").await;
+    let ns_message = condition(&not_allowed_ns, "Stalled")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let app_message = condition(&not_allowed_app, "Stalled")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        ns_message.contains(&format!("does not allow namespace {ns}")),
+        "{ns_message}"
+    );
+    assert!(
+        app_message.contains(&format!("does not allow application {INSTANCE}/app_other")),
+        "{app_message}"
+    );
+    assert_eq!(kstatus(&not_allowed_ns), KStatus::Failed);
+    assert_eq!(
+        s.event_count("wrong-namespace", "Warning", "NotAllowed")
+            .await,
+        1
+    );
+
+    // Positive control: the allowed application through the same provider works.
+    s.create(
+        "allowed",
+        json!({ "instanceId": INSTANCE, "applicationId": "app_allowed_1",
+                "providerRef": { "kind": "ClusterEiamProvider", "name": only_allowed } }),
+    )
+    .await;
+    s.wait_ready("allowed").await;
+    s.wait_reconciled("wrong-namespace").await;
+    s.wait_reconciled("wrong-application").await;
+    let cluster_calls = cluster_fake.calls().await;
+    assert!(
+        !cluster_calls.is_empty(),
+        "the allowed resource called EIAM"
+    );
+    for call in &cluster_calls {
+        assert_eq!(
+            call.params.get("ApplicationId").map(String::as_str),
+            Some("app_allowed_1"),
+            "no EIAM call for a resource the provider does not allow: {call:?}"
+        );
+        assert_eq!(call.access_key_id.as_deref(), Some(CLUSTER_AK.0));
+    }
+    for refused in ["app_other", "app_allowed_2"] {
+        assert!(
+            cluster_fake.secrets(INSTANCE, refused).await.is_empty(),
+            "nothing minted for the refused {refused}"
+        );
+    }
+
+    for name in [&elsewhere, &only_allowed] {
+        let _ = cluster_providers
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+    // The cluster provider's EIAM minted one secret: the leak scan covers it too.
+    let cluster_values = cluster_fake.every_value_held().await;
+    assert_eq!(cluster_values.len(), 1);
+    s.extra_values.extend(cluster_values);
+    s.finish().await;
+}
