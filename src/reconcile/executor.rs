@@ -725,11 +725,21 @@ fn kube_secret(
     }
 }
 
-/// The oldest other live resource for the same instance and application, if it is not this one.
+/// The other live resource that owns the same instance and application (see the ranking below), if it is not
+/// this one.
 fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> Option<String> {
     let spec = &resource.spec;
+    // A resource that already holds secrets of the application owns it, whatever its age: creation timestamps have
+    // one-second resolution, and a newcomer created in the same second must not win a tie (on its namespace or
+    // name) against the resource that minted the secret in use. Among resources holding nothing, the oldest wins.
     let rank = |r: &ApplicationClientSecret| {
+        let holds = r.status.as_ref().is_some_and(|s| {
+            s.current_secret_id.is_some()
+                || s.previous_secret_id.is_some()
+                || s.pending_create_since.is_some()
+        });
         (
+            !holds,
             r.metadata.creation_timestamp.clone().map(|t| t.0),
             r.namespace(),
             r.name_any(),
