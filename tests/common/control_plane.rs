@@ -51,6 +51,15 @@ pub async fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(ControlPlane::prepare).await
 }
 
+/// A control plane of the caller's own, always started fresh (never the one `EIAM_TESTENV_KUBECONFIG` names), for
+/// a test that needs a cluster to itself — e.g. an operator watching all namespaces, which must not see the
+/// resources of tests running in parallel. Stop it with [`ControlPlane::stop`] (it also dies with the test binary).
+pub async fn private_control_plane() -> ControlPlane {
+    eiam_operator::eiam::install_crypto_provider();
+    let (kubeconfig, process) = start_testenv().await;
+    ControlPlane::ready(kubeconfig, Some(Mutex::new(process))).await
+}
+
 impl ControlPlane {
     async fn prepare() -> Self {
         eiam_operator::eiam::install_crypto_provider();
@@ -62,6 +71,11 @@ impl ControlPlane {
                 (kubeconfig, Some(Mutex::new(process)))
             }
         };
+        Self::ready(kubeconfig, process).await
+    }
+
+    /// Checks that the control plane answers and applies the CRDs.
+    async fn ready(kubeconfig: PathBuf, process: Option<Mutex<Process>>) -> Self {
         let user_kubeconfig = kubeconfig
             .parent()
             .map(|dir| dir.join("user.kubeconfig"))
@@ -119,6 +133,15 @@ impl ControlPlane {
     /// A fresh namespace for one test, deleted when the returned guard drops.
     pub async fn namespace(&self, prefix: &str) -> TestNamespace {
         TestNamespace::create(self, prefix).await
+    }
+
+    /// Stops the control plane if this test binary started it (SIGTERM, so it removes its data directory).
+    pub fn stop(&self) {
+        if let Some(process) = &self.process {
+            let mut process = process.lock().unwrap_or_else(|e| e.into_inner());
+            process.close_stdin();
+            process.signal(libc::SIGTERM);
+        }
     }
 
     /// The testenv process's output, when this test binary started it.

@@ -11,7 +11,7 @@ pub mod operator;
 pub mod process;
 pub mod wait;
 
-pub use control_plane::{ControlPlane, control_plane};
+pub use control_plane::{ControlPlane, control_plane, private_control_plane};
 pub use namespace::TestNamespace;
 pub use process::{Process, ProcessSpec};
 pub use wait::{free_port, wait_until};
