@@ -22,6 +22,10 @@ mod drift;
 mod faults;
 #[path = "reconcile_e2e/issue.rs"]
 mod issue;
+#[path = "reconcile_e2e/kstatus.rs"]
+mod kstatus;
+#[path = "reconcile_e2e/leaks.rs"]
+mod leaks;
 #[path = "reconcile_e2e/limits.rs"]
 mod limits;
 #[path = "reconcile_e2e/providers.rs"]

@@ -352,6 +352,25 @@ impl Scenario {
         .await;
     }
 
+    /// How many reconciles of `name` the current operator completed or logged as failed.
+    pub fn reconcile_outcomes(&self, name: &str) -> usize {
+        self.operator().records_with("reconciled", Some(name)).len()
+            + self
+                .operator()
+                .records_with("reconcile failed", Some(name))
+                .len()
+    }
+
+    /// Waits until the current operator has completed or failed more than `than` reconciles of `name`.
+    pub async fn wait_reconcile_outcomes(&self, name: &str, than: usize) {
+        wait_until(
+            format!("a completed or failed reconcile of {name}"),
+            SOON,
+            || async move { (self.reconcile_outcomes(name) > than).then_some(()) },
+        )
+        .await;
+    }
+
     /// How many completed reconciles of `name` the current operator logged.
     pub fn reconciles(&self, name: &str) -> usize {
         self.operator().records_with("reconciled", Some(name)).len()
