@@ -89,8 +89,9 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         if let Ok(watcher::Event::InitDone) = event
             && health.phase() == Phase::Syncing
         {
-            health.set(Phase::Leading);
+            // Logged before readiness flips, so the log line always precedes a 200 from /readyz.
             tracing::info!("watches synced: reconciling");
+            health.set(Phase::Leading);
         }
     })
     .applied_objects()

@@ -3,8 +3,8 @@
 
 use super::controller::Context;
 use super::planner::{
-    self, Action as PlanAction, ActionFailure, ActionOutcome, EventKind, KubeSecret, PlanInput,
-    PlanSpec, ProviderState,
+    self, Action as PlanAction, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
+    EventKind, KubeSecret, PlanInput, PlanSpec, ProviderState,
 };
 use super::provider::{ProviderProblem, ResolvedProvider};
 use super::publish::{self, PublishedSecret, SecretLayout};
@@ -273,8 +273,21 @@ pub async fn reconcile(
                 Ok(outcome) => input.observe(action, outcome),
                 Err(err) if err.is_conflict() => return Err(err),
                 Err(err) => {
-                    let failed =
-                        planner::status_after_failure(&input, &plan, index, &err.failure());
+                    let failure = err.failure();
+                    let failed = planner::status_after_failure(&input, &plan, index, &failure);
+                    // A permanent failure needs a human: say so once, on the transition into Stalled, as the
+                    // planner does for its own stall reasons. The message carries EIAM's Code, Message and
+                    // RequestId, never a secret value.
+                    let already_stalled = input
+                        .status
+                        .condition(ConditionType::Stalled)
+                        .is_some_and(|c| {
+                            c.status == ConditionStatus::True && c.reason == failure.reason
+                        });
+                    if failure.permanent && !already_stalled {
+                        run.event(EventKind::Warning, &failure.reason, &failure.message)
+                            .await;
+                    }
                     if let Err(status_err) = run.write_status(&failed, persisted.as_ref()).await {
                         tracing::warn!(error = %status_err, "cannot record the failure in status");
                     }

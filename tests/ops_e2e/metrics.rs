@@ -238,12 +238,28 @@ async fn probes_answer_alive_and_ready_once_the_watches_have_synced() {
         (status == 200).then_some(body)
     })
     .await;
+    let observed_ready = jiff::Timestamp::now();
     assert_eq!(ready, "leading\n");
+    // The operator logs "watches synced" before it turns ready; the harness reads its stderr on another thread,
+    // so the line may reach us a moment after the 200. Its own timestamp must precede the 200 we saw.
+    let synced = wait_until(
+        "the watches-synced log line",
+        Duration::from_secs(5),
+        || async {
+            operator
+                .records_with("watches synced: reconciling")
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    let synced_at: jiff::Timestamp = synced["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no timestamp in {synced}"));
     assert!(
-        !operator
-            .records_with("watches synced: reconciling")
-            .is_empty(),
-        "ready before the watches synced:\n{}",
+        synced_at <= observed_ready,
+        "ready at {observed_ready} before the watches synced at {synced_at}:\n{}",
         operator.process.output()
     );
 }

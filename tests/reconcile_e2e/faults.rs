@@ -232,6 +232,27 @@ async fn stalls_on(
         "{name}: no retry storm after a permanent error: {} calls",
         later.len()
     );
+    // One Warning event on the transition into Stalled, carrying the same Code, not one per retry.
+    let warnings: Vec<_> = s
+        .events("doomed")
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("EiamError")
+        })
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "{name}: one EiamError Warning event: {warnings:?}"
+    );
+    assert!(
+        warnings[0].series.is_none(),
+        "{name}: the Warning was recorded once, not repeated: {:?}",
+        warnings[0].series
+    );
+    let note = warnings[0].note.clone().unwrap_or_default();
+    assert!(note.contains(code), "{name}: the Code in the event: {note}");
     s
 }
 
