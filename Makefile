@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build test bench unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -27,6 +27,11 @@ build:
 test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
 	$(CARGO) test --locked --all-targets --no-run
 	hack/with-testenv.sh $(CARGO) test --locked --all-targets -- --nocapture
+
+## bench: convergence of N resources (BENCH_SIZES, default 10,100,500) with the release build of the operator on
+## the test control plane: time to Ready, EIAM and API-server calls per resource, idle calls, CPU and memory.
+bench: testenv
+	hack/with-testenv.sh $(CARGO) bench --locked --bench convergence
 
 lint:
 	$(CARGO) fmt --all -- --check

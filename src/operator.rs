@@ -164,9 +164,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     .await?;
     let stop = StopSignal::install().map_err(RunError::Signal)?;
 
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .map_err(RunError::KubeConfig)?;
+        .map_err(|err| RunError::KubeConfig(kube::Error::InferConfig(err)))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(RunError::KubeConfig)?
+        .with_layer(&metrics.kube.layer())
+        .build();
     tracing::info!(
         namespace = ?args.namespace,
         version = env!("CARGO_PKG_VERSION"),

@@ -6,6 +6,7 @@
 
 pub mod eiam;
 pub mod http;
+pub mod kube;
 pub mod reconcile;
 pub mod resources;
 
@@ -17,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use eiam::EiamMetrics;
+pub use kube::KubeMetrics;
 pub use reconcile::{ReconcileMetrics, ReconcileTimer};
 pub use resources::ResourceMetrics;
 
@@ -63,6 +65,8 @@ pub struct Metrics {
     pub reconcile: ReconcileMetrics,
     /// EIAM calls and credential refreshes (installed as the EIAM layer's observer).
     pub eiam: Arc<EiamMetrics>,
+    /// Requests to the Kubernetes API server (a layer on the kube client).
+    pub kube: KubeMetrics,
     /// Per-resource series, read from the controller's cache.
     pub resources: Arc<ResourceMetrics>,
     /// 1 while this process holds the leader Lease (or runs without leader election), else 0.
@@ -81,6 +85,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix(PREFIX);
         let reconcile = ReconcileMetrics::register(&mut registry);
         let eiam = Arc::new(EiamMetrics::register(&mut registry));
+        let kube = KubeMetrics::register(&mut registry);
         let resources = Arc::new(ResourceMetrics::default());
         registry.register_collector(Box::new(resources.clone()));
 
@@ -106,6 +111,7 @@ impl Metrics {
             registry,
             reconcile,
             eiam,
+            kube,
             resources,
             leader,
         }

@@ -1,0 +1,433 @@
+//! Benchmark: how the real operator converges N resources, and what it costs — time until every resource is
+//! Ready, EIAM calls and API-server requests per resource, calls while idle, the operator's CPU time and memory.
+//!
+//! `make bench` (`cargo bench --bench convergence`) runs it for `BENCH_SIZES` (default `10,100,500`) resources,
+//! each against its own application in the fake EIAM, on the test control plane (tests/testenv) with the real
+//! `eiam-operator` binary, and prints one table row per size. Numbers, not assertions: nothing here is timed as a
+//! pass/fail test.
+//!
+//! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
+//! hold at any size: every resource Ready, exactly one List and one Create per resource, zero EIAM calls and zero
+//! API-server writes while idle — so the benchmark cannot rot unnoticed.
+
+#![allow(dead_code, unused_imports)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/ops_e2e/support.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use eiam_operator::api::ApplicationClientSecret;
+use eiam_operator::fake::{FakeConfig, FakeEiam, FakeHandle};
+use futures::{StreamExt, stream};
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::json;
+
+use common::{ControlPlane, control_plane};
+use support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, OperatorSpec};
+
+const INSTANCE: &str = "idaas_bench";
+/// Pause between the operator's readiness and the first create.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// One run's settings.
+#[derive(Debug, Clone)]
+struct Settings {
+    sizes: Vec<usize>,
+    /// How long the operator is watched doing nothing after convergence.
+    idle: Duration,
+    /// `--concurrency` of the operator (its default when unset).
+    concurrency: Option<usize>,
+    /// Smoke-test mode (`cargo test`): assert the invariants.
+    smoke: bool,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let smoke = !std::env::args().any(|arg| arg == "--bench");
+        let sizes = match std::env::var("BENCH_SIZES") {
+            Ok(list) if !smoke => list
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .unwrap_or_else(|e| panic!("BENCH_SIZES: {n:?}: {e}"))
+                })
+                .collect(),
+            _ if smoke => vec![3],
+            _ => vec![10, 100, 500],
+        };
+        let idle = Duration::from_secs(
+            std::env::var("BENCH_IDLE_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(if smoke { 3 } else { 10 }),
+        );
+        let concurrency = std::env::var("BENCH_CONCURRENCY")
+            .ok()
+            .and_then(|s| s.parse().ok());
+        Self {
+            sizes,
+            idle,
+            concurrency,
+            smoke,
+        }
+    }
+}
+
+/// What one size measured.
+#[derive(Debug)]
+struct Measurement {
+    resources: usize,
+    /// From the first create request until every resource was seen Ready.
+    converged: Duration,
+    /// Per-resource time from its create request until a watch saw it Ready.
+    latency_p50: Duration,
+    latency_p95: Duration,
+    /// EIAM calls by action during convergence.
+    eiam_calls: BTreeMap<String, usize>,
+    /// API-server requests by method during convergence, from the operator's own counter.
+    kube_requests: BTreeMap<String, f64>,
+    /// During the idle period.
+    idle_eiam_calls: usize,
+    idle_kube_writes: f64,
+    /// The operator's CPU time during convergence, and its resident memory afterwards.
+    cpu: Duration,
+    rss_kib: u64,
+    peak_rss_kib: u64,
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(settings));
+}
+
+async fn run(settings: Settings) {
+    let cp = control_plane().await;
+    let client = cp.client().await;
+    eprintln!(
+        "convergence benchmark: sizes {:?}, idle {:?}, concurrency {}, {} cores",
+        settings.sizes,
+        settings.idle,
+        settings
+            .concurrency
+            .map_or("default".to_owned(), |c| c.to_string()),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let mut rows = Vec::new();
+    for &n in &settings.sizes {
+        let measurement = measure(cp, &client, n, &settings).await;
+        eprintln!("{measurement:?}");
+        if settings.smoke {
+            check_invariants(&measurement);
+        }
+        rows.push(measurement);
+    }
+    print_table(&rows);
+    cp.stop();
+}
+
+async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settings) -> Measurement {
+    let ns = cp.namespace(&format!("bench-{n}")).await;
+    let applications: Vec<String> = (0..n).map(|i| format!("app_bench_{i:05}")).collect();
+    let fake = start_fake(&applications).await;
+    // Without leader election: its Lease renewals are a per-process cost, not a per-resource one.
+    let mut spec = OperatorSpec::new(cp, ns.name(), &fake.url()).arg("--leader-election=false");
+    if let Some(concurrency) = settings.concurrency {
+        spec = spec.arg("--concurrency").arg(&concurrency.to_string());
+    }
+    let operator = spec.start().await;
+    wait_ready_probe(&operator).await;
+    // Measure steady operation, not start-up: a resource created within moments of the operator's first list can
+    // wait ~2 s for the API server's watch cache to deliver it (seen in about half the runs without this pause).
+    tokio::time::sleep(SETTLE).await;
+    let pid = operator.process.pid();
+
+    let api: Api<ApplicationClientSecret> = Api::namespaced(client.clone(), ns.name());
+    let kube_before = kube_requests(&operator.scrape().await);
+    let eiam_before = fake.calls().len();
+    let cpu_before = cpu_time(pid);
+    let start = Instant::now();
+
+    // Create all resources, 16 requests in flight, remembering when each was sent.
+    let created: HashMap<String, Instant> = stream::iter(applications.iter().enumerate())
+        .map(|(i, application)| {
+            let api = api.clone();
+            async move {
+                let name = format!("bench-{i:05}");
+                let sent = Instant::now();
+                api.create(&PostParams::default(), &resource(&name, application))
+                    .await
+                    .unwrap_or_else(|e| panic!("create {name}: {e}"));
+                (name, sent)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+
+    let mut ready_at: HashMap<String, Instant> = HashMap::new();
+    let deadline = Duration::from_secs(60 + n as u64);
+    let mut changes =
+        std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
+    while ready_at.len() < n {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let change = tokio::time::timeout(remaining, changes.next()).await;
+        let Ok(Some(Ok(resource))) = change else {
+            panic!(
+                "{} of {n} resources Ready after {:?} ({change:?}); operator output:\n{}",
+                ready_at.len(),
+                start.elapsed(),
+                tail(&operator.process.output(), 40)
+            );
+        };
+        if is_ready(&resource)
+            && let Some(name) = resource.metadata.name.clone()
+        {
+            ready_at.entry(name).or_insert_with(Instant::now);
+        }
+    }
+    let converged = start.elapsed();
+    let cpu = cpu_time(pid).saturating_sub(cpu_before);
+    let mut latencies: Vec<Duration> = ready_at
+        .iter()
+        .map(|(name, at)| at.duration_since(created[name]))
+        .collect();
+    latencies.sort();
+
+    // Let the last status patches and events land before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls = fake.calls();
+    let mut eiam_calls = BTreeMap::new();
+    for call in &calls[eiam_before..] {
+        *eiam_calls.entry(short(&call.action)).or_default() += 1;
+    }
+    let kube_after = kube_requests(&operator.scrape().await);
+    let kube_delta = delta(&kube_before, &kube_after);
+
+    tokio::time::sleep(settings.idle).await;
+    let idle_eiam_calls = fake.calls().len() - calls.len();
+    let idle = delta(&kube_after, &kube_requests(&operator.scrape().await));
+    let idle_kube_writes = ["POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|method| idle.get(*method).copied().unwrap_or(0.0))
+        .sum();
+    let (rss_kib, peak_rss_kib) = memory(pid);
+
+    Measurement {
+        resources: n,
+        converged,
+        latency_p50: percentile(&latencies, 50),
+        latency_p95: percentile(&latencies, 95),
+        eiam_calls,
+        kube_requests: kube_delta,
+        idle_eiam_calls,
+        idle_kube_writes,
+        cpu,
+        rss_kib,
+        peak_rss_kib,
+    }
+}
+
+/// What must hold at any size; checked in smoke mode.
+fn check_invariants(m: &Measurement) {
+    let expected: BTreeMap<String, usize> = [
+        ("Create".to_owned(), m.resources),
+        ("List".to_owned(), m.resources),
+    ]
+    .into();
+    assert_eq!(
+        m.eiam_calls, expected,
+        "one List and one Create per resource"
+    );
+    assert_eq!(m.idle_eiam_calls, 0, "EIAM calls while idle");
+    assert_eq!(m.idle_kube_writes, 0.0, "API-server writes while idle");
+    assert!(
+        m.kube_requests.get("PATCH").copied().unwrap_or(0.0) >= m.resources as f64,
+        "every resource's status was patched at least once: {:?}",
+        m.kube_requests
+    );
+    assert!(m.peak_rss_kib > 0, "memory was read from /proc");
+}
+
+fn print_table(rows: &[Measurement]) {
+    println!();
+    println!(
+        "| resources | converged | p50 ready | p95 ready | EIAM calls/resource | API requests/resource (by method) | idle EIAM calls | idle API writes | operator CPU | RSS | peak RSS |"
+    );
+    println!("|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|");
+    for m in rows {
+        let n = m.resources as f64;
+        let eiam: Vec<String> = m
+            .eiam_calls
+            .iter()
+            .map(|(action, count)| format!("{action} {:.2}", *count as f64 / n))
+            .collect();
+        let total: f64 = m.kube_requests.values().sum();
+        let kube: Vec<String> = m
+            .kube_requests
+            .iter()
+            .filter(|(_, count)| **count > 0.0)
+            .map(|(method, count)| format!("{method} {:.2}", count / n))
+            .collect();
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} ({}) | {} | {} | {:.2} s | {:.1} MiB | {:.1} MiB |",
+            m.resources,
+            m.converged.as_secs_f64(),
+            m.latency_p50.as_secs_f64(),
+            m.latency_p95.as_secs_f64(),
+            eiam.join(", "),
+            total / n,
+            kube.join(", "),
+            m.idle_eiam_calls,
+            m.idle_kube_writes,
+            m.cpu.as_secs_f64(),
+            m.rss_kib as f64 / 1024.0,
+            m.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+}
+
+/// A fake EIAM holding one application per resource.
+async fn start_fake(applications: &[String]) -> FakeHandle {
+    eiam_operator::eiam::install_crypto_provider();
+    let apps: Vec<_> = applications.iter().map(|id| json!({ "id": id })).collect();
+    let config: FakeConfig = serde_json::from_value(json!({
+        "accessKeys": [{ "id": ACCESS_KEY_ID, "secret": ACCESS_KEY_SECRET }],
+        "instances": [{ "id": INSTANCE, "applications": apps }],
+    }))
+    .expect("fake configuration");
+    FakeEiam::start(config).await.expect("start the fake EIAM")
+}
+
+fn resource(name: &str, application: &str) -> ApplicationClientSecret {
+    serde_json::from_value(json!({
+        "apiVersion": "eiam-operator.io/v1alpha1",
+        "kind": "ApplicationClientSecret",
+        "metadata": { "name": name },
+        "spec": {
+            "instanceId": INSTANCE,
+            "applicationId": application,
+            "expiresAfter": "2160h",
+            "renewBefore": "360h",
+        }
+    }))
+    .expect("resource")
+}
+
+fn is_ready(resource: &ApplicationClientSecret) -> bool {
+    let Some(status) = &resource.status else {
+        return false;
+    };
+    status.observed_generation == resource.metadata.generation
+        && status.current_secret_id.is_some()
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+async fn wait_ready_probe(operator: &support::Operator) {
+    let start = Instant::now();
+    while operator.probe("/readyz").await.0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the operator never became ready:\n{}",
+            tail(&operator.process.output(), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `eiam_operator_kube_requests_total` summed by method.
+fn kube_requests(scrape: &str) -> BTreeMap<String, f64> {
+    let mut by_method = BTreeMap::new();
+    for line in scrape.lines() {
+        let Some(rest) = line.strip_prefix("eiam_operator_kube_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let method = labels
+            .split(',')
+            .find_map(|label| label.strip_prefix("method=\""))
+            .map(|m| m.trim_end_matches('"').to_owned())
+            .unwrap_or_default();
+        *by_method.entry(method).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    by_method
+}
+
+fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(method, value)| {
+            (
+                method.clone(),
+                value - before.get(method).copied().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+/// `CreateApplicationClientSecret` → `Create`.
+fn short(action: &str) -> String {
+    action
+        .strip_suffix("ApplicationClientSecrets")
+        .or_else(|| action.strip_suffix("ApplicationClientSecret"))
+        .unwrap_or(action)
+        .to_owned()
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) * p) / 100]
+}
+
+/// User plus system CPU time of a process, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process in KiB, from `/proc/PID/status`.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
