@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::cache::RefreshCache;
 use super::http;
 use super::{CredentialError, CredentialProvider, Credentials};
-use crate::eiam::clock::{Clock, SystemClock, parse_acs_timestamp};
+use crate::eiam::clock::{Clock, SystemClock};
 use crate::eiam::endpoint::Endpoint;
 use crate::eiam::secret::SecretString;
 
@@ -186,50 +186,19 @@ impl EcsRamRoleProvider {
 struct MetadataCredentials {
     #[serde(rename = "Code")]
     code: Option<String>,
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: Option<String>,
-    #[serde(rename = "AccessKeySecret")]
-    access_key_secret: Option<SecretString>,
-    #[serde(rename = "SecurityToken")]
-    security_token: Option<SecretString>,
-    #[serde(rename = "Expiration")]
-    expiration: Option<String>,
+    #[serde(flatten)]
+    credentials: http::TemporaryCredentials,
 }
 
 fn parse_metadata_credentials(body: &[u8]) -> Result<(Credentials, Timestamp), String> {
-    let c: MetadataCredentials = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "not JSON ({:?} error at column {})",
-            e.classify(),
-            e.column()
-        )
-    })?;
-    if c.code.as_deref() != Some("Success") {
+    let answer: MetadataCredentials = http::parse_json(body)?;
+    if answer.code.as_deref() != Some("Success") {
         return Err(format!(
             "`Code` is {:?}, not \"Success\"",
-            c.code.as_deref().unwrap_or("missing")
+            answer.code.as_deref().unwrap_or("missing")
         ));
     }
-    match (c.access_key_id, c.access_key_secret, c.security_token) {
-        (Some(id), Some(secret), Some(token))
-            if !id.is_empty() && !secret.is_empty() && !token.is_empty() =>
-        {
-            let expiration = c
-                .expiration
-                .as_deref()
-                .and_then(parse_acs_timestamp)
-                .ok_or("`Expiration` is missing or not a yyyy-MM-ddTHH:mm:ssZ time")?;
-            Ok((
-                Credentials {
-                    access_key_id: id,
-                    access_key_secret: secret,
-                    security_token: Some(token),
-                },
-                expiration,
-            ))
-        }
-        _ => Err("the answer lacks AccessKeyId, AccessKeySecret or SecurityToken".into()),
-    }
+    answer.credentials.into_credentials(None)
 }
 
 impl CredentialProvider for EcsRamRoleProvider {

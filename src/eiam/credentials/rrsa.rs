@@ -14,10 +14,9 @@ use serde::Deserialize;
 use super::cache::RefreshCache;
 use super::http;
 use super::{CredentialError, CredentialProvider, Credentials};
-use crate::eiam::clock::{Clock, SystemClock, format_acs_timestamp, parse_acs_timestamp};
+use crate::eiam::clock::{Clock, SystemClock, format_acs_timestamp};
 use crate::eiam::endpoint::Endpoint;
 use crate::eiam::request::encode_query;
-use crate::eiam::secret::SecretString;
 
 const PROVIDER: &str = "rrsa";
 /// The global STS endpoint, used when no region is set.
@@ -203,50 +202,15 @@ impl RrsaProvider {
 #[derive(Deserialize)]
 struct AssumeRoleResponse {
     #[serde(rename = "Credentials")]
-    credentials: Option<StsCredentials>,
-}
-
-#[derive(Deserialize)]
-struct StsCredentials {
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: Option<String>,
-    #[serde(rename = "AccessKeySecret")]
-    access_key_secret: Option<SecretString>,
-    #[serde(rename = "SecurityToken")]
-    security_token: Option<SecretString>,
-    #[serde(rename = "Expiration")]
-    expiration: Option<String>,
+    credentials: Option<http::TemporaryCredentials>,
 }
 
 fn parse_sts_response(body: &[u8]) -> Result<(Credentials, Timestamp), String> {
-    let response: AssumeRoleResponse = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "not JSON ({:?} error at column {})",
-            e.classify(),
-            e.column()
-        )
-    })?;
-    let c = response.credentials.ok_or("no `Credentials` object")?;
-    match (c.access_key_id, c.access_key_secret, c.security_token) {
-        (Some(id), Some(secret), Some(token))
-            if !id.is_empty() && !secret.is_empty() && !token.is_empty() =>
-        {
-            let expiration = c
-                .expiration
-                .as_deref()
-                .and_then(parse_acs_timestamp)
-                .ok_or("`Credentials.Expiration` is missing or not a yyyy-MM-ddTHH:mm:ssZ time")?;
-            Ok((
-                Credentials {
-                    access_key_id: id,
-                    access_key_secret: secret,
-                    security_token: Some(token),
-                },
-                expiration,
-            ))
-        }
-        _ => Err("`Credentials` lacks AccessKeyId, AccessKeySecret or SecurityToken".into()),
-    }
+    let response: AssumeRoleResponse = http::parse_json(body)?;
+    response
+        .credentials
+        .ok_or("no `Credentials` object")?
+        .into_credentials(Some("Credentials"))
 }
 
 impl CredentialProvider for RrsaProvider {
