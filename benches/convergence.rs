@@ -1,5 +1,6 @@
 //! Benchmark: how the real operator converges N resources, and what it costs — time until every resource is
-//! Ready, EIAM calls and API-server requests per resource, calls while idle, the operator's CPU time and memory.
+//! Ready, EIAM calls and API-server requests per resource, calls while idle, the operator's CPU time and memory —
+//! and then what one rotation of all of them at once costs, through the grace period to retirement.
 //!
 //! `make bench` (`cargo bench --bench convergence`) runs it for `BENCH_SIZES` (default `10,100,500`) resources,
 //! each against its own application in the fake EIAM, on the test control plane (tests/testenv) with the real
@@ -8,7 +9,8 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
 //! hold at any size: every resource Ready, exactly one List and one Create per resource, zero EIAM calls and zero
-//! API-server writes while idle — so the benchmark cannot rot unnoticed.
+//! API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
+//! afterwards — so the benchmark cannot rot unnoticed.
 
 #![allow(dead_code, unused_imports)]
 
@@ -20,10 +22,10 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use eiam_operator::api::ApplicationClientSecret;
+use eiam_operator::api::{ANNOTATION_ROTATE, ApplicationClientSecret};
 use eiam_operator::fake::{FakeConfig, FakeEiam, FakeHandle};
 use futures::{StreamExt, stream};
-use kube::api::PostParams;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
@@ -34,6 +36,8 @@ use support::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, OperatorSpec};
 const INSTANCE: &str = "idaas_bench";
 /// Pause between the operator's readiness and the first create.
 const SETTLE: Duration = Duration::from_secs(3);
+/// `spec.rotation.gracePeriod` of every resource: how long a replaced secret stays valid.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// One run's settings.
 #[derive(Debug, Clone)]
@@ -100,6 +104,21 @@ struct Measurement {
     cpu: Duration,
     rss_kib: u64,
     peak_rss_kib: u64,
+    /// One rotation of every resource at once.
+    rotation: Rotation,
+}
+
+/// What rotating every resource at once measured.
+#[derive(Debug)]
+struct Rotation {
+    /// From the first rotation request until every resource published its new secret.
+    published: Duration,
+    /// ... until every resource also retired (disabled and deleted) the previous one, [`GRACE`] later.
+    retired: Duration,
+    eiam_calls: BTreeMap<String, usize>,
+    kube_requests: BTreeMap<String, f64>,
+    /// The most secrets any application held once it was over (the fake's state).
+    most_secrets_held: usize,
 }
 
 fn main() {
@@ -222,6 +241,7 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         .map(|method| idle.get(*method).copied().unwrap_or(0.0))
         .sum();
     let (rss_kib, peak_rss_kib) = memory(pid);
+    let rotation = rotate_all(&api, &fake, &operator, n).await;
 
     Measurement {
         resources: n,
@@ -235,6 +255,102 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         cpu,
         rss_kib,
         peak_rss_kib,
+        rotation,
+    }
+}
+
+/// Asks every resource for one rotation at once (the `rotate-requested-at` annotation) and waits until each has
+/// published a new secret and, after the grace period, retired the previous one.
+async fn rotate_all(
+    api: &Api<ApplicationClientSecret>,
+    fake: &FakeHandle,
+    operator: &support::Operator,
+    n: usize,
+) -> Rotation {
+    let before: HashMap<String, String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list resources: {e}"))
+        .items
+        .into_iter()
+        .filter_map(|r| Some((r.metadata.name?, r.status?.current_secret_id?)))
+        .collect();
+    assert_eq!(before.len(), n, "every resource has a current secret");
+    let requested = jiff::Timestamp::now().to_string();
+    let kube_before = kube_requests(&operator.scrape().await);
+    let eiam_before = fake.calls().len();
+    let start = Instant::now();
+    stream::iter(before.keys())
+        .map(|name| {
+            let patch = json!({ "metadata": { "annotations": { ANNOTATION_ROTATE: requested } } });
+            async move {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap_or_else(|e| panic!("annotate {name}: {e}"));
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<()>()
+        .await;
+
+    let mut published: HashMap<String, Instant> = HashMap::new();
+    let mut retired: HashMap<String, Instant> = HashMap::new();
+    let deadline = Duration::from_secs(60 + n as u64) + GRACE;
+    let mut changes =
+        std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
+    while retired.len() < n {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let change = tokio::time::timeout(remaining, changes.next()).await;
+        let Ok(Some(Ok(resource))) = change else {
+            panic!(
+                "{} of {n} resources rotated and {} retired after {:?}; operator output:\n{}",
+                published.len(),
+                retired.len(),
+                start.elapsed(),
+                tail(&operator.process.output(), 40)
+            );
+        };
+        let (Some(name), Some(status)) = (&resource.metadata.name, &resource.status) else {
+            continue;
+        };
+        let handled = status.last_handled_rotate_at.as_deref() == Some(requested.as_str());
+        let replaced = status.current_secret_id.is_some()
+            && status.current_secret_id.as_ref() != before.get(name);
+        if handled && replaced {
+            let now = Instant::now();
+            published.entry(name.clone()).or_insert(now);
+            if status.previous_secret_id.is_none() {
+                retired.entry(name.clone()).or_insert(now);
+            }
+        }
+    }
+    let last = |at: &HashMap<String, Instant>| {
+        at.values()
+            .map(|t| t.duration_since(start))
+            .max()
+            .unwrap_or_default()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut eiam_calls = BTreeMap::new();
+    for call in &fake.calls()[eiam_before..] {
+        *eiam_calls.entry(short(&call.action)).or_default() += 1;
+    }
+    let state = serde_json::to_value(fake.state()).expect("fake state");
+    let most_secrets_held = state["instances"][INSTANCE]["applications"]
+        .as_object()
+        .map(|apps| {
+            apps.values()
+                .map(|app| app["secrets"].as_array().map_or(0, Vec::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    Rotation {
+        published: last(&published),
+        retired: last(&retired),
+        eiam_calls,
+        kube_requests: delta(&kube_before, &kube_requests(&operator.scrape().await)),
+        most_secrets_held,
     }
 }
 
@@ -257,6 +373,22 @@ fn check_invariants(m: &Measurement) {
         m.kube_requests
     );
     assert!(m.peak_rss_kib > 0, "memory was read from /proc");
+    for action in ["Create", "Disable", "Delete"] {
+        assert_eq!(
+            m.rotation.eiam_calls.get(action),
+            Some(&m.resources),
+            "one {action} per rotation: {:?}",
+            m.rotation.eiam_calls
+        );
+    }
+    assert_eq!(
+        m.rotation.most_secrets_held, 1,
+        "after retirement each application holds only its new secret"
+    );
+    assert!(
+        m.rotation.retired >= GRACE,
+        "the previous secret outlived the grace period"
+    );
 }
 
 fn print_table(rows: &[Measurement]) {
@@ -266,28 +398,14 @@ fn print_table(rows: &[Measurement]) {
     );
     println!("|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|");
     for m in rows {
-        let n = m.resources as f64;
-        let eiam: Vec<String> = m
-            .eiam_calls
-            .iter()
-            .map(|(action, count)| format!("{action} {:.2}", *count as f64 / n))
-            .collect();
-        let total: f64 = m.kube_requests.values().sum();
-        let kube: Vec<String> = m
-            .kube_requests
-            .iter()
-            .filter(|(_, count)| **count > 0.0)
-            .map(|(method, count)| format!("{method} {:.2}", count / n))
-            .collect();
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} ({}) | {} | {} | {:.2} s | {:.1} MiB | {:.1} MiB |",
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {} | {} | {} | {} | {:.2} s | {:.1} MiB | {:.1} MiB |",
             m.resources,
             m.converged.as_secs_f64(),
             m.latency_p50.as_secs_f64(),
             m.latency_p95.as_secs_f64(),
-            eiam.join(", "),
-            total / n,
-            kube.join(", "),
+            per_resource_counts(&m.eiam_calls, m.resources),
+            per_resource_requests(&m.kube_requests, m.resources),
             m.idle_eiam_calls,
             m.idle_kube_writes,
             m.cpu.as_secs_f64(),
@@ -295,6 +413,43 @@ fn print_table(rows: &[Measurement]) {
             m.peak_rss_kib as f64 / 1024.0,
         );
     }
+    println!();
+    println!(
+        "| resources | all rotated | all retired (grace {} s) | EIAM calls/rotation | API requests/rotation (by method) | secrets held after |",
+        GRACE.as_secs()
+    );
+    println!("|---:|---:|---:|---|---|---:|");
+    for m in rows {
+        let r = &m.rotation;
+        println!(
+            "| {} | {:.2} s | {:.2} s | {} | {} | {} |",
+            m.resources,
+            r.published.as_secs_f64(),
+            r.retired.as_secs_f64(),
+            per_resource_counts(&r.eiam_calls, m.resources),
+            per_resource_requests(&r.kube_requests, m.resources),
+            r.most_secrets_held,
+        );
+    }
+}
+
+fn per_resource_counts(calls: &BTreeMap<String, usize>, n: usize) -> String {
+    let parts: Vec<String> = calls
+        .iter()
+        .map(|(action, count)| format!("{action} {:.2}", *count as f64 / n as f64))
+        .collect();
+    parts.join(", ")
+}
+
+fn per_resource_requests(requests: &BTreeMap<String, f64>, n: usize) -> String {
+    let n = n as f64;
+    let total: f64 = requests.values().sum();
+    let parts: Vec<String> = requests
+        .iter()
+        .filter(|(_, count)| **count > 0.0)
+        .map(|(method, count)| format!("{method} {:.2}", count / n))
+        .collect();
+    format!("{:.2} ({})", total / n, parts.join(", "))
 }
 
 /// A fake EIAM holding one application per resource.
@@ -319,6 +474,7 @@ fn resource(name: &str, application: &str) -> ApplicationClientSecret {
             "applicationId": application,
             "expiresAfter": "2160h",
             "renewBefore": "360h",
+            "rotation": { "gracePeriod": format!("{}s", GRACE.as_secs()) },
         }
     }))
     .expect("resource")
