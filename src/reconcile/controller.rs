@@ -61,7 +61,7 @@ pub struct Operations {
 pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let (resources, secrets, providers): (
         Api<ApplicationClientSecret>,
-        Api<Secret>,
+        Api<PartialObjectMeta<Secret>>,
         Api<EiamProvider>,
     ) = match &args.namespace {
         Some(ns) => (
@@ -121,17 +121,20 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let namespaced_users = store.clone();
     let cluster_users = store.clone();
     let credential_waiters = store.clone();
-    // Credentials Secrets are not labelled: watch Secret metadata, and wake only the resources stalled because their
-    // provider's credentials are missing, so they recover as soon as the Secret appears (not at the next slow retry).
-    let secret_metadata: Api<PartialObjectMeta<Secret>> = match &args.namespace {
-        Some(ns) => Api::namespaced(kube.clone(), ns),
-        None => Api::all(kube.clone()),
-    };
-    let credential_secrets = watcher(secret_metadata, watcher::Config::default())
+    // Secrets are watched as metadata only (`Api<PartialObjectMeta<_>>` asks the server for no `data`): the
+    // executor reads the one Secret it needs fresh, so no Secret value sits in the operator's caches or crosses the
+    // wire on a watch. The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
+    let owned_secrets = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
+        .default_backoff()
+        .touched_objects();
+    // Credentials Secrets are not labelled: watch all Secret metadata, and wake only the resources stalled because
+    // their provider's credentials are missing, so they recover as soon as the Secret appears (not at the next
+    // slow retry).
+    let credential_secrets = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .touched_objects();
     controller
-        .owns(secrets, watcher::Config::default().labels(&managed))
+        .owns_stream(owned_secrets)
         .watches_stream(
             credential_secrets,
             move |secret: PartialObjectMeta<Secret>| {
