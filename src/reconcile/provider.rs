@@ -6,8 +6,8 @@
 
 use crate::api::conditions::reasons;
 use crate::api::{
-    AccessKeySecretRef, ApplicationClientSecret, ClusterEiamProvider, EiamProvider, ProviderAuth,
-    ProviderKind, SignatureVersion,
+    AccessKeySecretRef, ApplicationClientSecret, ClusterEiamProvider, EiamProvider, ProviderKind,
+    ProviderSettings, SignatureVersion,
 };
 use crate::eiam::{
     EiamClient, SecretString,
@@ -70,11 +70,7 @@ pub struct ProviderCache {
 /// The effective settings of a provider, whichever kind it is.
 struct Settings<'a> {
     display: String,
-    region: Option<&'a str>,
-    endpoint: Option<&'a str>,
-    signature_version: SignatureVersion,
-    auth: Option<&'a ProviderAuth>,
-    qps: Option<f64>,
+    provider: ProviderSettings<'a>,
     /// Namespace a credentials Secret is read from when the reference does not name one.
     secret_namespace: Option<&'a str>,
     fingerprint: String,
@@ -94,11 +90,14 @@ impl ProviderCache {
             None => {
                 let settings = Settings {
                     display: "the operator's default provider".to_owned(),
-                    region: default.region.as_deref(),
-                    endpoint: default.endpoint.as_deref(),
-                    signature_version: default.signature_version,
-                    auth: None,
-                    qps: None,
+                    provider: ProviderSettings {
+                        region: default.region.as_deref(),
+                        endpoint: default.endpoint.as_deref(),
+                        signature_version: default.signature_version,
+                        auth: None,
+                        qps: None,
+                        allowed_applications: None,
+                    },
                     secret_namespace: None,
                     fingerprint: format!("default/{default:?}"),
                 };
@@ -109,21 +108,13 @@ impl ProviderCache {
                 let provider =
                     get_provider(&api, &reference.name, "EiamProvider", &namespace).await?;
                 let display = format!("EiamProvider {namespace}/{}", reference.name);
-                check_application(
-                    &display,
-                    provider.spec.allowed_applications.as_deref(),
-                    resource,
-                )?;
                 let settings = Settings {
                     fingerprint: fingerprint(&provider.metadata),
                     display,
-                    region: provider.spec.region.as_deref(),
-                    endpoint: provider.spec.endpoint.as_deref(),
-                    signature_version: provider.spec.signature_version,
-                    auth: provider.spec.auth.as_ref(),
-                    qps: provider.spec.qps,
+                    provider: provider.spec.settings(),
                     secret_namespace: Some(&namespace),
                 };
+                check_application(&settings, resource)?;
                 self.client_for(
                     format!("EiamProvider/{namespace}/{}", reference.name),
                     kube,
@@ -136,9 +127,10 @@ impl ProviderCache {
                 let provider =
                     get_provider(&api, &reference.name, "ClusterEiamProvider", "").await?;
                 let display = format!("ClusterEiamProvider {}", reference.name);
-                if let Some(allowed) = &provider.spec.allowed_namespaces {
+                // The namespace's labels are read only when a selector could need them.
+                if provider.spec.allowed_namespaces.is_some() {
                     let labels = namespace_labels(kube, &namespace).await?;
-                    if !allowed.allows(&namespace, &labels) {
+                    if !provider.spec.allows_namespace(&namespace, &labels) {
                         return Err(ProviderProblem::new(
                             reasons::NOT_ALLOWED,
                             format!(
@@ -148,21 +140,13 @@ impl ProviderCache {
                         ));
                     }
                 }
-                check_application(
-                    &display,
-                    provider.spec.allowed_applications.as_deref(),
-                    resource,
-                )?;
                 let settings = Settings {
                     fingerprint: fingerprint(&provider.metadata),
                     display,
-                    region: provider.spec.region.as_deref(),
-                    endpoint: provider.spec.endpoint.as_deref(),
-                    signature_version: provider.spec.signature_version,
-                    auth: provider.spec.auth.as_ref(),
-                    qps: provider.spec.qps,
+                    provider: provider.spec.settings(),
                     secret_namespace: None,
                 };
+                check_application(&settings, resource)?;
                 self.client_for(
                     format!("ClusterEiamProvider/{}", reference.name),
                     kube,
@@ -190,7 +174,7 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let endpoint = match (settings.endpoint, settings.region) {
+        let endpoint = match (settings.provider.endpoint, settings.provider.region) {
             (Some(url), _) => Endpoint::parse(url),
             (None, Some(region)) => Endpoint::from_region(region),
             (None, None) => {
@@ -210,11 +194,8 @@ impl ProviderCache {
             )
         })?;
         let mut config = ClientConfig::new(endpoint, credentials);
-        config.signature_version = match settings.signature_version {
-            SignatureVersion::V1 => crate::eiam::SignatureVersion::V1,
-            SignatureVersion::V3 => crate::eiam::SignatureVersion::V3,
-        };
-        config.qps = settings.qps;
+        config.signature_version = settings.provider.signature_version.into();
+        config.qps = settings.provider.qps;
         let client = EiamClient::new(config).map_err(|err| {
             ProviderProblem::new(
                 reasons::PROVIDER_INVALID,
@@ -283,27 +264,23 @@ async fn namespace_labels(
 }
 
 fn check_application(
-    display: &str,
-    allowed: Option<&[crate::api::ApplicationPattern]>,
+    settings: &Settings<'_>,
     resource: &ApplicationClientSecret,
 ) -> Result<(), ProviderProblem> {
     let spec = &resource.spec;
-    match allowed {
-        Some(patterns)
-            if !patterns
-                .iter()
-                .any(|p| p.matches(&spec.instance_id, &spec.application_id)) =>
-        {
-            Err(ProviderProblem::new(
-                reasons::NOT_ALLOWED,
-                format!(
-                    "{display} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
-                    spec.instance_id, spec.application_id
-                ),
-            ))
-        }
-        _ => Ok(()),
+    if settings
+        .provider
+        .allows_application(&spec.instance_id, &spec.application_id)
+    {
+        return Ok(());
     }
+    Err(ProviderProblem::new(
+        reasons::NOT_ALLOWED,
+        format!(
+            "{} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
+            settings.display, spec.instance_id, spec.application_id
+        ),
+    ))
 }
 
 /// Builds the credential provider of a provider and a fingerprint of its inputs (never of a secret value).
@@ -311,7 +288,7 @@ async fn credentials_for(
     kube: &Client,
     settings: &Settings<'_>,
 ) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
-    let auth = settings.auth;
+    let auth = settings.provider.auth;
     if let Some(access_key) = auth.and_then(|auth| auth.access_key.as_ref()) {
         return access_key_credentials(kube, settings, &access_key.secret_ref).await;
     }
