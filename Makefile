@@ -29,7 +29,8 @@ test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
 	hack/with-testenv.sh $(CARGO) test --locked --all-targets -- --nocapture
 
 ## bench: convergence of N resources (BENCH_SIZES, default 10,100,500) with the release build of the operator on
-## the test control plane: time to Ready, EIAM and API-server calls per resource, idle calls, CPU and memory.
+## the test control plane: time to Ready, EIAM and API-server calls per resource, idle calls, CPU and memory, then one
+## rotation of every resource at once (README "Benchmarks").
 bench: testenv
 	hack/with-testenv.sh $(CARGO) bench --locked --bench convergence
 
