@@ -13,9 +13,11 @@ use serde_json::Value;
 
 use super::process::{Process, ProcessSpec};
 
-/// Environment variables of the operator (and of the Alibaba Cloud credential chain) that must not leak in from
-/// the environment of whoever runs the tests.
-const INHERITED_ENV_TO_DROP: &[&str] = &[
+/// Environment variables of the operator (and of the Alibaba Cloud credential chain, and the pod identity the
+/// leader election reads) that must not leak in from the environment of whoever runs the tests.
+pub const INHERITED_ENV_TO_DROP: &[&str] = &[
+    "POD_NAME",
+    "POD_NAMESPACE",
     "ALIBABA_CLOUD_ACCESS_KEY_ID",
     "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     "ALIBABA_CLOUD_SECURITY_TOKEN",

@@ -12,6 +12,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+use crate::common::operator::INHERITED_ENV_TO_DROP;
 use crate::common::{ControlPlane, Process, ProcessSpec, wait_until};
 
 /// The default provider's AccessKey, known to the fake.
@@ -21,29 +22,6 @@ pub const INSTANCE: &str = "idaas_ops";
 pub const APPLICATION: &str = "app_ops";
 /// A second application, for a second resource (one resource per application).
 pub const OTHER_APPLICATION: &str = "app_ops_other";
-
-/// Environment of the person running the tests that must not reach the operator.
-const INHERITED_ENV_TO_DROP: &[&str] = &[
-    "ALIBABA_CLOUD_ACCESS_KEY_ID",
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "ALIBABA_CLOUD_SECURITY_TOKEN",
-    "ALIBABA_CLOUD_ROLE_ARN",
-    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-    "ALIBABA_CLOUD_ECS_METADATA",
-    "POD_NAME",
-    "POD_NAMESPACE",
-    "EIAM_OPERATOR_NAMESPACE",
-    "EIAM_OPERATOR_METRICS_ADDR",
-    "EIAM_OPERATOR_HEALTH_ADDR",
-    "EIAM_OPERATOR_LEADER_ELECTION",
-    "EIAM_OPERATOR_LEADER_ELECTION_NAMESPACE",
-    "EIAM_OPERATOR_LEADER_ELECTION_LEASE_NAME",
-    "EIAM_OPERATOR_LEADER_ELECTION_LEASE_DURATION",
-    "EIAM_OPERATOR_SHUTDOWN_TIMEOUT",
-    "EIAM_OPERATOR_LOG_FORMAT",
-    "EIAM_OPERATOR_FAILPOINT",
-];
 
 /// A fake EIAM holding two applications, accepting [`ACCESS_KEY_ID`]; `faults` is its initial fault plan.
 pub async fn fake(faults: Value) -> FakeHandle {
