@@ -103,6 +103,7 @@ fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outsid
     let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
     let mut expected = namespaced_rules();
     expected.extend([
+        grant("eiam-operator.io", "clustereiamproviders/status", "patch"),
         grant("eiam-operator.io", "clustereiamproviders", "get"),
         grant("eiam-operator.io", "clustereiamproviders", "list"),
         grant("eiam-operator.io", "clustereiamproviders", "watch"),
@@ -152,6 +153,7 @@ fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
         ),
         grant("events.k8s.io", "events", "create"),
         grant("apps", "deployments", "patch"),
+        grant("eiam-operator.io", "eiamproviders/status", "patch"),
     ] {
         assert!(role.contains(&needed), "Role lacks {needed:?}: {role:?}");
     }

@@ -262,6 +262,23 @@ async fn cluster_mode_rbac_is_enough_for_issue_renewal_and_deletion() {
         .clone()
         .expect("currentSecretId");
     let secret = secrets.get("creds").await.expect("the Secret was written");
+    // The provider's own status is written with the chart's rules too.
+    wait_until(
+        format!(
+            "EiamProvider eiam Ready; operator output:\n{}",
+            operator.output()
+        ),
+        SOON,
+        || async {
+            let status = providers.get("eiam").await.ok()?.status?;
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await;
     let held = fake.secrets(INSTANCE, APP).await;
     let first_held = held
         .iter()

@@ -79,4 +79,9 @@ pub mod reasons {
     pub const PROVIDER_INVALID: &str = "ProviderInvalid";
     /// The provider's credentials Secret or key is missing, or the operator's environment has no credentials.
     pub const CREDENTIALS_MISSING: &str = "CredentialsMissing";
+
+    // A provider's own status (`Ready` on EiamProvider/ClusterEiamProvider); when False, its reason is one of the
+    // provider problems above.
+    /// The provider's endpoint is usable and its credentials resolved.
+    pub const PROVIDER_RESOLVED: &str = "Resolved";
 }

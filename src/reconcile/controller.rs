@@ -2,7 +2,8 @@
 //!
 //! Watches `ApplicationClientSecret`s, the Secrets they own (only those labelled
 //! `app.kubernetes.io/managed-by: eiam-operator`), and both provider kinds, so that fixing a provider
-//! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`].
+//! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`]; the providers'
+//! own `Ready` status is kept beside it by [`super::provider_status`].
 
 use super::executor::{self, ExecError};
 use super::provider::{DefaultProvider, ProviderCache};
@@ -13,7 +14,7 @@ use crate::api::{
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
 use crate::operator::RunArgs;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -133,7 +134,8 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let credential_secrets = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .touched_objects();
-    controller
+    let shutdown = operations.shutdown.shared();
+    let controller = controller
         .owns_stream(owned_secrets)
         .watches_stream(
             credential_secrets,
@@ -166,14 +168,15 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             },
         )
         .with_config(controller::Config::default().concurrency(args.concurrency))
-        .graceful_shutdown_on(operations.shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "reconcile loop event");
             }
-        })
-        .await;
+        });
+    let provider_status = super::provider_status::run(kube, args.namespace.clone(), shutdown);
+    tokio::join!(controller, provider_status);
     tracing::info!("controller stopped");
 }
 

@@ -4,6 +4,7 @@ pub mod controller;
 pub mod executor;
 pub mod planner;
 pub mod provider;
+pub mod provider_status;
 pub mod publish;
 pub mod restart;
 pub mod status;

@@ -174,34 +174,7 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let endpoint = match (settings.provider.endpoint, settings.provider.region) {
-            (Some(url), _) => Endpoint::parse(url),
-            (None, Some(region)) => Endpoint::from_region(region),
-            (None, None) => {
-                return Err(ProviderProblem::new(
-                    reasons::PROVIDER_INVALID,
-                    format!(
-                        "{} names neither a region nor an endpoint",
-                        settings.display
-                    ),
-                ));
-            }
-        }
-        .map_err(|err| {
-            ProviderProblem::new(
-                reasons::PROVIDER_INVALID,
-                format!("{}: {err}", settings.display),
-            )
-        })?;
-        let mut config = ClientConfig::new(endpoint, credentials);
-        config.signature_version = settings.provider.signature_version.into();
-        config.qps = settings.provider.qps;
-        let client = EiamClient::new(config).map_err(|err| {
-            ProviderProblem::new(
-                reasons::PROVIDER_INVALID,
-                format!("{}: {err}", settings.display),
-            )
-        })?;
+        let client = build_client(&settings, credentials)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
         }
@@ -210,6 +183,75 @@ impl ProviderCache {
             client,
         })
     }
+}
+
+/// An EIAM client for `settings` with `credentials`: the endpoint must parse and the client settings be valid.
+fn build_client(
+    settings: &Settings<'_>,
+    credentials: Arc<dyn CredentialProvider>,
+) -> Result<EiamClient, ProviderProblem> {
+    let invalid = |err: String| {
+        ProviderProblem::new(
+            reasons::PROVIDER_INVALID,
+            format!("{}: {err}", settings.display),
+        )
+    };
+    let endpoint = match (settings.provider.endpoint, settings.provider.region) {
+        (Some(url), _) => Endpoint::parse(url),
+        (None, Some(region)) => Endpoint::from_region(region),
+        (None, None) => {
+            return Err(ProviderProblem::new(
+                reasons::PROVIDER_INVALID,
+                format!(
+                    "{} names neither a region nor an endpoint",
+                    settings.display
+                ),
+            ));
+        }
+    }
+    .map_err(|err| invalid(err.to_string()))?;
+    let mut config = ClientConfig::new(endpoint, credentials);
+    config.signature_version = settings.provider.signature_version.into();
+    config.qps = settings.provider.qps;
+    EiamClient::new(config).map_err(|err| invalid(err.to_string()))
+}
+
+/// A provider's own verdict, for its status: what the operator would call EIAM with (endpoint and the kind of
+/// credentials), or why it cannot. Reads the AccessKey Secret when there is one; makes no EIAM call.
+pub async fn check_eiam_provider(
+    kube: &Client,
+    provider: &EiamProvider,
+) -> Result<String, ProviderProblem> {
+    let namespace = provider.namespace().unwrap_or_default();
+    let settings = Settings {
+        display: format!("EiamProvider {namespace}/{}", provider.name_any()),
+        provider: provider.spec.settings(),
+        secret_namespace: Some(&namespace),
+        fingerprint: String::new(),
+    };
+    check(kube, &settings).await
+}
+
+/// [`check_eiam_provider`] for a ClusterEiamProvider.
+pub async fn check_cluster_provider(
+    kube: &Client,
+    provider: &ClusterEiamProvider,
+) -> Result<String, ProviderProblem> {
+    let settings = Settings {
+        display: format!("ClusterEiamProvider {}", provider.name_any()),
+        provider: provider.spec.settings(),
+        secret_namespace: None,
+        fingerprint: String::new(),
+    };
+    check(kube, &settings).await
+}
+
+async fn check(kube: &Client, settings: &Settings<'_>) -> Result<String, ProviderProblem> {
+    let (credentials, _) = credentials_for(kube, settings).await?;
+    let kind = credentials.kind();
+    build_client(settings, credentials)?;
+    let endpoint = settings.provider.endpoint_url().unwrap_or_default();
+    Ok(format!("EIAM at {endpoint}, credentials: {kind}"))
 }
 
 fn fingerprint(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {

@@ -4,11 +4,16 @@
 
 use eiam_operator::api::{ClusterEiamProvider, EiamProvider};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::common::fake_eiam::FakeSpec;
+use crate::common::wait_until;
 use crate::support::*;
 
 const PROVIDER_AK: (&str, &str) = ("LTAI5tE2eTeamProviderKey", "team-provider-secret");
@@ -63,6 +68,14 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
         s.fake.calls().await.is_empty(),
         "no EIAM call without credentials"
     );
+    // The provider itself says so too (what `kubectl get eiamp` shows in its READY column).
+    let not_ready = wait_provider(&s, "False", "CredentialsMissing").await;
+    assert!(
+        not_ready
+            .message
+            .contains(&format!("Secret {ns}/team-ak does not exist")),
+        "{not_ready:?}"
+    );
 
     // The Secret appears: the resource recovers by itself, using the provider's AccessKey.
     s.secret_api()
@@ -74,6 +87,12 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
         .expect("create the credentials Secret");
     let ready = s.wait_ready("via-team").await;
     assert!(current_id(&ready).is_some());
+    // The provider turns Ready on its own once the Secret appears (no edit of the provider needed).
+    let resolved = wait_provider(&s, "True", "Resolved").await;
+    assert!(
+        resolved.message.contains(s.fake.url()) && resolved.message.contains("credentials"),
+        "{resolved:?}"
+    );
     let calls = s.fake.calls().await;
     assert!(!calls.is_empty());
     assert!(
@@ -199,4 +218,103 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
     assert_eq!(cluster_values.len(), 1);
     s.extra_values.extend(cluster_values);
     s.finish().await;
+}
+
+/// A ClusterEiamProvider's `Ready` is reported by an operator that watches all namespaces: False while its AccessKey
+/// Secret is missing, True as soon as the Secret appears, and False again when it goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b12_cluster_providers_report_whether_they_are_usable() {
+    let cp: &'static crate::common::ControlPlane =
+        Box::leak(Box::new(crate::common::private_control_plane().await));
+    let mut s = Scenario::on(cp, "b12-cluster-status", &[], FakeSpec::new()).await;
+    let ns = s.namespace().to_owned();
+    let cluster_wide = crate::common::operator::OperatorSpec::new(&cp.kubeconfig)
+        .default_endpoint(s.fake.url())
+        .access_key(AK_ID, AK_SECRET);
+    s.start_operator_with(cluster_wide).await;
+
+    let providers: Api<ClusterEiamProvider> = Api::all(s.client.clone());
+    let provider: ClusterEiamProvider = serde_json::from_value(json!({
+        "metadata": { "name": format!("{ns}-shared") },
+        "spec": { "region": "cn-hangzhou",
+                  "auth": { "accessKey": { "secretRef": { "name": "shared-ak", "namespace": ns } } } }
+    }))
+    .expect("a ClusterEiamProvider");
+    let name = provider.name_any();
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .expect("create the ClusterEiamProvider");
+    let ready = |status: &'static str, reason: &'static str| {
+        let providers = providers.clone();
+        let name = name.clone();
+        async move {
+            wait_until(
+                format!("ClusterEiamProvider {name} Ready={status} ({reason})"),
+                Duration::from_secs(30),
+                || async {
+                    let stored = providers.get(&name).await.ok()?.status?;
+                    stored
+                        .conditions
+                        .into_iter()
+                        .find(|c| c.type_ == "Ready" && c.status == status && c.reason == reason)
+                },
+            )
+            .await
+        }
+    };
+    let missing = ready("False", "CredentialsMissing").await;
+    assert!(
+        missing
+            .message
+            .contains(&format!("Secret {ns}/shared-ak does not exist")),
+        "{missing:?}"
+    );
+
+    s.secret_api()
+        .create(
+            &PostParams::default(),
+            &access_key_secret("shared-ak", CLUSTER_AK),
+        )
+        .await
+        .expect("create the credentials Secret");
+    let resolved = ready("True", "Resolved").await;
+    assert!(
+        resolved
+            .message
+            .contains("https://eiam.cn-hangzhou.aliyuncs.com"),
+        "{resolved:?}"
+    );
+
+    s.secret_api()
+        .delete("shared-ak", &DeleteParams::default())
+        .await
+        .expect("delete the credentials Secret");
+    ready("False", "CredentialsMissing").await;
+    providers
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the ClusterEiamProvider");
+    s.finish().await;
+    cp.stop();
+}
+
+/// Waits until the EiamProvider `team` has a `Ready` condition with this status and reason, for its current
+/// generation; returns the condition.
+async fn wait_provider(s: &Scenario, status: &str, reason: &str) -> Condition {
+    let api = s.api::<EiamProvider>();
+    wait_until(
+        format!("EiamProvider team Ready={status} ({reason})"),
+        Duration::from_secs(30),
+        || async {
+            let provider = api.get("team").await.ok()?;
+            let stored = provider.status?;
+            let condition = stored.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            (condition.status == status
+                && condition.reason == reason
+                && stored.observed_generation == provider.metadata.generation)
+                .then_some(condition)
+        },
+    )
+    .await
 }

@@ -82,6 +82,10 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 - apiGroups: ["eiam-operator.io"]
   resources: ["eiamproviders"]
   verbs: ["get", "list", "watch"]
+# Report whether each provider is usable (its Ready condition; server-side apply).
+- apiGroups: ["eiam-operator.io"]
+  resources: ["eiamproviders/status"]
+  verbs: ["patch"]
 # Target Secrets: read, create and update them with server-side apply, drop the ownerReference (Retain), delete
 # them (Delete), watch those labelled app.kubernetes.io/managed-by=eiam-operator to repair drift; read the
 # AccessKey Secret an EiamProvider references.
@@ -110,6 +114,17 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get"]
+{{- end }}
+
+{{/*
+"clusterStatus": only when the operator watches all namespaces — it alone then reports ClusterEiamProviders' Ready
+condition (operators confined to namespaces could see a cluster provider differently and would overwrite each other).
+*/}}
+{{- define "eiam-operator.rules.clusterStatus" -}}
+# Report whether each ClusterEiamProvider is usable (its Ready condition; server-side apply).
+- apiGroups: ["eiam-operator.io"]
+  resources: ["clustereiamproviders/status"]
+  verbs: ["patch"]
 {{- end }}
 
 {{/*
