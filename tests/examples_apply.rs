@@ -129,11 +129,19 @@ async fn the_argo_cd_patch_installs_health_lua_verbatim() {
     );
     let data = configmaps.get("argocd-cm").await.unwrap().data.unwrap();
     let script = std::fs::read_to_string(repo().join("examples/argocd/health.lua")).unwrap();
-    assert_eq!(
-        data.get("resource.customizations.health.eiam-operator.io_ApplicationClientSecret"),
-        Some(&script),
-        "argocd-cm-patch.yaml carries health.lua byte for byte"
-    );
+    for kind in [
+        "ApplicationClientSecret",
+        "EiamProvider",
+        "ClusterEiamProvider",
+    ] {
+        assert_eq!(
+            data.get(&format!(
+                "resource.customizations.health.eiam-operator.io_{kind}"
+            )),
+            Some(&script),
+            "argocd-cm-patch.yaml carries health.lua byte for byte for {kind}"
+        );
+    }
     assert_eq!(
         data.get("url").map(String::as_str),
         Some("https://argocd.example.com"),

@@ -10,7 +10,7 @@ mod helm_support;
 
 use std::time::Duration;
 
-use eiam_operator::api::ApplicationClientSecret;
+use eiam_operator::api::{ApplicationClientSecret, EiamProvider};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -146,7 +146,15 @@ async fn wait_condition(api: &Api<ApplicationClientSecret>, name: &str, kind: &s
 
 /// The object exactly as the API server returns it (what Argo CD and Flux read), not a typed round trip.
 async fn live(client: &kube::Client, namespace: &str, name: &str) -> Value {
-    let resource = kube::api::ApiResource::erase::<ApplicationClientSecret>(&());
+    live_as::<ApplicationClientSecret>(client, namespace, name).await
+}
+
+async fn live_as<K: kube::Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Value {
+    let resource = kube::api::ApiResource::erase::<K>(&());
     let api: Api<kube::api::DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &resource);
     serde_json::to_value(api.get(name).await.unwrap()).unwrap()
@@ -213,6 +221,58 @@ async fn argo_cd_kstatus_and_flux_read_the_live_states() {
             "Failed",
         ),
     ];
+
+    // Providers: one usable (the operator's own AccessKey), one whose AccessKey Secret does not exist.
+    let providers: Api<EiamProvider> = ns.api(&admin);
+    for (name, auth) in [
+        ("usable", json!(null)),
+        (
+            "broken",
+            json!({ "accessKey": { "secretRef": { "name": "no-such-secret" } } }),
+        ),
+    ] {
+        let mut object = json!({
+            "apiVersion": "eiam-operator.io/v1alpha1", "kind": "EiamProvider",
+            "metadata": { "name": name },
+            "spec": { "endpoint": fake.url() }
+        });
+        if !auth.is_null() {
+            object["spec"]["auth"] = auth;
+        }
+        providers
+            .patch(
+                name,
+                &PatchParams::apply("gitops-test"),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap();
+    }
+    for (name, kind) in [("usable", "Ready"), ("broken", "Stalled")] {
+        wait_until(format!("provider {name}: {kind}=True"), SOON, || async {
+            let status = providers.get(name).await.ok()?.status?;
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == kind && c.status == "True")
+                .then_some(())
+        })
+        .await;
+    }
+    states.push((
+        "provider usable",
+        live_as::<EiamProvider>(&admin, ns.name(), "usable").await,
+        "Healthy",
+        "Current",
+        "Current",
+    ));
+    states.push((
+        "provider broken",
+        live_as::<EiamProvider>(&admin, ns.name(), "broken").await,
+        "Degraded",
+        "Failed",
+        "Failed",
+    ));
 
     // Rotating: a rotation is requested while EIAM throttles every Create; the current secret stays valid
     // (Ready=True) while the operator retries (Reconciling=True).

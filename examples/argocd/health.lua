@@ -1,6 +1,6 @@
--- Argo CD health check for eiam-operator.io/ApplicationClientSecret.
--- Install it under resource.customizations.health.eiam-operator.io_ApplicationClientSecret in argocd-cm
--- (argocd-cm-patch.yaml in this folder carries this exact script).
+-- Argo CD health check for eiam-operator.io/ApplicationClientSecret, EiamProvider and ClusterEiamProvider.
+-- Install it under resource.customizations.health.eiam-operator.io_<Kind> in argocd-cm
+-- (argocd-cm-patch.yaml in this folder carries this exact script for the three kinds).
 --
 -- Reads the kstatus conditions the operator writes, in the order kstatus itself uses:
 --   status missing, or observedGeneration behind metadata.generation -> Progressing (spec not yet observed)

@@ -387,7 +387,7 @@ async fn access_key_credentials(
         ProviderProblem::new(
             reasons::CREDENTIALS_MISSING,
             format!(
-                "{}: {what}; the resource is retried until it appears",
+                "{}: {what}; retried as soon as it appears",
                 settings.display
             ),
         )

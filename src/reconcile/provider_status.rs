@@ -1,4 +1,4 @@
-//! `Ready` on EiamProviders and ClusterEiamProviders — what `kubectl get eiamp` shows and what a GitOps health check
+//! `Ready` and `Stalled` on EiamProviders and ClusterEiamProviders — what `kubectl get eiamp` shows and what a GitOps health check
 //! reads: whether the operator can build an EIAM client from the provider (its endpoint is usable and its
 //! credentials resolve: the AccessKey Secret exists with its keys, the RRSA settings are complete).
 //!
@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::provider::{ProviderProblem, check_cluster_provider, check_eiam_provider};
-use crate::api::conditions::{READY, reasons};
+use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     AccessKeySecretRef, ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderStatus,
 };
@@ -199,34 +199,43 @@ where
     }))
 }
 
-/// The status a provider should have: `Ready` True (reason `Resolved`, what it resolved to) or False (the
-/// problem's reason and message). The transition time moves only when the condition's status changes, so a
-/// repeated verdict equals the stored status and nothing is written.
+/// The status a provider should have, kstatus-style like the resources': `Ready` True (reason `Resolved`, what it
+/// resolved to) and `Stalled` False; or `Ready` False and `Stalled` True with the problem's reason and message (a
+/// provider does not fix itself: someone must create the Secret or correct the spec). A condition's transition
+/// time moves only when its status changes, so a repeated verdict equals the stored status and nothing is written.
 fn desired_status(
     generation: Option<i64>,
     stored: Option<&ProviderStatus>,
     verdict: &Result<String, ProviderProblem>,
     now: Time,
 ) -> ProviderStatus {
-    let (status, reason, message) = match verdict {
-        Ok(resolved) => ("True", reasons::PROVIDER_RESOLVED, resolved.clone()),
-        Err(problem) => ("False", problem.reason, problem.message.clone()),
+    let (ready, stalled, reason, message) = match verdict {
+        Ok(resolved) => (
+            "True",
+            "False",
+            reasons::PROVIDER_RESOLVED,
+            resolved.clone(),
+        ),
+        Err(problem) => ("False", "True", problem.reason, problem.message.clone()),
     };
-    let previous = stored.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    let last_transition_time = match previous {
-        Some(condition) if condition.status == status => condition.last_transition_time.clone(),
-        _ => now,
+    let condition = |type_: &str, status: &str| {
+        let previous = stored.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+        let last_transition_time = match previous {
+            Some(previous) if previous.status == status => previous.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.clone(),
+            observed_generation: generation,
+            last_transition_time,
+        }
     };
     ProviderStatus {
         observed_generation: generation,
-        conditions: vec![Condition {
-            type_: READY.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }],
+        conditions: vec![condition(READY, ready), condition(STALLED, stalled)],
     }
 }
 
@@ -258,11 +267,26 @@ mod tests {
         assert_eq!(ready.observed_generation, Some(3));
         assert_eq!(condition.observed_generation, Some(3));
 
+        assert_eq!(
+            (
+                ready.conditions[1].type_.as_str(),
+                ready.conditions[1].status.as_str()
+            ),
+            ("Stalled", "False")
+        );
+
         let broken = desired_status(Some(3), None, &Err(problem()), at(10));
         let condition = &broken.conditions[0];
         assert_eq!(condition.status, "False");
         assert_eq!(condition.reason, "CredentialsMissing");
         assert_eq!(condition.message, "Secret ns/ak does not exist");
+        // Stalled=True: kstatus (Flux) calls it Failed, Argo CD's health check Degraded.
+        let stalled = &broken.conditions[1];
+        assert_eq!(
+            (stalled.type_.as_str(), stalled.status.as_str()),
+            ("Stalled", "True")
+        );
+        assert_eq!(stalled.reason, "CredentialsMissing");
     }
 
     #[test]
@@ -277,6 +301,7 @@ mod tests {
         let broken = desired_status(Some(1), None, &Err(problem()), at(10));
         let fixed = desired_status(Some(1), Some(&broken), &Ok("ok".into()), at(20));
         assert_eq!(fixed.conditions[0].last_transition_time, at(20));
+        assert_eq!(fixed.conditions[1].last_transition_time, at(20));
         let edited = desired_status(Some(2), Some(&fixed), &Ok("ok".into()), at(30));
         assert_eq!(edited.conditions[0].last_transition_time, at(20));
         assert_eq!(edited.observed_generation, Some(2));
