@@ -138,8 +138,8 @@ if ! "$kubectl" wait -n eiam-demo applicationclientsecret/orders-api --for=condi
 fi
 echo "Ready after $(( $(date +%s) - start_wait ))s"
 
-say "kubectl get applicationclientsecrets -n eiam-demo -o wide"
-"$kubectl" get -n eiam-demo applicationclientsecrets -o wide
+say "kubectl get eiamproviders,applicationclientsecrets -n eiam-demo -o wide"
+"$kubectl" get -n eiam-demo eiamproviders,applicationclientsecrets -o wide
 
 say "status of eiam-demo/orders-api"
 "$kubectl" get -n eiam-demo applicationclientsecret/orders-api -o yaml | sed -n '/^status:/,$p'
