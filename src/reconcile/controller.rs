@@ -14,7 +14,7 @@ use crate::api::{
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
 use crate::operator::RunArgs;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -48,6 +48,38 @@ pub struct Context {
     pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
     /// The process's Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The Secret versions this process wrote, so their own watch events do not wake their owner again.
+    pub own_writes: OwnWrites,
+}
+
+/// The `resourceVersion` of each Secret as this process last wrote it, by namespace and name. The watch event of
+/// our own write carries that version and is dropped; any other change to the Secret (an edit, a deletion, a write
+/// by another client) has another version and wakes the owner, which repairs the drift.
+#[derive(Default)]
+pub struct OwnWrites(Mutex<HashMap<(String, String), String>>);
+
+impl OwnWrites {
+    /// Remembers that we wrote `namespace/name` at `resource_version`.
+    pub fn record(&self, namespace: &str, name: &str, resource_version: Option<String>) {
+        if let (Ok(mut writes), Some(version)) = (self.0.lock(), resource_version) {
+            writes.insert((namespace.to_owned(), name.to_owned()), version);
+        }
+    }
+
+    /// Whether `secret` is exactly what we last wrote (forgotten once seen, so the map stays small).
+    fn take_if_own(&self, secret: &PartialObjectMeta<Secret>) -> bool {
+        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+        let Ok(mut writes) = self.0.lock() else {
+            return false;
+        };
+        let own = writes.get(&key).is_some_and(|version| {
+            secret.metadata.resource_version.as_deref() == Some(version.as_str())
+        });
+        if own {
+            writes.remove(&key);
+        }
+        own
+    }
 }
 
 /// What the process around the controller provides: metrics, the readiness it reports, when to stop.
@@ -115,6 +147,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         last_list: Mutex::default(),
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
+        own_writes: OwnWrites::default(),
     });
     operations.metrics.resources.watch(store.clone());
 
@@ -127,7 +160,11 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // wire on a watch. The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
     let owned_secrets = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
         .default_backoff()
-        .touched_objects();
+        .touched_objects()
+        .try_filter({
+            let context = context.clone();
+            move |secret| std::future::ready(!context.own_writes.take_if_own(secret))
+        });
     // Credentials Secrets are not labelled: watch all Secret metadata, and wake only the resources stalled because
     // their provider's credentials are missing, so they recover as soon as the Secret appears (not at the next
     // slow retry).
@@ -374,4 +411,29 @@ pub fn jittered(delay: Duration) -> Duration {
 
 fn trace_id() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(namespace: &str, name: &str, version: &str) -> PartialObjectMeta<Secret> {
+        let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.namespace = Some(namespace.to_owned());
+        meta.metadata.name = Some(name.to_owned());
+        meta.metadata.resource_version = Some(version.to_owned());
+        meta
+    }
+
+    #[test]
+    fn only_the_version_we_wrote_is_ours_and_only_once() {
+        let writes = OwnWrites::default();
+        writes.record("team", "creds", Some("41".to_owned()));
+        // Someone else's change to the same Secret, or the same version of another Secret: not ours.
+        assert!(!writes.take_if_own(&secret("team", "creds", "42")));
+        assert!(!writes.take_if_own(&secret("other", "creds", "41")));
+        // Our write's own event: dropped once; the same version seen again (a relist) wakes the owner.
+        assert!(writes.take_if_own(&secret("team", "creds", "41")));
+        assert!(!writes.take_if_own(&secret("team", "creds", "41")));
+    }
 }

@@ -432,7 +432,8 @@ impl Run<'_> {
                         not_after: *not_after,
                     },
                 );
-                self.secrets
+                let written = self
+                    .secrets
                     .patch(
                         self.layout.name,
                         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -440,6 +441,11 @@ impl Run<'_> {
                     )
                     .await
                     .map_err(kube_err(format!("apply Secret {}", self.layout.name)))?;
+                self.context.own_writes.record(
+                    self.layout.namespace,
+                    self.layout.name,
+                    written.metadata.resource_version,
+                );
             }
             PlanAction::RestartTargets { secret_id } => {
                 let namespace = self.layout.namespace;
