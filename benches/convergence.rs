@@ -195,26 +195,23 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         .await;
 
     let mut ready_at: HashMap<String, Instant> = HashMap::new();
-    let deadline = Duration::from_secs(60 + n as u64);
-    let mut changes =
-        std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
-    while ready_at.len() < n {
-        let remaining = deadline.saturating_sub(start.elapsed());
-        let change = tokio::time::timeout(remaining, changes.next()).await;
-        let Ok(Some(Ok(resource))) = change else {
-            panic!(
-                "{} of {n} resources Ready after {:?} ({change:?}); operator output:\n{}",
-                ready_at.len(),
-                start.elapsed(),
-                tail(&operator.process.output(), 40)
-            );
-        };
-        if is_ready(&resource)
-            && let Some(name) = resource.metadata.name.clone()
-        {
-            ready_at.entry(name).or_insert_with(Instant::now);
-        }
-    }
+    watch_until(
+        &api,
+        &operator,
+        start,
+        Duration::from_secs(60 + n as u64),
+        |resource| {
+            if is_ready(resource)
+                && let Some(name) = resource.metadata.name.clone()
+            {
+                ready_at.entry(name).or_insert_with(Instant::now);
+            }
+            (ready_at.len() >= n)
+                .then_some(())
+                .ok_or_else(|| format!("{} of {n} resources Ready", ready_at.len()))
+        },
+    )
+    .await;
     let converged = start.elapsed();
     let cpu = cpu_time(pid).saturating_sub(cpu_before);
     let mut latencies: Vec<Duration> = ready_at
@@ -296,34 +293,28 @@ async fn rotate_all(
     let mut published: HashMap<String, Instant> = HashMap::new();
     let mut retired: HashMap<String, Instant> = HashMap::new();
     let deadline = Duration::from_secs(60 + n as u64) + GRACE;
-    let mut changes =
-        std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
-    while retired.len() < n {
-        let remaining = deadline.saturating_sub(start.elapsed());
-        let change = tokio::time::timeout(remaining, changes.next()).await;
-        let Ok(Some(Ok(resource))) = change else {
-            panic!(
-                "{} of {n} resources rotated and {} retired after {:?}; operator output:\n{}",
-                published.len(),
-                retired.len(),
-                start.elapsed(),
-                tail(&operator.process.output(), 40)
-            );
-        };
-        let (Some(name), Some(status)) = (&resource.metadata.name, &resource.status) else {
-            continue;
-        };
-        let handled = status.last_handled_rotate_at.as_deref() == Some(requested.as_str());
-        let replaced = status.current_secret_id.is_some()
-            && status.current_secret_id.as_ref() != before.get(name);
-        if handled && replaced {
-            let now = Instant::now();
-            published.entry(name.clone()).or_insert(now);
-            if status.previous_secret_id.is_none() {
-                retired.entry(name.clone()).or_insert(now);
+    watch_until(api, operator, start, deadline, |resource| {
+        if let (Some(name), Some(status)) = (&resource.metadata.name, &resource.status) {
+            let handled = status.last_handled_rotate_at.as_deref() == Some(requested.as_str());
+            let replaced = status.current_secret_id.is_some()
+                && status.current_secret_id.as_ref() != before.get(name);
+            if handled && replaced {
+                let now = Instant::now();
+                published.entry(name.clone()).or_insert(now);
+                if status.previous_secret_id.is_none() {
+                    retired.entry(name.clone()).or_insert(now);
+                }
             }
         }
-    }
+        (retired.len() >= n).then_some(()).ok_or_else(|| {
+            format!(
+                "{} of {n} resources rotated and {} retired",
+                published.len(),
+                retired.len()
+            )
+        })
+    })
+    .await;
     let last = |at: &HashMap<String, Instant>| {
         at.values()
             .map(|t| t.duration_since(start))
@@ -351,6 +342,36 @@ async fn rotate_all(
         eiam_calls,
         kube_requests: delta(&kube_before, &kube_requests(&operator.scrape().await)),
         most_secrets_held,
+    }
+}
+
+/// Feeds every change of the resources (a watch, starting with their current state) to `observe` until it returns
+/// `Ok`; panics with its last `Err` (the progress so far) and the operator's output once `deadline` has passed
+/// since `start`.
+async fn watch_until(
+    api: &Api<ApplicationClientSecret>,
+    operator: &support::Operator,
+    start: Instant,
+    deadline: Duration,
+    mut observe: impl FnMut(&ApplicationClientSecret) -> Result<(), String>,
+) {
+    let mut changes =
+        std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
+    let mut progress = "nothing seen yet".to_owned();
+    loop {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let change = tokio::time::timeout(remaining, changes.next()).await;
+        let Ok(Some(Ok(resource))) = change else {
+            panic!(
+                "{progress} after {:?} ({change:?}); operator output:\n{}",
+                start.elapsed(),
+                tail(&operator.process.output(), 40)
+            );
+        };
+        match observe(&resource) {
+            Ok(()) => return,
+            Err(now) => progress = now,
+        }
     }
 }
 

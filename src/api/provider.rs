@@ -409,7 +409,7 @@ pub struct ProviderSettings<'a> {
     pub allowed_applications: Option<&'a [ApplicationPattern]>,
 }
 
-impl ProviderSettings<'_> {
+impl<'a> ProviderSettings<'a> {
     /// The EIAM endpoint URL: `spec.endpoint`, else `https://eiam.<region>.aliyuncs.com`; `None` if neither
     /// is set (admission prevents that).
     pub fn endpoint_url(&self) -> Option<String> {
@@ -418,6 +418,11 @@ impl ProviderSettings<'_> {
             (None, Some(region)) => Some(format!("https://eiam.{region}.aliyuncs.com")),
             (None, None) => None,
         }
+    }
+
+    /// The AccessKey Secret reference, when the provider authenticates with one.
+    pub fn access_key_ref(&self) -> Option<&'a AccessKeySecretRef> {
+        self.auth?.access_key.as_ref().map(|a| &a.secret_ref)
     }
 
     /// Whether the provider may mint secrets for this application (absent list = any application).

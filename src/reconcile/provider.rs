@@ -331,8 +331,8 @@ async fn credentials_for(
     settings: &Settings<'_>,
 ) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
     let auth = settings.provider.auth;
-    if let Some(access_key) = auth.and_then(|auth| auth.access_key.as_ref()) {
-        return access_key_credentials(kube, settings, &access_key.secret_ref).await;
+    if let Some(reference) = settings.provider.access_key_ref() {
+        return access_key_credentials(kube, settings, reference).await;
     }
     if let Some(rrsa) = auth.and_then(|auth| auth.rrsa.as_ref()) {
         let mut config = RrsaConfig::new(&rrsa.role_arn, &rrsa.oidc_provider_arn, &rrsa.token_file);

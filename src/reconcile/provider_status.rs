@@ -28,7 +28,7 @@ use serde_json::json;
 use super::provider::{ProviderProblem, check_cluster_provider, check_eiam_provider};
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
-    AccessKeySecretRef, ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderStatus,
+    ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
 };
 
 /// How soon a provider is checked again when it is usable (its credentials Secret changing re-checks it at once).
@@ -91,46 +91,39 @@ where
 /// means its own).
 fn referencing<K>(store: &Store<K>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<K>>
 where
-    K: Resource<DynamicType = ()> + HasAccessKey + Clone + 'static,
+    K: Resource<DynamicType = ()> + ProviderObject + Clone + 'static,
 {
     let (namespace, name) = (secret.namespace(), secret.name_any());
     store
         .state()
         .iter()
         .filter(|provider| {
-            provider.access_key_ref().is_some_and(|reference| {
-                reference.name == name
-                    && reference.namespace.clone().or_else(|| provider.namespace()) == namespace
-            })
+            provider
+                .settings()
+                .access_key_ref()
+                .is_some_and(|reference| {
+                    reference.name == name
+                        && reference.namespace.clone().or_else(|| provider.namespace()) == namespace
+                })
         })
         .map(|provider| ObjectRef::from_obj(provider.as_ref()))
         .collect()
 }
 
-/// Where a provider kind keeps its AccessKey reference.
-trait HasAccessKey {
-    fn access_key_ref(&self) -> Option<&AccessKeySecretRef>;
+/// Both provider kinds, seen through their shared settings.
+trait ProviderObject {
+    fn settings(&self) -> ProviderSettings<'_>;
 }
 
-impl HasAccessKey for EiamProvider {
-    fn access_key_ref(&self) -> Option<&AccessKeySecretRef> {
-        self.spec
-            .settings()
-            .auth?
-            .access_key
-            .as_ref()
-            .map(|a| &a.secret_ref)
+impl ProviderObject for EiamProvider {
+    fn settings(&self) -> ProviderSettings<'_> {
+        self.spec.settings()
     }
 }
 
-impl HasAccessKey for ClusterEiamProvider {
-    fn access_key_ref(&self) -> Option<&AccessKeySecretRef> {
-        self.spec
-            .settings()
-            .auth?
-            .access_key
-            .as_ref()
-            .map(|a| &a.secret_ref)
+impl ProviderObject for ClusterEiamProvider {
+    fn settings(&self) -> ProviderSettings<'_> {
+        self.spec.settings()
     }
 }
 
