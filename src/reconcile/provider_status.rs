@@ -1,6 +1,6 @@
-//! `Ready` and `Stalled` on EiamProviders and ClusterEiamProviders — what `kubectl get eiamp` shows and what a GitOps health check
-//! reads: whether the operator can build an EIAM client from the provider (its endpoint is usable and its
-//! credentials resolve: the AccessKey Secret exists with its keys, the RRSA settings are complete).
+//! `Ready` and `Stalled` on EiamProviders and ClusterEiamProviders — what `kubectl get eiamp` shows and what a
+//! GitOps health check reads: whether the operator can build an EIAM client from the provider (its endpoint is
+//! usable and its credentials resolve: the AccessKey Secret exists with its keys, the RRSA settings are complete).
 //!
 //! No EIAM call is made: no EIAM action checks credentials without naming an application, and the resources that
 //! use a provider report what EIAM itself answered. ClusterEiamProviders get a status only from an operator that
