@@ -76,6 +76,28 @@ struct Settings<'a> {
     fingerprint: String,
 }
 
+impl<'a> Settings<'a> {
+    /// An EiamProvider's settings; its AccessKey Secret lives in `namespace`, its own.
+    fn of_eiam_provider(provider: &'a EiamProvider, namespace: &'a str) -> Self {
+        Self {
+            display: format!("EiamProvider {namespace}/{}", provider.name_any()),
+            provider: provider.spec.settings(),
+            secret_namespace: Some(namespace),
+            fingerprint: fingerprint(&provider.metadata),
+        }
+    }
+
+    /// A ClusterEiamProvider's settings; its AccessKey reference names the Secret's namespace.
+    fn of_cluster_provider(provider: &'a ClusterEiamProvider) -> Self {
+        Self {
+            display: format!("ClusterEiamProvider {}", provider.name_any()),
+            provider: provider.spec.settings(),
+            secret_namespace: None,
+            fingerprint: fingerprint(&provider.metadata),
+        }
+    }
+}
+
 impl ProviderCache {
     /// Resolves the provider of `resource`, checks that it may be used, and returns a client for it.
     pub async fn resolve(
@@ -107,13 +129,7 @@ impl ProviderCache {
                 let api: Api<EiamProvider> = Api::namespaced(kube.clone(), &namespace);
                 let provider =
                     get_provider(&api, &reference.name, "EiamProvider", &namespace).await?;
-                let display = format!("EiamProvider {namespace}/{}", reference.name);
-                let settings = Settings {
-                    fingerprint: fingerprint(&provider.metadata),
-                    display,
-                    provider: provider.spec.settings(),
-                    secret_namespace: Some(&namespace),
-                };
+                let settings = Settings::of_eiam_provider(&provider, &namespace);
                 check_application(&settings, resource)?;
                 self.client_for(
                     format!("EiamProvider/{namespace}/{}", reference.name),
@@ -126,7 +142,7 @@ impl ProviderCache {
                 let api: Api<ClusterEiamProvider> = Api::all(kube.clone());
                 let provider =
                     get_provider(&api, &reference.name, "ClusterEiamProvider", "").await?;
-                let display = format!("ClusterEiamProvider {}", reference.name);
+                let settings = Settings::of_cluster_provider(&provider);
                 // The namespace's labels are read only when a selector could need them.
                 if provider.spec.allowed_namespaces.is_some() {
                     let labels = namespace_labels(kube, &namespace).await?;
@@ -134,18 +150,13 @@ impl ProviderCache {
                         return Err(ProviderProblem::new(
                             reasons::NOT_ALLOWED,
                             format!(
-                                "{display} does not allow namespace {namespace} (spec.allowedNamespaces); ask its \
-                                 owner to add the namespace or use another provider"
+                                "{} does not allow namespace {namespace} (spec.allowedNamespaces); ask its \
+                                 owner to add the namespace or use another provider",
+                                settings.display
                             ),
                         ));
                     }
                 }
-                let settings = Settings {
-                    fingerprint: fingerprint(&provider.metadata),
-                    display,
-                    provider: provider.spec.settings(),
-                    secret_namespace: None,
-                };
                 check_application(&settings, resource)?;
                 self.client_for(
                     format!("ClusterEiamProvider/{}", reference.name),
@@ -223,13 +234,7 @@ pub async fn check_eiam_provider(
     provider: &EiamProvider,
 ) -> Result<String, ProviderProblem> {
     let namespace = provider.namespace().unwrap_or_default();
-    let settings = Settings {
-        display: format!("EiamProvider {namespace}/{}", provider.name_any()),
-        provider: provider.spec.settings(),
-        secret_namespace: Some(&namespace),
-        fingerprint: String::new(),
-    };
-    check(kube, &settings).await
+    check(kube, &Settings::of_eiam_provider(provider, &namespace)).await
 }
 
 /// [`check_eiam_provider`] for a ClusterEiamProvider.
@@ -237,21 +242,17 @@ pub async fn check_cluster_provider(
     kube: &Client,
     provider: &ClusterEiamProvider,
 ) -> Result<String, ProviderProblem> {
-    let settings = Settings {
-        display: format!("ClusterEiamProvider {}", provider.name_any()),
-        provider: provider.spec.settings(),
-        secret_namespace: None,
-        fingerprint: String::new(),
-    };
-    check(kube, &settings).await
+    check(kube, &Settings::of_cluster_provider(provider)).await
 }
 
 async fn check(kube: &Client, settings: &Settings<'_>) -> Result<String, ProviderProblem> {
     let (credentials, _) = credentials_for(kube, settings).await?;
     let kind = credentials.kind();
-    build_client(settings, credentials)?;
-    let endpoint = settings.provider.endpoint_url().unwrap_or_default();
-    Ok(format!("EIAM at {endpoint}, credentials: {kind}"))
+    let client = build_client(settings, credentials)?;
+    Ok(format!(
+        "EIAM at {}, credentials: {kind}",
+        client.endpoint().url()
+    ))
 }
 
 fn fingerprint(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {

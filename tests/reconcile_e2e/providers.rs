@@ -69,7 +69,13 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
         "no EIAM call without credentials"
     );
     // The provider itself says so too (what `kubectl get eiamp` shows in its READY column).
-    let not_ready = wait_provider(&s, "False", "CredentialsMissing").await;
+    let not_ready = wait_provider(
+        &s.api::<EiamProvider>(),
+        "team",
+        "False",
+        "CredentialsMissing",
+    )
+    .await;
     assert!(
         not_ready
             .message
@@ -88,7 +94,7 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
     let ready = s.wait_ready("via-team").await;
     assert!(current_id(&ready).is_some());
     // The provider turns Ready on its own once the Secret appears (no edit of the provider needed).
-    let resolved = wait_provider(&s, "True", "Resolved").await;
+    let resolved = wait_provider(&s.api::<EiamProvider>(), "team", "True", "Resolved").await;
     assert!(
         resolved.message.contains(s.fake.url()) && resolved.message.contains("credentials"),
         "{resolved:?}"
@@ -245,25 +251,7 @@ async fn b12_cluster_providers_report_whether_they_are_usable() {
         .create(&PostParams::default(), &provider)
         .await
         .expect("create the ClusterEiamProvider");
-    let ready = |status: &'static str, reason: &'static str| {
-        let providers = providers.clone();
-        let name = name.clone();
-        async move {
-            wait_until(
-                format!("ClusterEiamProvider {name} Ready={status} ({reason})"),
-                Duration::from_secs(30),
-                || async {
-                    let stored = providers.get(&name).await.ok()?.status?;
-                    stored
-                        .conditions
-                        .into_iter()
-                        .find(|c| c.type_ == "Ready" && c.status == status && c.reason == reason)
-                },
-            )
-            .await
-        }
-    };
-    let missing = ready("False", "CredentialsMissing").await;
+    let missing = wait_provider(&providers, &name, "False", "CredentialsMissing").await;
     assert!(
         missing
             .message
@@ -278,7 +266,7 @@ async fn b12_cluster_providers_report_whether_they_are_usable() {
         )
         .await
         .expect("create the credentials Secret");
-    let resolved = ready("True", "Resolved").await;
+    let resolved = wait_provider(&providers, &name, "True", "Resolved").await;
     assert!(
         resolved
             .message
@@ -290,7 +278,7 @@ async fn b12_cluster_providers_report_whether_they_are_usable() {
         .delete("shared-ak", &DeleteParams::default())
         .await
         .expect("delete the credentials Secret");
-    ready("False", "CredentialsMissing").await;
+    wait_provider(&providers, &name, "False", "CredentialsMissing").await;
     providers
         .delete(&name, &DeleteParams::default())
         .await
@@ -299,21 +287,27 @@ async fn b12_cluster_providers_report_whether_they_are_usable() {
     cp.stop();
 }
 
-/// Waits until the EiamProvider `team` has a `Ready` condition with this status and reason, for its current
-/// generation; returns the condition.
-async fn wait_provider(s: &Scenario, status: &str, reason: &str) -> Condition {
-    let api = s.api::<EiamProvider>();
+/// Waits until the provider `name` (either kind) has a `Ready` condition with this status and reason, for its
+/// current generation; returns the condition.
+async fn wait_provider<K>(api: &Api<K>, name: &str, status: &str, reason: &str) -> Condition
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
     wait_until(
-        format!("EiamProvider team Ready={status} ({reason})"),
+        format!(
+            "{} {name} Ready={status} ({reason})",
+            std::any::type_name::<K>()
+        ),
         Duration::from_secs(30),
         || async {
-            let provider = api.get("team").await.ok()?;
-            let stored = provider.status?;
-            let condition = stored.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-            (condition.status == status
-                && condition.reason == reason
-                && stored.observed_generation == provider.metadata.generation)
-                .then_some(condition)
+            let object = serde_json::to_value(api.get(name).await.ok()?).ok()?;
+            let stored = &object["status"];
+            (stored["observedGeneration"] == object["metadata"]["generation"]).then_some(())?;
+            let conditions: Vec<Condition> =
+                serde_json::from_value(stored["conditions"].clone()).ok()?;
+            conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == status && c.reason == reason)
         },
     )
     .await
