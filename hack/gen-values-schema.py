@@ -64,6 +64,7 @@ provider_spec = obj({
                     required=["roleArn", "oidcProviderArn"]),
     }, desc="Exactly one of accessKey or rrsa; absent: the operator's own credentials."),
     "allowedApplications": allowed_apps,
+    "allowImport": b("Whether spec.secretId may import (read) an existing EIAM secret through it."),
     "allowedNamespaces": obj({"names": {"type": "array", "items": s(pattern=DNS1123_LABEL)},
                               "selector": label_selector}),
 }, desc="spec of the ClusterEiamProvider (the API server validates it again against the CRD).")
@@ -84,7 +85,8 @@ schema = {
     "watchNamespaces": {"type": "array", "maxItems": 1, "uniqueItems": True,
         "description": "Empty: all namespaces. One name: only that namespace (the operator watches one or all).",
         "items": s(minLength=1, maxLength=63, pattern=DNS1123_LABEL)},
-    "rbac": obj({"create": b()}),
+    "rbac": obj({"create": b(), "restartTargets": b(
+        "Let the operator patch Deployments/StatefulSets/DaemonSets (spec.rotation.restartTargets).")}),
     "serviceAccount": obj({"create": b(), "name": s(), "annotations": smap(), "labels": smap(),
                            "automountServiceAccountToken": b()}),
     "cloudCredentials": obj({
@@ -101,7 +103,16 @@ schema = {
     }, required=["mode"]),
     "operator": obj({
         "defaultProvider": obj({"region": s(maxLength=64), "endpoint": s(pattern="^(https?://.+)?$"),
-                                "signatureVersion": {"enum": ["v1", "v3"]}}),
+                                "signatureVersion": {"enum": ["v1", "v3"]},
+                                "allowedNamespaces": {"type": "array", "uniqueItems": True,
+                                    "description": "Namespaces that may use the default provider, or *.",
+                                    "items": s(minLength=1, maxLength=63, pattern="^([*]|" + DNS1123_LABEL[1:-1] + ")$")},
+                                "allowedApplications": {"type": "array", "uniqueItems": True,
+                                    "description": "INSTANCE/APP globs the default provider may serve.",
+                                    "items": s(minLength=3, maxLength=257, pattern="^[^/\\s,]+/[^/\\s,]+$")},
+                                "allowImport": b("Whether spec.secretId may import through the default provider.")}),
+        "namespacedProvidersAmbientCredentials": b(
+            "Let EiamProviders without spec.auth.accessKey use the operator's own credentials."),
         "resyncInterval": s("Go duration, e.g. 1h or 30m.", pattern=DURATION),
         "concurrency": i(minimum=1, maximum=1000),
         "logFormat": {"enum": ["json", "text"]},

@@ -4,7 +4,8 @@ use crate::api::SignatureVersion;
 use crate::health::{Health, Phase};
 use crate::leader::{self, Election, ElectionConfig, LeaderError};
 use crate::metrics::Metrics;
-use crate::reconcile::provider::DefaultProvider;
+use crate::api::ApplicationPattern;
+use crate::reconcile::provider::{DefaultProvider, TenancyPolicy, parse_application_pattern};
 use crate::telemetry::{self, LogFormat};
 use clap::ArgAction;
 use std::future::Future;
@@ -39,6 +40,49 @@ pub struct RunArgs {
     /// Signature version the default provider uses toward EIAM: `v1` (HMAC-SHA1) or `v3` (ACS3-HMAC-SHA256).
     #[arg(long, env = "EIAM_OPERATOR_DEFAULT_SIGNATURE_VERSION", default_value = "v1", value_parser = parse_signature_version)]
     pub default_signature_version: SignatureVersion,
+
+    /// Namespaces whose resources may use the default provider (and so the operator's own credentials): names,
+    /// or `*` for every namespace. Repeatable or comma-separated. None (the default): no namespace may.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub default_provider_allowed_namespaces: Vec<String>,
+
+    /// Applications the default provider may serve, as `INSTANCE/APP` globs (`*` any run of characters, `?` one),
+    /// e.g. `idaas_1/app_team-a-*` or `*/*`. Repeatable or comma-separated. None (the default): no application.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_APPLICATIONS",
+        value_delimiter = ',',
+        value_parser = parse_application_pattern
+    )]
+    pub default_provider_allowed_applications: Vec<ApplicationPattern>,
+
+    /// Let `spec.secretId` import (and so read) an existing EIAM secret through the default provider.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub default_provider_allow_import: bool,
+
+    /// Let EiamProviders (namespaced) without `spec.auth.accessKey` act with the operator's own credentials
+    /// (environment, RRSA, ECS RAM role). Off by default: whoever may create an EiamProvider could otherwise
+    /// mint or read any application's secret the operator's identity reaches.
+    #[arg(
+        long,
+        env = "EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub namespaced_providers_ambient_credentials: bool,
 
     /// Log output format.
     #[arg(long, env = "EIAM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -126,12 +170,18 @@ fn parse_signature_version(text: &str) -> Result<SignatureVersion, String> {
 }
 
 impl RunArgs {
-    /// The provider used by resources without `spec.providerRef`.
-    pub fn default_provider(&self) -> DefaultProvider {
-        DefaultProvider {
-            region: self.default_region.clone(),
-            endpoint: self.default_endpoint.clone(),
-            signature_version: self.default_signature_version,
+    /// The provider used by resources without `spec.providerRef`, and what ambient credentials may serve.
+    pub fn tenancy_policy(&self) -> TenancyPolicy {
+        TenancyPolicy {
+            default_provider: DefaultProvider {
+                region: self.default_region.clone(),
+                endpoint: self.default_endpoint.clone(),
+                signature_version: self.default_signature_version,
+                allowed_namespaces: self.default_provider_allowed_namespaces.clone(),
+                allowed_applications: self.default_provider_allowed_applications.clone(),
+                allow_import: self.default_provider_allow_import,
+            },
+            namespaced_providers_ambient_credentials: self.namespaced_providers_ambient_credentials,
         }
     }
 }

@@ -244,9 +244,12 @@ async fn the_minimal_import_and_restart_target_examples_work() {
             json!({ "secretId": "sci_k52x2ru63rlkflina5utgkxxxx" }),
         )
         .await;
+    // The admin grants the default provider to this namespace, import included (examples/import.yaml).
     let operator = OperatorSpec::new(&cp.kubeconfig)
         .namespace(ns.name())
         .default_endpoint(fake.url())
+        .grant_default_provider(ns.name())
+        .arg("--default-provider-allow-import")
         .access_key(AK_ID, AK_SECRET)
         .start()
         .await;

@@ -205,6 +205,7 @@ async fn the_readme_commands_work_as_written() {
     let operator = OperatorSpec::new(&cp.kubeconfig)
         .namespace("default")
         .default_endpoint(fake.url())
+        .grant_default_provider("default")
         .access_key("LTAI5tReadmeKey", "readme-access-key-secret")
         .start()
         .await;

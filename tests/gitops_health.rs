@@ -180,6 +180,7 @@ async fn argo_cd_kstatus_and_flux_read_the_live_states() {
     let mut operator = OperatorSpec::new(&cp.kubeconfig)
         .namespace(ns.name())
         .default_endpoint(fake.url())
+        .grant_default_provider(ns.name())
         .access_key(AK_ID, AK_SECRET)
         .start()
         .await;
@@ -222,10 +223,25 @@ async fn argo_cd_kstatus_and_flux_read_the_live_states() {
         ),
     ];
 
-    // Providers: one usable (the operator's own AccessKey), one whose AccessKey Secret does not exist.
+    // Providers: one usable (an AccessKey Secret beside it), one whose AccessKey Secret does not exist.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api(&admin);
+    secrets
+        .patch(
+            "usable-ak",
+            &PatchParams::apply("gitops-test"),
+            &Patch::Apply(&json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "usable-ak" },
+                "stringData": { "accessKeyId": AK_ID, "accessKeySecret": AK_SECRET }
+            })),
+        )
+        .await
+        .unwrap();
     let providers: Api<EiamProvider> = ns.api(&admin);
     for (name, auth) in [
-        ("usable", json!(null)),
+        (
+            "usable",
+            json!({ "accessKey": { "secretRef": { "name": "usable-ak" } } }),
+        ),
         (
             "broken",
             json!({ "accessKey": { "secretRef": { "name": "no-such-secret" } } }),

@@ -129,6 +129,81 @@ fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outsid
 }
 
 #[test]
+fn restart_targets_are_an_opt_in_grant_of_exactly_the_three_workload_kinds() {
+    let workloads = |rules: Vec<(String, String, String, String)>| {
+        rules
+            .into_iter()
+            .filter(|(group, _, _, _)| group == "apps")
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        grant("apps", "daemonsets", "patch"),
+        grant("apps", "deployments", "patch"),
+        grant("apps", "statefulsets", "patch"),
+    ];
+    for (mode, extra) in [
+        ("cluster", vec![]),
+        ("namespaced", vec!["--set", "watchNamespaces={team-a}"]),
+    ] {
+        let (kind, namespace) = if extra.is_empty() {
+            ("ClusterRole", None)
+        } else {
+            ("Role", Some("team-a"))
+        };
+        let off = render(&extra);
+        assert!(
+            workloads(grants(&find(&off, kind, "eiam-eiam-operator", namespace)["rules"])).is_empty(),
+            "{mode}: off by default"
+        );
+        let mut on_args = extra.clone();
+        on_args.extend(["--set", "rbac.restartTargets=true"]);
+        let on = render(&on_args);
+        assert_eq!(
+            workloads(grants(&find(&on, kind, "eiam-eiam-operator", namespace)["rules"])),
+            expected,
+            "{mode}: rbac.restartTargets=true"
+        );
+    }
+}
+
+#[test]
+fn the_default_provider_serves_only_the_namespaces_and_applications_the_values_grant() {
+    let deployment_env = |args: &[&str]| {
+        let docs = render(args);
+        env(find(&docs, "Deployment", "eiam-eiam-operator", None))
+    };
+    let defaults = deployment_env(&[]);
+    for (key, value) in [
+        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT", "false"),
+        ("EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS", "false"),
+    ] {
+        assert!(defaults.contains(&(key.into(), value.into())), "{defaults:?}");
+    }
+    assert!(
+        !defaults.iter().any(|(k, _)| k.starts_with("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_")),
+        "no grant unless configured: {defaults:?}"
+    );
+    let granted = deployment_env(&[
+        "--set",
+        "operator.defaultProvider.allowedNamespaces={team-a,team-b}",
+        "--set",
+        "operator.defaultProvider.allowedApplications={idaas_1/app_team-*}",
+        "--set",
+        "operator.defaultProvider.allowImport=true",
+        "--set",
+        "operator.namespacedProvidersAmbientCredentials=true",
+    ]);
+    for (key, value) in [
+        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_NAMESPACES", "team-a,team-b"),
+        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_APPLICATIONS", "idaas_1/app_team-*"),
+        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT", "true"),
+        ("EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS", "true"),
+    ] {
+        assert!(granted.contains(&(key.into(), value.into())), "{key}: {granted:?}");
+    }
+}
+
+#[test]
 fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
     let docs = render(&["--set", "watchNamespaces={team-a}"]);
     let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
@@ -152,11 +227,14 @@ fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
             "patch",
         ),
         grant("events.k8s.io", "events", "create"),
-        grant("apps", "deployments", "patch"),
         grant("eiam-operator.io", "eiamproviders/status", "patch"),
     ] {
         assert!(role.contains(&needed), "Role lacks {needed:?}: {role:?}");
     }
+    assert!(
+        role.iter().all(|(group, _, _, _)| group != "apps"),
+        "no workload may be patched without rbac.restartTargets: {role:?}"
+    );
     let binding = find(&docs, "RoleBinding", "eiam-eiam-operator", Some("team-a"));
     assert_eq!(binding["roleRef"]["kind"], "Role");
     assert_eq!(binding["subjects"][0]["namespace"], "eiam-system");

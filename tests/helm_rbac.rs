@@ -209,7 +209,13 @@ async fn cluster_mode_rbac_is_enough_for_issue_renewal_and_deletion() {
         .application(INSTANCE, APP)
         .start()
         .await;
-    let (release, _) = Release::install(&cp.kubeconfig, "eiam-operator", &release_ns, &[]);
+    // Rolling restart targets is opt-in (rbac.restartTargets); this release grants it.
+    let (release, _) = Release::install(
+        &cp.kubeconfig,
+        "eiam-operator",
+        &release_ns,
+        &["--set", "rbac.restartTargets=true"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let operator =
         start_operator_as_service_account(&cp.kubeconfig, &admin, &release, dir.path()).await;
@@ -345,6 +351,7 @@ async fn cluster_mode_rbac_is_enough_for_issue_renewal_and_deletion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
     const APP: &str = "app_helm_rbac_namespaced";
+    const RESTART_APP: &str = "app_helm_rbac_restart";
     let cp = common::control_plane().await;
     let admin = cp.client().await;
     let release_ns = cp.namespace("rbac-nsop").await;
@@ -353,6 +360,7 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
     let fake = FakeSpec::new()
         .access_key(AK_ID, AK_SECRET)
         .application(INSTANCE, APP)
+        .application(INSTANCE, RESTART_APP)
         .start()
         .await;
 
@@ -422,6 +430,47 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
         Some(&current)
     );
     delete_and_check_cleanup(&api, &secrets, &fake, "creds", APP, &operator).await;
+
+    // Without rbac.restartTargets (this release's default) a resource with restart targets says so in its
+    // status before anything is minted, instead of failing after a rotation.
+    apply(
+        &api,
+        json!({
+            "apiVersion": "eiam-operator.io/v1alpha1", "kind": "ApplicationClientSecret",
+            "metadata": { "name": "rolls" },
+            "spec": { "instanceId": INSTANCE, "applicationId": RESTART_APP, "expiresAfter": "720h",
+                      "providerRef": { "kind": "ClusterEiamProvider", "name": provider_name },
+                      "rotation": { "restartTargets": [{ "kind": "Deployment", "name": "web" }] } }
+        }),
+    )
+    .await;
+    let refused_restart = wait_until(
+        format!("rolls: RestartNotPermitted; operator output:\n{}", operator.output()),
+        SOON,
+        || async {
+            let acs = api.get("rolls").await.ok()?;
+            let stalled = acs
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Stalled" && c.status == "True")?;
+            (stalled.reason == "RestartNotPermitted").then_some(stalled.message)
+        },
+    )
+    .await;
+    assert!(
+        refused_restart.contains("deployments") && refused_restart.contains("rbac.restartTargets"),
+        "{refused_restart}"
+    );
+    assert!(
+        fake.secrets(INSTANCE, RESTART_APP).await.is_empty(),
+        "nothing minted for a resource whose workloads could not be rolled"
+    );
+    api.delete("rolls", &Default::default()).await.expect("delete rolls");
+    wait_until("rolls deleted", SOON, || async {
+        api.get_opt("rolls").await.ok()?.is_none().then_some(())
+    })
+    .await;
     stop(operator).await;
 
     // The ServiceAccount itself: allowed in the watched namespace, refused everywhere else.
@@ -476,6 +525,13 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
             .await
             .map(|_| ()),
         "patch a Deployment in another namespace",
+    );
+    refused(
+        Api::<Deployment>::namespaced(sa.clone(), watched.name())
+            .patch("web", &PatchParams::default(), &Patch::Merge(&json!({})))
+            .await
+            .map(|_| ()),
+        "patch a Deployment in the watched namespace without rbac.restartTargets",
     );
     refused(
         Api::<Secret>::namespaced(sa.clone(), release_ns.name())

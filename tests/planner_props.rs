@@ -311,6 +311,7 @@ impl World {
             kube_secret: self.kube.clone(),
             provider: self.provider.clone(),
             conflict: self.conflict.clone(),
+            restart_denied: None,
             drift_check_due: self.drift_check_due,
         }
     }

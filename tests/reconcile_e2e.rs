@@ -34,3 +34,5 @@ mod providers;
 mod rotation;
 #[path = "reconcile_e2e/steady.rs"]
 mod steady;
+#[path = "reconcile_e2e/tenancy.rs"]
+mod tenancy;

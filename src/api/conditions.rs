@@ -71,6 +71,9 @@ pub mod reasons {
     pub const NOT_CONVERGED: &str = "NotConverged";
     /// Warning Event: a restart target does not exist, so nothing was rolled.
     pub const RESTART_TARGET_MISSING: &str = "RestartTargetMissing";
+    /// Stalled: the operator may not patch the kind of a restart target in this namespace (RBAC), so it could
+    /// not roll the workloads after a rotation; nothing is minted until it may (or the targets are removed).
+    pub const RESTART_NOT_PERMITTED: &str = "RestartNotPermitted";
 
     // Provider problems (Stalled=True; the resource recovers by itself once the provider is fixed).
     /// The referenced EiamProvider/ClusterEiamProvider does not exist or cannot be read.

@@ -72,11 +72,11 @@ pub struct EiamProviderSpec {
     #[serde(default)]
     pub signature_version: SignatureVersion,
 
-    /// How to authenticate: exactly one of `accessKey` or `rrsa`. When absent, the operator's own
-    /// credentials are used (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, the RRSA environment
-    /// variables, or the ECS RAM role). Without `auth`, or with `rrsa`, the provider acts with the operator's
-    /// identity: grant `create` on EiamProviders only to those who may use it, or prefer a ClusterEiamProvider
-    /// with allow-lists.
+    /// How to authenticate: exactly one of `accessKey` (a RAM AccessKey in a Secret of this namespace: the
+    /// way for a team to bring its own identity) or `rrsa`. Without `auth`, or with `rrsa`, the provider would act
+    /// with the operator's own identity (its ambient credentials: ALIBABA_CLOUD_* variables, RRSA, the ECS RAM
+    /// role); the operator refuses that for namespaced providers (reason `NotAllowed`) unless it runs with
+    /// `--namespaced-providers-ambient-credentials`. Ask the cluster admin for a ClusterEiamProvider instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
@@ -92,6 +92,12 @@ pub struct EiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub allowed_applications: Option<Vec<ApplicationPattern>>,
+
+    /// Whether `spec.secretId` may import an existing EIAM secret through this provider. Importing reads the
+    /// secret's value with `ObtainApplicationClientSecret`, which is more than minting a new one: it hands over a
+    /// credential someone else may be using. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_import: bool,
 }
 
 /// Connection and credentials for EIAM, usable by ApplicationClientSecrets in the namespaces it allows.
@@ -167,6 +173,12 @@ pub struct ClusterEiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub allowed_applications: Option<Vec<ApplicationPattern>>,
+
+    /// Whether `spec.secretId` may import an existing EIAM secret through this provider. Importing reads the
+    /// secret's value with `ObtainApplicationClientSecret`, which is more than minting a new one: it hands over a
+    /// credential someone else may be using. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_import: bool,
 
     /// Which namespaces may reference this provider: those listed in `names` and those matching `selector`.
     /// When absent, every namespace may. An empty object (`{}`) allows none.
@@ -407,6 +419,8 @@ pub struct ProviderSettings<'a> {
     pub qps: Option<f64>,
     /// `spec.allowedApplications`.
     pub allowed_applications: Option<&'a [ApplicationPattern]>,
+    /// `spec.allowImport`.
+    pub allow_import: bool,
 }
 
 impl<'a> ProviderSettings<'a> {
@@ -442,6 +456,7 @@ impl EiamProviderSpec {
             auth: self.auth.as_ref(),
             qps: self.qps,
             allowed_applications: self.allowed_applications.as_deref(),
+            allow_import: self.allow_import,
         }
     }
 }
@@ -456,6 +471,7 @@ impl ClusterEiamProviderSpec {
             auth: self.auth.as_ref(),
             qps: self.qps,
             allowed_applications: self.allowed_applications.as_deref(),
+            allow_import: self.allow_import,
         }
     }
 
@@ -539,6 +555,7 @@ mod tests {
             auth: None,
             qps: None,
             allowed_applications: None,
+            allow_import: false,
         };
         assert_eq!(
             spec.settings().endpoint_url().as_deref(),

@@ -6,7 +6,8 @@
 //! own `Ready` status is kept beside it by [`super::provider_status`].
 
 use super::executor::{self, ExecError};
-use super::provider::{DefaultProvider, ProviderCache};
+use super::provider::{ProviderCache, TenancyPolicy};
+use super::restart::RestartPermissions;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
     ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
@@ -38,7 +39,9 @@ pub struct Context {
     pub kube: Client,
     pub recorder: Recorder,
     pub providers: ProviderCache,
-    pub default_provider: DefaultProvider,
+    pub tenancy: TenancyPolicy,
+    /// What the operator may patch to roll restart targets, asked of the API server and remembered.
+    pub restart_permissions: RestartPermissions,
     pub resync_interval: Duration,
     /// Every resource the controller knows, for the one-resource-per-application rule.
     pub store: Store<ApplicationClientSecret>,
@@ -141,7 +144,8 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         ),
         kube: kube.clone(),
         providers: ProviderCache::default(),
-        default_provider: args.default_provider(),
+        restart_permissions: RestartPermissions::default(),
+        tenancy: args.tenancy_policy(),
         resync_interval: args.resync_interval,
         store: store.clone(),
         last_list: Mutex::default(),
@@ -212,7 +216,12 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                 tracing::debug!(error = %err, "reconcile loop event");
             }
         });
-    let provider_status = super::provider_status::run(kube, args.namespace.clone(), shutdown);
+    let provider_status = super::provider_status::run(
+        kube,
+        args.namespace.clone(),
+        args.tenancy_policy(),
+        shutdown,
+    );
     tokio::join!(controller, provider_status);
     tracing::info!("controller stopped");
 }

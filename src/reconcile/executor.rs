@@ -211,7 +211,7 @@ pub async fn reconcile(
 
     let resolved = context
         .providers
-        .resolve(&context.kube, &context.default_provider, resource)
+        .resolve(&context.kube, &context.tenancy, resource)
         .await;
     let provider_state = match &resolved {
         Ok(_) => ProviderState::Ready,
@@ -242,6 +242,7 @@ pub async fn reconcile(
         kube_secret: kube_secret(existing_secret.as_ref(), &layout, owner.as_ref()),
         provider: provider_state,
         conflict: conflicting_owner(resource, context),
+        restart_denied: restart_denied(resource, context).await,
         drift_check_due,
     };
 
@@ -450,11 +451,7 @@ impl Run<'_> {
             PlanAction::RestartTargets { secret_id } => {
                 let namespace = self.layout.namespace;
                 for target in &self.resource.spec.rotation.restart_targets {
-                    let kind = match target.kind {
-                        RestartTargetKind::Deployment => WorkloadKind::Deployment,
-                        RestartTargetKind::StatefulSet => WorkloadKind::StatefulSet,
-                        RestartTargetKind::DaemonSet => WorkloadKind::DaemonSet,
-                    };
+                    let kind = workload_kind(target.kind);
                     let found = restart::restart(
                         &self.context.kube,
                         namespace,
@@ -679,6 +676,32 @@ fn provider_state(problem: &ProviderProblem) -> ProviderState {
             reason: problem.reason.to_owned(),
             message: problem.message.clone(),
         }
+    }
+}
+
+/// Whether the operator lacks the permission to roll the resource's restart targets (not asked on deletion,
+/// which rolls nothing).
+async fn restart_denied(resource: &ApplicationClientSecret, context: &Context) -> Option<String> {
+    let targets = &resource.spec.rotation.restart_targets;
+    if targets.is_empty() || resource.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let kinds: Vec<WorkloadKind> = targets
+        .iter()
+        .map(|target| workload_kind(target.kind))
+        .collect();
+    let namespace = resource.namespace().unwrap_or_default();
+    context
+        .restart_permissions
+        .denied(&context.kube, &namespace, &kinds)
+        .await
+}
+
+fn workload_kind(kind: RestartTargetKind) -> WorkloadKind {
+    match kind {
+        RestartTargetKind::Deployment => WorkloadKind::Deployment,
+        RestartTargetKind::StatefulSet => WorkloadKind::StatefulSet,
+        RestartTargetKind::DaemonSet => WorkloadKind::DaemonSet,
     }
 }
 

@@ -6,8 +6,8 @@
 
 use crate::api::conditions::reasons;
 use crate::api::{
-    AccessKeySecretRef, ApplicationClientSecret, ClusterEiamProvider, EiamProvider, ProviderKind,
-    ProviderSettings, SignatureVersion,
+    AccessKeySecretRef, ApplicationClientSecret, ApplicationPattern, ClusterEiamProvider,
+    EiamProvider, ProviderKind, ProviderSettings, SignatureVersion,
 };
 use crate::eiam::{
     EiamClient, SecretString,
@@ -23,12 +23,51 @@ use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Where the operator's own default provider points (flags `--default-region` / `--default-endpoint`).
+/// Where the operator's own default provider points (flags `--default-region` / `--default-endpoint`) and whom it
+/// serves (`--default-provider-allowed-namespaces` / `-applications` / `-allow-import`). It acts with the operator's
+/// own credentials, so with no allow-list configured it serves nobody.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultProvider {
     pub region: Option<String>,
     pub endpoint: Option<String>,
     pub signature_version: SignatureVersion,
+    /// Namespace names, or `*` for every namespace.
+    pub allowed_namespaces: Vec<String>,
+    /// `INSTANCE/APP` globs.
+    pub allowed_applications: Vec<ApplicationPattern>,
+    /// Whether `spec.secretId` may import (read) an existing secret through it.
+    pub allow_import: bool,
+}
+
+/// Who may act with the operator's own identity: the rules of the multi-tenancy boundary that are the operator's
+/// configuration rather than a provider's spec.
+#[derive(Clone, Debug, Default)]
+pub struct TenancyPolicy {
+    /// The provider of resources without `spec.providerRef`.
+    pub default_provider: DefaultProvider,
+    /// `--namespaced-providers-ambient-credentials`: EiamProviders without `spec.auth.accessKey` may use the
+    /// operator's own credentials (off by default, as cert-manager's `--issuer-ambient-credentials`).
+    pub namespaced_providers_ambient_credentials: bool,
+}
+
+/// Parses `INSTANCE/APP` (each part a glob, e.g. `idaas_1/app_team-a-*` or `*/*`) into an application pattern.
+pub fn parse_application_pattern(text: &str) -> Result<ApplicationPattern, String> {
+    match text.split_once('/') {
+        Some((instance, application))
+            if !instance.is_empty()
+                && !application.is_empty()
+                && !application.contains('/')
+                && !text.chars().any(char::is_whitespace) =>
+        {
+            Ok(ApplicationPattern {
+                instance_id: instance.to_owned(),
+                application_id: application.to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "{text:?} is not INSTANCE/APP (globs allowed, e.g. idaas_1/app_team-a-* or */*)"
+        )),
+    }
 }
 
 /// Why a resource cannot use its provider. `reason` becomes the condition reason.
@@ -100,16 +139,31 @@ impl<'a> Settings<'a> {
 
 impl ProviderCache {
     /// Resolves the provider of `resource`, checks that it may be used, and returns a client for it.
+    ///
+    /// Every refusal happens here, before any credential is read or EIAM called: the namespace and application
+    /// allow-lists, import without `allowImport`, and a namespaced provider that would act with the operator's
+    /// own identity. The CRDs' CEL rules say some of this too; it is checked again because an older CRD (Helm
+    /// never upgrades CRDs) may lack them.
     pub async fn resolve(
         &self,
         kube: &Client,
-        default: &DefaultProvider,
+        policy: &TenancyPolicy,
         resource: &ApplicationClientSecret,
     ) -> Result<ResolvedProvider, ProviderProblem> {
         let namespace = resource.namespace().unwrap_or_default();
         let spec = &resource.spec;
+        let request = Request {
+            namespace: &namespace,
+            instance_id: &spec.instance_id,
+            application_id: &spec.application_id,
+            // Import reads an existing secret: it needs its own grant. A resource on its way out reads nothing.
+            import: spec.secret_id.as_deref().is_some_and(|id| !id.is_empty())
+                && resource.metadata.deletion_timestamp.is_none(),
+        };
         match &spec.provider_ref {
             None => {
+                let default = &policy.default_provider;
+                check_default_provider(default, &request)?;
                 let settings = Settings {
                     display: "the operator's default provider".to_owned(),
                     provider: ProviderSettings {
@@ -119,9 +173,13 @@ impl ProviderCache {
                         auth: None,
                         qps: None,
                         allowed_applications: None,
+                        allow_import: default.allow_import,
                     },
                     secret_namespace: None,
-                    fingerprint: format!("default/{default:?}"),
+                    fingerprint: format!(
+                        "default/{:?}/{:?}/{:?}",
+                        default.region, default.endpoint, default.signature_version
+                    ),
                 };
                 self.client_for("default".to_owned(), kube, settings).await
             }
@@ -130,7 +188,9 @@ impl ProviderCache {
                 let provider =
                     get_provider(&api, &reference.name, "EiamProvider", &namespace).await?;
                 let settings = Settings::of_eiam_provider(&provider, &namespace);
-                check_application(&settings, resource)?;
+                check_namespaced_identity(&settings, policy)?;
+                check_application(&settings, &request)?;
+                check_import(&settings, &request)?;
                 self.client_for(
                     format!("EiamProvider/{namespace}/{}", reference.name),
                     kube,
@@ -157,7 +217,8 @@ impl ProviderCache {
                         ));
                     }
                 }
-                check_application(&settings, resource)?;
+                check_application(&settings, &request)?;
+                check_import(&settings, &request)?;
                 self.client_for(
                     format!("ClusterEiamProvider/{}", reference.name),
                     kube,
@@ -231,10 +292,13 @@ fn build_client(
 /// credentials), or why it cannot. Reads the AccessKey Secret when there is one; makes no EIAM call.
 pub async fn check_eiam_provider(
     kube: &Client,
+    policy: &TenancyPolicy,
     provider: &EiamProvider,
 ) -> Result<String, ProviderProblem> {
     let namespace = provider.namespace().unwrap_or_default();
-    check(kube, &Settings::of_eiam_provider(provider, &namespace)).await
+    let settings = Settings::of_eiam_provider(provider, &namespace);
+    check_namespaced_identity(&settings, policy)?;
+    check(kube, &settings).await
 }
 
 /// [`check_eiam_provider`] for a ClusterEiamProvider.
@@ -306,24 +370,132 @@ async fn namespace_labels(
     }
 }
 
+/// What a resource asks of its provider: the tenancy checks need nothing else.
+#[derive(Clone, Copy, Debug)]
+struct Request<'a> {
+    namespace: &'a str,
+    instance_id: &'a str,
+    application_id: &'a str,
+    /// `spec.secretId` is set: adopt (and so read) an existing secret.
+    import: bool,
+}
+
+fn not_allowed(message: String) -> ProviderProblem {
+    ProviderProblem::new(reasons::NOT_ALLOWED, message)
+}
+
+/// The default provider acts with the operator's own identity: only the namespaces and applications the operator's
+/// flags name may use it, and with none named, nobody may.
+fn check_default_provider(
+    default: &DefaultProvider,
+    request: &Request<'_>,
+) -> Result<(), ProviderProblem> {
+    let Request {
+        namespace,
+        instance_id,
+        application_id,
+        import,
+    } = *request;
+    if !default
+        .allowed_namespaces
+        .iter()
+        .any(|allowed| allowed == "*" || allowed == namespace)
+    {
+        let granted = if default.allowed_namespaces.is_empty() {
+            "is granted to no namespace"
+        } else {
+            "does not allow this namespace"
+        };
+        return Err(not_allowed(format!(
+            "the operator's default provider {granted} ({namespace} is not in \
+             --default-provider-allowed-namespaces, Helm value operator.defaultProvider.allowedNamespaces); use \
+             spec.providerRef, or ask the cluster admin to grant the namespace"
+        )));
+    }
+    if !default
+        .allowed_applications
+        .iter()
+        .any(|pattern| pattern.matches(instance_id, application_id))
+    {
+        return Err(not_allowed(format!(
+            "the operator's default provider does not allow application {instance_id}/{application_id} (not in \
+             --default-provider-allowed-applications, Helm value operator.defaultProvider.allowedApplications); \
+             use spec.providerRef, or ask the cluster admin to grant the application"
+        )));
+    }
+    if import && !default.allow_import {
+        return Err(not_allowed(
+            "spec.secretId imports (and so reads) an existing EIAM secret, which the operator's default \
+             provider does not allow (--default-provider-allow-import, Helm value \
+             operator.defaultProvider.allowImport); remove spec.secretId to mint a new secret, or ask the \
+             cluster admin"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// A namespaced provider may not act with the operator's own identity (no `auth`, or `auth.rrsa`, which assumes a
+/// role with the operator pod's OIDC token), nor read an AccessKey Secret outside its namespace.
+fn check_namespaced_identity(
+    settings: &Settings<'_>,
+    policy: &TenancyPolicy,
+) -> Result<(), ProviderProblem> {
+    let auth = settings.provider.auth;
+    if let Some(reference) = settings.provider.access_key_ref() {
+        let own = settings.secret_namespace.unwrap_or_default();
+        return match reference.namespace.as_deref() {
+            Some(other) if other != own => Err(not_allowed(format!(
+                "{} may read an AccessKey Secret only in its own namespace, not in {other} \
+                 (spec.auth.accessKey.secretRef.namespace); remove the namespace and keep the Secret beside \
+                 the provider",
+                settings.display
+            ))),
+            _ => Ok(()),
+        };
+    }
+    if policy.namespaced_providers_ambient_credentials {
+        return Ok(());
+    }
+    let how = if auth.is_some_and(|auth| auth.rrsa.is_some()) {
+        "its spec.auth.rrsa would assume a RAM role with the operator's own OIDC identity"
+    } else {
+        "it has no spec.auth, so it would use the operator's own credentials"
+    };
+    Err(not_allowed(format!(
+        "{}: {how}, which namespaced providers may not (the operator runs without \
+         --namespaced-providers-ambient-credentials); give it spec.auth.accessKey with a RAM AccessKey of your \
+         team, or ask the cluster admin for a ClusterEiamProvider that allows this namespace",
+        settings.display
+    )))
+}
+
 fn check_application(
     settings: &Settings<'_>,
-    resource: &ApplicationClientSecret,
+    request: &Request<'_>,
 ) -> Result<(), ProviderProblem> {
-    let spec = &resource.spec;
     if settings
         .provider
-        .allows_application(&spec.instance_id, &spec.application_id)
+        .allows_application(request.instance_id, request.application_id)
     {
         return Ok(());
     }
-    Err(ProviderProblem::new(
-        reasons::NOT_ALLOWED,
-        format!(
-            "{} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
-            settings.display, spec.instance_id, spec.application_id
-        ),
-    ))
+    Err(not_allowed(format!(
+        "{} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
+        settings.display, request.instance_id, request.application_id
+    )))
+}
+
+fn check_import(settings: &Settings<'_>, request: &Request<'_>) -> Result<(), ProviderProblem> {
+    if !request.import || settings.provider.allow_import {
+        return Ok(());
+    }
+    Err(not_allowed(format!(
+        "spec.secretId imports (and so reads) an existing EIAM secret, which {} does not allow \
+         (spec.allowImport is false); remove spec.secretId to mint a new secret, or ask the provider's owner to \
+         set allowImport",
+        settings.display
+    )))
 }
 
 /// Builds the credential provider of a provider and a fingerprint of its inputs (never of a secret value).
@@ -378,11 +550,21 @@ async fn access_key_credentials(
     settings: &Settings<'_>,
     reference: &AccessKeySecretRef,
 ) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
-    let namespace = reference
-        .namespace
-        .as_deref()
-        .or(settings.secret_namespace)
-        .unwrap_or_default();
+    // An EiamProvider reads its own namespace whatever its reference says (the tenancy check refuses another one
+    // first); a ClusterEiamProvider's reference must name the namespace.
+    let Some(namespace) = settings
+        .secret_namespace
+        .or(reference.namespace.as_deref())
+        .filter(|namespace| !namespace.is_empty())
+    else {
+        return Err(ProviderProblem::new(
+            reasons::PROVIDER_INVALID,
+            format!(
+                "{}: spec.auth.accessKey.secretRef.namespace is required on a ClusterEiamProvider",
+                settings.display
+            ),
+        ));
+    };
     let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
     let missing = |what: String| {
         ProviderProblem::new(
@@ -445,4 +627,165 @@ async fn access_key_credentials(
             .unwrap_or_default()
     );
     Ok((Arc::new(provider), fingerprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AccessKeyAuth, ProviderAuth, RrsaAuth};
+
+    fn request(namespace: &'static str, application_id: &'static str, import: bool) -> Request<'static> {
+        Request {
+            namespace,
+            instance_id: "idaas_1",
+            application_id,
+            import,
+        }
+    }
+
+    fn default_provider(namespaces: &[&str], applications: &[&str], allow_import: bool) -> DefaultProvider {
+        DefaultProvider {
+            allowed_namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            allowed_applications: applications
+                .iter()
+                .map(|a| parse_application_pattern(a).expect("a pattern"))
+                .collect(),
+            allow_import,
+            ..DefaultProvider::default()
+        }
+    }
+
+    fn refusal(result: Result<(), ProviderProblem>) -> String {
+        let problem = result.expect_err("refused");
+        assert_eq!(problem.reason, reasons::NOT_ALLOWED);
+        problem.message
+    }
+
+    #[test]
+    fn application_patterns_parse_instance_slash_app() {
+        let pattern = parse_application_pattern("idaas_1/app_team-a-*").expect("valid");
+        assert_eq!(pattern.instance_id, "idaas_1");
+        assert_eq!(pattern.application_id, "app_team-a-*");
+        assert!(parse_application_pattern("*/*").is_ok());
+        for bad in ["app_1", "/app_1", "idaas_1/", "a/b/c", "a /b", ""] {
+            let err = parse_application_pattern(bad).expect_err(bad);
+            assert!(err.contains("INSTANCE/APP"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_default_provider_serves_nobody_until_granted() {
+        let message = refusal(check_default_provider(
+            &DefaultProvider::default(),
+            &request("team-a", "app_1", false),
+        ));
+        assert!(message.contains("granted to no namespace"), "{message}");
+        assert!(message.contains("--default-provider-allowed-namespaces"), "{message}");
+        assert!(message.contains("operator.defaultProvider.allowedNamespaces"), "{message}");
+
+        // A namespace alone grants no application.
+        let namespace_only = default_provider(&["team-a"], &[], false);
+        let message = refusal(check_default_provider(&namespace_only, &request("team-a", "app_1", false)));
+        assert!(message.contains("--default-provider-allowed-applications"), "{message}");
+        assert!(message.contains("idaas_1/app_1"), "{message}");
+    }
+
+    #[test]
+    fn the_default_provider_checks_namespace_application_and_import() {
+        let granted = default_provider(&["team-a"], &["idaas_1/app_team-a-*"], false);
+        assert!(check_default_provider(&granted, &request("team-a", "app_team-a-1", false)).is_ok());
+        let message = refusal(check_default_provider(&granted, &request("team-b", "app_team-a-1", false)));
+        assert!(message.contains("does not allow this namespace") && message.contains("team-b"), "{message}");
+        let message = refusal(check_default_provider(&granted, &request("team-a", "app_team-b-1", false)));
+        assert!(message.contains("idaas_1/app_team-b-1"), "{message}");
+        let message = refusal(check_default_provider(&granted, &request("team-a", "app_team-a-1", true)));
+        assert!(message.contains("--default-provider-allow-import"), "{message}");
+
+        let everyone = default_provider(&["*"], &["*/*"], true);
+        assert!(check_default_provider(&everyone, &request("any", "app_x", true)).is_ok());
+    }
+
+    fn eiam_provider(auth: Option<ProviderAuth>, allow_import: bool) -> EiamProvider {
+        let mut provider = EiamProvider::new(
+            "team",
+            crate::api::EiamProviderSpec {
+                region: Some("cn-hangzhou".into()),
+                endpoint: None,
+                signature_version: SignatureVersion::V1,
+                auth,
+                qps: None,
+                allowed_applications: None,
+                allow_import,
+            },
+        );
+        provider.metadata.namespace = Some("team-a".into());
+        provider
+    }
+
+    fn access_key(namespace: Option<&str>) -> Option<ProviderAuth> {
+        Some(ProviderAuth {
+            access_key: Some(AccessKeyAuth {
+                secret_ref: AccessKeySecretRef {
+                    name: "ak".into(),
+                    namespace: namespace.map(str::to_owned),
+                    access_key_id_key: "accessKeyId".into(),
+                    access_key_secret_key: "accessKeySecret".into(),
+                    security_token_key: None,
+                },
+            }),
+            rrsa: None,
+        })
+    }
+
+    #[test]
+    fn namespaced_providers_bring_their_own_identity() {
+        let strict = TenancyPolicy::default();
+        let lenient = TenancyPolicy {
+            namespaced_providers_ambient_credentials: true,
+            ..TenancyPolicy::default()
+        };
+        let check = |provider: &EiamProvider, policy: &TenancyPolicy| {
+            check_namespaced_identity(&Settings::of_eiam_provider(provider, "team-a"), policy)
+        };
+
+        let ambient = eiam_provider(None, false);
+        let message = refusal(check(&ambient, &strict));
+        assert!(message.contains("no spec.auth"), "{message}");
+        assert!(message.contains("--namespaced-providers-ambient-credentials"), "{message}");
+        assert!(message.contains("ClusterEiamProvider"), "{message}");
+        assert!(check(&ambient, &lenient).is_ok());
+
+        let rrsa = eiam_provider(
+            Some(ProviderAuth {
+                access_key: None,
+                rrsa: Some(RrsaAuth {
+                    role_arn: "acs:ram::1:role/x".into(),
+                    oidc_provider_arn: "acs:ram::1:oidc-provider/y".into(),
+                    token_file: "/token".into(),
+                    session_name: "s".into(),
+                }),
+            }),
+            false,
+        );
+        let message = refusal(check(&rrsa, &strict));
+        assert!(message.contains("spec.auth.rrsa"), "{message}");
+
+        assert!(check(&eiam_provider(access_key(None), false), &strict).is_ok());
+        assert!(check(&eiam_provider(access_key(Some("team-a")), false), &strict).is_ok());
+        // Another namespace's Secret is refused even when ambient credentials are allowed (an old CRD without
+        // the CEL rule would let it through admission).
+        let message = refusal(check(&eiam_provider(access_key(Some("kube-system")), false), &lenient));
+        assert!(message.contains("secretRef.namespace") && message.contains("kube-system"), "{message}");
+    }
+
+    #[test]
+    fn import_needs_allow_import() {
+        let closed = eiam_provider(access_key(None), false);
+        let open = eiam_provider(access_key(None), true);
+        let settings = |p| Settings::of_eiam_provider(p, "team-a");
+        assert!(check_import(&settings(&closed), &request("team-a", "app_1", false)).is_ok());
+        let message = refusal(check_import(&settings(&closed), &request("team-a", "app_1", true)));
+        assert!(message.contains("spec.allowImport"), "{message}");
+        assert!(check_import(&settings(&open), &request("team-a", "app_1", true)).is_ok());
+    }
 }

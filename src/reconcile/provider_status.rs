@@ -25,7 +25,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::provider::{ProviderProblem, check_cluster_provider, check_eiam_provider};
+use super::provider::{
+    ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider,
+};
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
@@ -38,14 +40,19 @@ const RECHECK_NOT_READY: Duration = Duration::from_secs(30);
 
 struct Context {
     kube: Client,
+    /// Whether namespaced providers may use the operator's own credentials.
+    policy: TenancyPolicy,
 }
 
 /// Keeps the providers' status current until `shutdown` resolves. `namespace`: the operator's `--namespace`.
-pub async fn run<F>(kube: Client, namespace: Option<String>, shutdown: F)
+pub async fn run<F>(kube: Client, namespace: Option<String>, policy: TenancyPolicy, shutdown: F)
 where
     F: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
-    let context = Arc::new(Context { kube: kube.clone() });
+    let context = Arc::new(Context {
+        kube: kube.clone(),
+        policy,
+    });
     let namespaced: Api<EiamProvider> = match &namespace {
         Some(ns) => Api::namespaced(kube.clone(), ns),
         None => Api::all(kube.clone()),
@@ -131,7 +138,7 @@ async fn reconcile_namespaced(
     provider: Arc<EiamProvider>,
     context: Arc<Context>,
 ) -> Result<Action, kube::Error> {
-    let verdict = check_eiam_provider(&context.kube, &provider).await;
+    let verdict = check_eiam_provider(&context.kube, &context.policy, &provider).await;
     let api = Api::namespaced(
         context.kube.clone(),
         &provider.namespace().unwrap_or_default(),

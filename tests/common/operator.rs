@@ -35,6 +35,10 @@ pub const INHERITED_ENV_TO_DROP: &[&str] = &[
     "EIAM_OPERATOR_DEFAULT_REGION",
     "EIAM_OPERATOR_DEFAULT_ENDPOINT",
     "EIAM_OPERATOR_DEFAULT_SIGNATURE_VERSION",
+    "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_NAMESPACES",
+    "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_APPLICATIONS",
+    "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT",
+    "EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS",
     "EIAM_OPERATOR_LOG_FORMAT",
     "EIAM_OPERATOR_FAILPOINT",
     "EIAM_OPERATOR_METRICS_ADDR",
@@ -83,6 +87,16 @@ impl OperatorSpec {
     pub fn default_endpoint(mut self, url: &str) -> Self {
         self.default_endpoint = Some(url.to_owned());
         self
+    }
+
+    /// Grants the default provider to `namespace` (`*`: every namespace) for every application, as a cluster admin
+    /// would for a trusted team: `--default-provider-allowed-namespaces NS --default-provider-allowed-applications
+    /// '*/*'`. Without a grant the default provider serves nobody.
+    pub fn grant_default_provider(self, namespace: &str) -> Self {
+        self.arg("--default-provider-allowed-namespaces")
+            .arg(namespace)
+            .arg("--default-provider-allowed-applications")
+            .arg("*/*")
     }
 
     /// The default provider's AccessKey, in `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET`.

@@ -110,6 +110,7 @@ async fn b09_a_second_resource_for_the_same_application_is_a_conflict() {
     .await;
     let cluster_wide = crate::common::operator::OperatorSpec::new(&cp.kubeconfig)
         .default_endpoint(s.fake.url())
+        .grant_default_provider("*")
         .access_key(AK_ID, AK_SECRET);
     s.start_operator_with(cluster_wide).await;
     s.create(

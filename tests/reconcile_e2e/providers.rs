@@ -236,6 +236,7 @@ async fn b12_cluster_providers_report_whether_they_are_usable() {
     let ns = s.namespace().to_owned();
     let cluster_wide = crate::common::operator::OperatorSpec::new(&cp.kubeconfig)
         .default_endpoint(s.fake.url())
+        .grant_default_provider("*")
         .access_key(AK_ID, AK_SECRET);
     s.start_operator_with(cluster_wide).await;
 

@@ -94,9 +94,15 @@ impl Scenario {
         self.ns.name()
     }
 
-    /// The operator as a user would run it for this namespace: `--namespace`, `--default-endpoint` at the fake,
-    /// the AccessKey in the environment.
+    /// The operator as a user would run it for this namespace: `--namespace`, `--default-endpoint` at the fake
+    /// and granted to this namespace, the AccessKey in the environment.
     pub fn operator_spec(&self) -> OperatorSpec {
+        self.operator_spec_without_grant()
+            .grant_default_provider(self.namespace())
+    }
+
+    /// [`Scenario::operator_spec`] as installed with no grant: the default provider serves nobody.
+    pub fn operator_spec_without_grant(&self) -> OperatorSpec {
         OperatorSpec::new(&self.cp.kubeconfig)
             .namespace(self.namespace())
             .default_endpoint(self.fake.url())

@@ -92,10 +92,13 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Roll restart targets after a rotation (pod-template annotation, as `kubectl rollout restart`).
+{{- if .Values.rbac.restartTargets }}
+# rbac.restartTargets: roll restart targets after a rotation (pod-template annotation, as `kubectl rollout
+# restart`). Patching a pod template runs code in the namespace, hence opt-in.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["patch"]
+{{- end }}
 # Record Events on ApplicationClientSecrets (created, then patched when the same event repeats).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

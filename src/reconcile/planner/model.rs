@@ -32,6 +32,9 @@ pub struct PlanInput {
     pub provider: ProviderState,
     /// `Some("ns/name")` when another resource already manages this instance/application.
     pub conflict: Option<String>,
+    /// `Some(message)` when the operator may not patch the kind of a restart target (RBAC): nothing is minted
+    /// that it could not roll out.
+    pub restart_denied: Option<String>,
     /// The periodic drift check is due: list EIAM once even if nothing else needs it.
     pub drift_check_due: bool,
 }

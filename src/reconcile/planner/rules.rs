@@ -181,6 +181,9 @@ impl<'a> Pass<'a> {
                 return Self::stalled(reason, message.clone());
             }
         }
+        if let Some(message) = &input.restart_denied {
+            return Self::stalled(reasons::RESTART_NOT_PERMITTED, message.clone());
+        }
         if input.kube_secret != super::model::KubeSecret::Missing && !input.kube_secret.is_ours() {
             return Self::stalled(
                 reasons::TARGET_NOT_OWNED,

@@ -41,6 +41,7 @@ fn fresh() -> PlanInput {
         kube_secret: KubeSecret::Missing,
         provider: ProviderState::Ready,
         conflict: None,
+        restart_denied: None,
         drift_check_due: false,
     }
 }
@@ -926,6 +927,37 @@ fn conflict_not_allowed_and_unavailable_provider_stall_without_eiam_calls() {
             "Warning only on transition"
         );
     }
+}
+
+#[test]
+fn restart_targets_the_operator_may_not_patch_stall_before_minting_but_not_deletion() {
+    let mut input = fresh();
+    input.restart_denied = Some("the operator may not patch deployments in namespace team-a".into());
+    let plan = plan(&input);
+    assert_eq!(eiam_calls(&plan.actions), 0, "nothing minted that could not be rolled out");
+    assert_eq!(
+        events(&plan.actions),
+        vec![(EventKind::Warning, reasons::RESTART_NOT_PERMITTED)]
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::RESTART_NOT_PERMITTED.into())
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Ready),
+        (ConditionStatus::False, reasons::RESTART_NOT_PERMITTED.into())
+    );
+
+    // Once permitted, the same resource mints.
+    let mut permitted = input.clone();
+    permitted.status = plan.status.clone();
+    permitted.restart_denied = None;
+    assert!(eiam_calls(&super::plan(&permitted).actions) > 0);
+
+    // Deletion rolls nothing, so it needs no such permission.
+    let mut deleting = input.clone();
+    deleting.deleting = true;
+    assert_eq!(super::plan(&deleting).actions, vec![Action::RemoveFinalizer]);
 }
 
 #[test]
