@@ -1,10 +1,10 @@
 //! The operator process: command-line flags (each with an environment equivalent) and start-up.
 
+use crate::api::ApplicationPattern;
 use crate::api::SignatureVersion;
 use crate::health::{Health, Phase};
 use crate::leader::{self, Election, ElectionConfig, LeaderError};
 use crate::metrics::Metrics;
-use crate::api::ApplicationPattern;
 use crate::reconcile::provider::{DefaultProvider, TenancyPolicy, parse_application_pattern};
 use crate::telemetry::{self, LogFormat};
 use clap::ArgAction;

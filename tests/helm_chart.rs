@@ -152,14 +152,19 @@ fn restart_targets_are_an_opt_in_grant_of_exactly_the_three_workload_kinds() {
         };
         let off = render(&extra);
         assert!(
-            workloads(grants(&find(&off, kind, "eiam-eiam-operator", namespace)["rules"])).is_empty(),
+            workloads(grants(
+                &find(&off, kind, "eiam-eiam-operator", namespace)["rules"]
+            ))
+            .is_empty(),
             "{mode}: off by default"
         );
         let mut on_args = extra.clone();
         on_args.extend(["--set", "rbac.restartTargets=true"]);
         let on = render(&on_args);
         assert_eq!(
-            workloads(grants(&find(&on, kind, "eiam-eiam-operator", namespace)["rules"])),
+            workloads(grants(
+                &find(&on, kind, "eiam-eiam-operator", namespace)["rules"]
+            )),
             expected,
             "{mode}: rbac.restartTargets=true"
         );
@@ -175,12 +180,20 @@ fn the_default_provider_serves_only_the_namespaces_and_applications_the_values_g
     let defaults = deployment_env(&[]);
     for (key, value) in [
         ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT", "false"),
-        ("EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS", "false"),
+        (
+            "EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS",
+            "false",
+        ),
     ] {
-        assert!(defaults.contains(&(key.into(), value.into())), "{defaults:?}");
+        assert!(
+            defaults.contains(&(key.into(), value.into())),
+            "{defaults:?}"
+        );
     }
     assert!(
-        !defaults.iter().any(|(k, _)| k.starts_with("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_")),
+        !defaults
+            .iter()
+            .any(|(k, _)| k.starts_with("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_")),
         "no grant unless configured: {defaults:?}"
     );
     let granted = deployment_env(&[
@@ -194,12 +207,24 @@ fn the_default_provider_serves_only_the_namespaces_and_applications_the_values_g
         "operator.namespacedProvidersAmbientCredentials=true",
     ]);
     for (key, value) in [
-        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_NAMESPACES", "team-a,team-b"),
-        ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_APPLICATIONS", "idaas_1/app_team-*"),
+        (
+            "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_NAMESPACES",
+            "team-a,team-b",
+        ),
+        (
+            "EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOWED_APPLICATIONS",
+            "idaas_1/app_team-*",
+        ),
         ("EIAM_OPERATOR_DEFAULT_PROVIDER_ALLOW_IMPORT", "true"),
-        ("EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS", "true"),
+        (
+            "EIAM_OPERATOR_NAMESPACED_PROVIDERS_AMBIENT_CREDENTIALS",
+            "true",
+        ),
     ] {
-        assert!(granted.contains(&(key.into(), value.into())), "{key}: {granted:?}");
+        assert!(
+            granted.contains(&(key.into(), value.into())),
+            "{key}: {granted:?}"
+        );
     }
 }
 

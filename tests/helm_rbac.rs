@@ -445,7 +445,10 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
     )
     .await;
     let refused_restart = wait_until(
-        format!("rolls: RestartNotPermitted; operator output:\n{}", operator.output()),
+        format!(
+            "rolls: RestartNotPermitted; operator output:\n{}",
+            operator.output()
+        ),
         SOON,
         || async {
             let acs = api.get("rolls").await.ok()?;
@@ -466,7 +469,9 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
         fake.secrets(INSTANCE, RESTART_APP).await.is_empty(),
         "nothing minted for a resource whose workloads could not be rolled"
     );
-    api.delete("rolls", &Default::default()).await.expect("delete rolls");
+    api.delete("rolls", &Default::default())
+        .await
+        .expect("delete rolls");
     wait_until("rolls deleted", SOON, || async {
         api.get_opt("rolls").await.ok()?.is_none().then_some(())
     })

@@ -217,6 +217,7 @@ pub async fn reconcile(
         Ok(_) => ProviderState::Ready,
         Err(problem) => provider_state(problem),
     };
+    let provider_ready = resolved.is_ok();
     let existing_secret = secrets
         .get_opt(&secret_name)
         .await
@@ -241,7 +242,10 @@ pub async fn reconcile(
         eiam: None,
         kube_secret: kube_secret(existing_secret.as_ref(), &layout, owner.as_ref()),
         provider: provider_state,
-        conflict: conflicting_owner(resource, context),
+        // A resource its provider refuses claims nothing: it says NotAllowed, not Conflict.
+        conflict: provider_ready
+            .then(|| conflicting_owner(resource, context))
+            .flatten(),
         restart_denied: restart_denied(resource, context).await,
         drift_check_due,
     };
@@ -774,12 +778,25 @@ fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> O
     // A resource that already holds secrets of the application owns it, whatever its age: creation timestamps have
     // one-second resolution, and a newcomer created in the same second must not win a tie (on its namespace or
     // name) against the resource that minted the secret in use. Among resources holding nothing, the oldest wins.
-    let rank = |r: &ApplicationClientSecret| {
-        let holds = r.status.as_ref().is_some_and(|s| {
+    let holds = |r: &ApplicationClientSecret| {
+        r.status.as_ref().is_some_and(|s| {
             s.current_secret_id.is_some()
                 || s.previous_secret_id.is_some()
                 || s.pending_create_since.is_some()
-        });
+        })
+    };
+    // A resource its provider refused, holding nothing, claims nothing: otherwise a tenant could block another
+    // team's application by creating a resource for it that is refused.
+    let refused = |r: &ApplicationClientSecret| {
+        !holds(r)
+            && r.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == reasons::NOT_ALLOWED
+                })
+            })
+    };
+    let rank = |r: &ApplicationClientSecret| {
+        let holds = holds(r);
         (
             !holds,
             r.metadata.creation_timestamp.clone().map(|t| t.0),
@@ -797,6 +814,7 @@ fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> O
                 && other.metadata.deletion_timestamp.is_none()
                 && other.spec.instance_id == spec.instance_id
                 && other.spec.application_id == spec.application_id
+                && !refused(other)
                 && rank(other) < mine
         })
         .min_by_key(|other| rank(other))

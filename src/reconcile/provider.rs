@@ -634,7 +634,11 @@ mod tests {
     use super::*;
     use crate::api::{AccessKeyAuth, ProviderAuth, RrsaAuth};
 
-    fn request(namespace: &'static str, application_id: &'static str, import: bool) -> Request<'static> {
+    fn request(
+        namespace: &'static str,
+        application_id: &'static str,
+        import: bool,
+    ) -> Request<'static> {
         Request {
             namespace,
             instance_id: "idaas_1",
@@ -643,7 +647,11 @@ mod tests {
         }
     }
 
-    fn default_provider(namespaces: &[&str], applications: &[&str], allow_import: bool) -> DefaultProvider {
+    fn default_provider(
+        namespaces: &[&str],
+        applications: &[&str],
+        allow_import: bool,
+    ) -> DefaultProvider {
         DefaultProvider {
             allowed_namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
             allowed_applications: applications
@@ -680,26 +688,55 @@ mod tests {
             &request("team-a", "app_1", false),
         ));
         assert!(message.contains("granted to no namespace"), "{message}");
-        assert!(message.contains("--default-provider-allowed-namespaces"), "{message}");
-        assert!(message.contains("operator.defaultProvider.allowedNamespaces"), "{message}");
+        assert!(
+            message.contains("--default-provider-allowed-namespaces"),
+            "{message}"
+        );
+        assert!(
+            message.contains("operator.defaultProvider.allowedNamespaces"),
+            "{message}"
+        );
 
         // A namespace alone grants no application.
         let namespace_only = default_provider(&["team-a"], &[], false);
-        let message = refusal(check_default_provider(&namespace_only, &request("team-a", "app_1", false)));
-        assert!(message.contains("--default-provider-allowed-applications"), "{message}");
+        let message = refusal(check_default_provider(
+            &namespace_only,
+            &request("team-a", "app_1", false),
+        ));
+        assert!(
+            message.contains("--default-provider-allowed-applications"),
+            "{message}"
+        );
         assert!(message.contains("idaas_1/app_1"), "{message}");
     }
 
     #[test]
     fn the_default_provider_checks_namespace_application_and_import() {
         let granted = default_provider(&["team-a"], &["idaas_1/app_team-a-*"], false);
-        assert!(check_default_provider(&granted, &request("team-a", "app_team-a-1", false)).is_ok());
-        let message = refusal(check_default_provider(&granted, &request("team-b", "app_team-a-1", false)));
-        assert!(message.contains("does not allow this namespace") && message.contains("team-b"), "{message}");
-        let message = refusal(check_default_provider(&granted, &request("team-a", "app_team-b-1", false)));
+        assert!(
+            check_default_provider(&granted, &request("team-a", "app_team-a-1", false)).is_ok()
+        );
+        let message = refusal(check_default_provider(
+            &granted,
+            &request("team-b", "app_team-a-1", false),
+        ));
+        assert!(
+            message.contains("does not allow this namespace") && message.contains("team-b"),
+            "{message}"
+        );
+        let message = refusal(check_default_provider(
+            &granted,
+            &request("team-a", "app_team-b-1", false),
+        ));
         assert!(message.contains("idaas_1/app_team-b-1"), "{message}");
-        let message = refusal(check_default_provider(&granted, &request("team-a", "app_team-a-1", true)));
-        assert!(message.contains("--default-provider-allow-import"), "{message}");
+        let message = refusal(check_default_provider(
+            &granted,
+            &request("team-a", "app_team-a-1", true),
+        ));
+        assert!(
+            message.contains("--default-provider-allow-import"),
+            "{message}"
+        );
 
         let everyone = default_provider(&["*"], &["*/*"], true);
         assert!(check_default_provider(&everyone, &request("any", "app_x", true)).is_ok());
@@ -751,7 +788,10 @@ mod tests {
         let ambient = eiam_provider(None, false);
         let message = refusal(check(&ambient, &strict));
         assert!(message.contains("no spec.auth"), "{message}");
-        assert!(message.contains("--namespaced-providers-ambient-credentials"), "{message}");
+        assert!(
+            message.contains("--namespaced-providers-ambient-credentials"),
+            "{message}"
+        );
         assert!(message.contains("ClusterEiamProvider"), "{message}");
         assert!(check(&ambient, &lenient).is_ok());
 
@@ -774,8 +814,14 @@ mod tests {
         assert!(check(&eiam_provider(access_key(Some("team-a")), false), &strict).is_ok());
         // Another namespace's Secret is refused even when ambient credentials are allowed (an old CRD without
         // the CEL rule would let it through admission).
-        let message = refusal(check(&eiam_provider(access_key(Some("kube-system")), false), &lenient));
-        assert!(message.contains("secretRef.namespace") && message.contains("kube-system"), "{message}");
+        let message = refusal(check(
+            &eiam_provider(access_key(Some("kube-system")), false),
+            &lenient,
+        ));
+        assert!(
+            message.contains("secretRef.namespace") && message.contains("kube-system"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -784,7 +830,10 @@ mod tests {
         let open = eiam_provider(access_key(None), true);
         let settings = |p| Settings::of_eiam_provider(p, "team-a");
         assert!(check_import(&settings(&closed), &request("team-a", "app_1", false)).is_ok());
-        let message = refusal(check_import(&settings(&closed), &request("team-a", "app_1", true)));
+        let message = refusal(check_import(
+            &settings(&closed),
+            &request("team-a", "app_1", true),
+        ));
         assert!(message.contains("spec.allowImport"), "{message}");
         assert!(check_import(&settings(&open), &request("team-a", "app_1", true)).is_ok());
     }

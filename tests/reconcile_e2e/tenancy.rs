@@ -409,6 +409,16 @@ async fn i10_a_tenant_reaches_only_what_the_admin_granted() {
         );
     }
 
+    // Refused resources claim nothing: the team an admin did grant the application to is not blocked by them
+    // (no Conflict naming the attacker's resources).
+    s.create(
+        "granted-victim-team",
+        json!({ "instanceId": INSTANCE, "applicationId": VICTIM_APP,
+                "providerRef": provider("ClusterEiamProvider", &names[0]) }),
+    )
+    .await;
+    s.wait_ready("granted-victim-team").await;
+
     // A refused resource holds nothing, so the tenant can delete it.
     for (name, _, _) in &attacks {
         Api::<ApplicationClientSecret>::namespaced(tenant.clone(), &ns)

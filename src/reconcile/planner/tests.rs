@@ -932,9 +932,14 @@ fn conflict_not_allowed_and_unavailable_provider_stall_without_eiam_calls() {
 #[test]
 fn restart_targets_the_operator_may_not_patch_stall_before_minting_but_not_deletion() {
     let mut input = fresh();
-    input.restart_denied = Some("the operator may not patch deployments in namespace team-a".into());
+    input.restart_denied =
+        Some("the operator may not patch deployments in namespace team-a".into());
     let plan = plan(&input);
-    assert_eq!(eiam_calls(&plan.actions), 0, "nothing minted that could not be rolled out");
+    assert_eq!(
+        eiam_calls(&plan.actions),
+        0,
+        "nothing minted that could not be rolled out"
+    );
     assert_eq!(
         events(&plan.actions),
         vec![(EventKind::Warning, reasons::RESTART_NOT_PERMITTED)]
@@ -945,7 +950,10 @@ fn restart_targets_the_operator_may_not_patch_stall_before_minting_but_not_delet
     );
     assert_eq!(
         condition(&plan.status, ConditionType::Ready),
-        (ConditionStatus::False, reasons::RESTART_NOT_PERMITTED.into())
+        (
+            ConditionStatus::False,
+            reasons::RESTART_NOT_PERMITTED.into()
+        )
     );
 
     // Once permitted, the same resource mints.
@@ -957,7 +965,10 @@ fn restart_targets_the_operator_may_not_patch_stall_before_minting_but_not_delet
     // Deletion rolls nothing, so it needs no such permission.
     let mut deleting = input.clone();
     deleting.deleting = true;
-    assert_eq!(super::plan(&deleting).actions, vec![Action::RemoveFinalizer]);
+    assert_eq!(
+        super::plan(&deleting).actions,
+        vec![Action::RemoveFinalizer]
+    );
 }
 
 #[test]
