@@ -5,6 +5,7 @@
 //! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`]; the providers'
 //! own `Ready` status is kept beside it by [`super::provider_status`].
 
+use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
 use super::provider::{ProviderCache, TenancyPolicy};
 use super::restart::RestartPermissions;
@@ -32,7 +33,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Shared state of all reconciles.
 pub struct Context {
@@ -45,14 +46,26 @@ pub struct Context {
     pub resync_interval: Duration,
     /// Every resource the controller knows, for the one-resource-per-application rule.
     pub store: Store<ApplicationClientSecret>,
-    /// When each resource last listed its application's secrets (drives the periodic drift check).
-    pub last_list: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, Instant>>,
+    /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
+    /// that is not due.
+    pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
     /// Consecutive transient failures per resource (drives the backoff).
     pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
     /// The process's Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The Secret versions this process wrote, so their own watch events do not wake their owner again.
     pub own_writes: OwnWrites,
+}
+
+impl Context {
+    /// Drops what the process remembers about a resource that is gone (its drift schedule and failure count), so
+    /// memory does not grow with churn.
+    pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
+        self.drift.forget(key);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
 }
 
 /// The `resourceVersion` of each Secret as this process last wrote it, by namespace and name. The watch event of
@@ -119,7 +132,16 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let health = operations.health;
     let primary = reflector(
         writer,
-        watcher(resources, watcher::Config::default().any_semantic()).default_backoff(),
+        watcher(resources, watcher::Config::default().any_semantic())
+            .default_backoff()
+            // Nothing reads them, and on objects applied with kubectl they are the bulk of the memory a cached
+            // resource takes.
+            .modify(|resource| {
+                resource.managed_fields_mut().clear();
+                resource
+                    .annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            }),
     )
     .inspect(move |event| {
         if let Ok(watcher::Event::InitDone) = event
@@ -148,7 +170,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         tenancy: args.tenancy_policy(),
         resync_interval: args.resync_interval,
         store: store.clone(),
-        last_list: Mutex::default(),
+        drift: DriftSchedule::new(args.resync_interval),
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),
@@ -310,7 +332,12 @@ async fn reconcile(
     );
     let work = async {
         let done = executor::reconcile(&resource, &context).await?;
-        let requeue = jittered(done.requeue.min(context.resync_interval));
+        // Due work (renewal, retirement) jittered so that resources never wake in lockstep; the drift check at the
+        // resource's own phased slot, which is spread already.
+        let until_drift_check = context
+            .drift
+            .until_next(&executor::identity(&resource), jiff::Timestamp::now());
+        let requeue = jittered(done.requeue).min(until_drift_check);
         // One line per completed reconcile, naming the version it left the resource at: tests (and people) can
         // tell that a given change has been handled, and when the resource is looked at next.
         tracing::debug!(

@@ -26,7 +26,7 @@ use kube::{
 };
 use serde_json::json;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three).
 const MAX_ROUNDS: usize = 6;
@@ -185,6 +185,7 @@ pub async fn reconcile(
             cached.name_any()
         )))?
     else {
+        context.forget(&key);
         return Ok(Reconciled {
             requeue: context.resync_interval,
             resource_version: None,
@@ -223,13 +224,8 @@ pub async fn reconcile(
         .await
         .map_err(kube_err(format!("get Secret {secret_name}")))?;
     let drift_check_due = context
-        .last_list
-        .lock()
-        .map(|last| {
-            last.get(&key)
-                .is_none_or(|at| at.elapsed() >= context.resync_interval)
-        })
-        .unwrap_or(true);
+        .drift
+        .is_due(&key, &identity(resource), jiff::Timestamp::now());
 
     let mut input = PlanInput {
         now: Timestamp::now(),
@@ -360,9 +356,9 @@ impl Run<'_> {
                     || client.list_secrets(&instance_id, &application_id),
                 )
                 .await?;
-                if let Ok(mut last) = self.context.last_list.lock() {
-                    last.insert(self.key.clone(), Instant::now());
-                }
+                self.context
+                    .drift
+                    .checked(&self.key, jiff::Timestamp::now());
                 return Ok(ActionOutcome::Listed(
                     listed
                         .application_client_secrets
@@ -535,6 +531,8 @@ impl Run<'_> {
                     .cloned()
                     .collect();
                 self.patch_finalizers(finalizers).await?;
+                // The resource is about to disappear; what the process remembers about it goes with it.
+                self.context.forget(&self.key);
             }
             PlanAction::Event(event) => self.event(event.kind, &event.reason, &event.note).await,
         }
@@ -542,9 +540,7 @@ impl Run<'_> {
     }
 
     fn forget_last_list(&self) {
-        if let Ok(mut last) = self.context.last_list.lock() {
-            last.remove(&self.key);
-        }
+        self.context.drift.force(&self.key);
     }
 
     async fn patch_finalizers(&mut self, finalizers: Vec<String>) -> Result<(), ExecError> {
@@ -681,6 +677,17 @@ fn provider_state(problem: &ProviderProblem) -> ProviderState {
             message: problem.message.clone(),
         }
     }
+}
+
+/// What a resource's drift-check phase derives from: its uid (stable for its lifetime), else its name.
+pub fn identity(resource: &ApplicationClientSecret) -> String {
+    resource.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            resource.namespace().unwrap_or_default(),
+            resource.name_any()
+        )
+    })
 }
 
 /// Whether the operator lacks the permission to roll the resource's restart targets (not asked on deletion,

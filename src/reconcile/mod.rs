@@ -1,6 +1,7 @@
 //! Reconciliation: the pure rotation planner, the executor that performs its actions, and status.
 
 pub mod controller;
+pub mod drift;
 pub mod executor;
 pub mod planner;
 pub mod provider;

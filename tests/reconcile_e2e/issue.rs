@@ -189,7 +189,8 @@ async fn b02_no_expiry_sends_no_expiration_time_and_schedules_no_renewal() {
         condition(&acs, "Ready")
     );
 
-    // Nothing is due: the operator looks again only at the periodic drift check (--resync-interval, 1h).
+    // Nothing is due: the operator looks again only at the periodic drift check, at this resource's own slot of
+    // the hour (--resync-interval 1h, phased by uid), not earlier for a renewal.
     let record = s
         .operator()
         .records_with("reconciled", Some("forever"))
@@ -198,9 +199,20 @@ async fn b02_no_expiry_sends_no_expiration_time_and_schedules_no_renewal() {
     let requeue_ms = record["fields"]["requeue_in_ms"]
         .as_u64()
         .expect("requeue_in_ms");
+    let logged: jiff::Timestamp = record["timestamp"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a timestamp");
+    let hour = std::time::Duration::from_secs(3600);
+    let slot = eiam_operator::reconcile::drift::next_slot(
+        logged,
+        eiam_operator::reconcile::drift::phase(&acs.uid().expect("uid"), hour),
+        hour,
+    );
+    let expected_ms = logged.duration_until(slot).as_millis() as i64;
     assert!(
-        requeue_ms >= 3_600_000,
-        "next look only at the 1h drift check, not a renewal: {record}"
+        (requeue_ms as i64 - expected_ms).abs() < 2_000,
+        "next look at the drift slot ({expected_ms} ms), not before: {record}"
     );
     s.finish().await;
 }
@@ -211,7 +223,9 @@ async fn b07_import_adopts_an_existing_secret_without_create() {
     const APP: &str = "app_import";
     let mut s = Scenario::new("b07-import", &[APP]).await;
     let existing = s.fake.insert_secret(INSTANCE, APP, json!({})).await;
-    s.start_operator().await;
+    // Import reads an existing secret: the admin granted it for the default provider.
+    let spec = s.operator_spec().arg("--default-provider-allow-import");
+    s.start_operator_with(spec).await;
     s.create(
         "imported",
         json!({ "instanceId": INSTANCE, "applicationId": APP, "secretId": existing.secret_id }),

@@ -18,7 +18,9 @@ async fn b16_no_secret_value_reaches_logs_events_or_status() {
         .operator_spec()
         .rust_log("debug,eiam_operator=trace")
         .arg("--resync-interval")
-        .arg("5s");
+        .arg("5s")
+        // This scenario imports too (the admin granted it).
+        .arg("--default-provider-allow-import");
     s.start_operator_with(chatty).await;
 
     // Mint, then re-publish through Obtain after the Secret is deleted.

@@ -83,3 +83,68 @@ async fn b14_steady_state_costs_no_eiam_call_and_no_write() {
     );
     s.finish().await;
 }
+
+/// Issue 11: a restart (or failover) costs no EIAM call for resources that are not due. The new process reconciles
+/// every resource, finds nothing due, and schedules each drift check at the resource's own phased slot within
+/// `--resync-interval`, spread over the interval, instead of re-checking everything at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i11_a_restart_sends_no_eiam_call_for_resources_that_are_not_due() {
+    const APPS: [&str; 6] = [
+        "app_restart_0",
+        "app_restart_1",
+        "app_restart_2",
+        "app_restart_3",
+        "app_restart_4",
+        "app_restart_5",
+    ];
+    let mut s = Scenario::new("i11-restart", &APPS).await;
+    s.start_operator().await;
+    for (i, app) in APPS.iter().enumerate() {
+        s.create(
+            &format!("r{i}"),
+            json!({ "instanceId": INSTANCE, "applicationId": app, "expiresAfter": "720h" }),
+        )
+        .await;
+    }
+    for i in 0..APPS.len() {
+        s.wait_ready(&format!("r{i}")).await;
+    }
+    let before = s.fake.counts().await;
+    let status = s.operator_mut().process_mut().terminate(SOON).await;
+    assert!(
+        status.success(),
+        "SIGTERM ends the first operator: {status}"
+    );
+
+    s.start_operator().await;
+    for i in 0..APPS.len() {
+        s.wait_more_reconciles(&format!("r{i}"), 0).await;
+    }
+    let after = s.fake.counts().await;
+    assert_eq!(
+        after, before,
+        "the restart reconciled every resource without one EIAM call"
+    );
+    // Each resource looks again at its own slot: within the hour, at different times.
+    let mut requeues: Vec<u64> = (0..APPS.len())
+        .map(|i| {
+            let record = s
+                .operator()
+                .records_with("reconciled", Some(&format!("r{i}")))
+                .pop()
+                .expect("a reconcile was logged");
+            record["fields"]["requeue_in_ms"]
+                .as_u64()
+                .expect("requeue_in_ms")
+        })
+        .collect();
+    assert!(requeues.iter().all(|&ms| ms <= 3_601_000), "{requeues:?}");
+    requeues.sort_unstable();
+    requeues.dedup_by(|a, b| a.abs_diff(*b) < 1_000);
+    assert_eq!(
+        requeues.len(),
+        APPS.len(),
+        "drift checks spread, not in lockstep: {requeues:?}"
+    );
+    s.finish().await;
+}
