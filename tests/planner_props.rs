@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use eiam_operator::eiam::expiration::expiration_for;
 use eiam_operator::reconcile::planner::{
     ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
     DeletionPolicy, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
@@ -601,7 +602,8 @@ impl World {
                 assert!(self.deleted_in_eiam.contains(secret_id));
                 ActionOutcome::Done
             }
-            Action::CreateSecret { expiration } => {
+            Action::CreateSecret { lifetime } => {
+                let expiration = lifetime.map(|l| expiration_for(self.now, l));
                 assert!(
                     self.has_finalizer,
                     "Create before the finalizer is in place"
@@ -617,7 +619,7 @@ impl World {
                     "Create without a persisted write-ahead marker"
                 );
                 self.creates += 1;
-                let secret = self.mint(*expiration, true);
+                let secret = self.mint(expiration, true);
                 ActionOutcome::Created(ObservedSecret {
                     secret_id: secret.id,
                     client_id: "app_model".into(),

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, HeaderMap};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +19,7 @@ use super::clock::{Clock, SystemClock};
 use super::credentials::CredentialProvider;
 use super::endpoint::Endpoint;
 use super::error::{EiamError, ErrorBody};
+use super::expiration::expiration_for;
 use super::observe::{CallOutcome, RetryReason};
 use super::ratelimit::RateLimiter;
 use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
@@ -163,6 +166,31 @@ impl EiamClient {
         Ok(response)
     }
 
+    /// `CreateApplicationClientSecret` for a secret of `lifetime` (`None`: never expires). The ExpirationTime is
+    /// computed when the request is signed — after any wait for the rate limiter, again on every re-signed attempt —
+    /// with [`crate::eiam::expiration::expiration_for`], and returned with the response: it is the secret's expiry.
+    ///
+    /// EIAM has no idempotency token: if the error [`EiamError::is_ambiguous`], List before creating again.
+    pub async fn create_secret_with_lifetime(
+        &self,
+        instance_id: &str,
+        application_id: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<(CreateSecretResponse, Option<Timestamp>), EiamError> {
+        let params = app_params(instance_id, application_id)?;
+        let (response, expiration): (CreateSecretResponse, _) = self
+            .call_expiring(Action::Create, params, None, lifetime)
+            .await?;
+        tracing::info!(
+            action = %Action::Create,
+            secret_id = %response.application_client_secret.secret_id,
+            request_id = %response.request_id,
+            expiration_ms = expiration.map(|t| t.as_millisecond()),
+            "EIAM client secret created"
+        );
+        Ok((response, expiration))
+    }
+
     /// `ListApplicationClientSecrets`: every secret of the application, values masked.
     pub async fn list_secrets(
         &self,
@@ -239,12 +267,32 @@ impl EiamClient {
         params: BTreeMap<String, String>,
         secret_id: Option<&str>,
     ) -> Result<T, EiamError> {
+        self.call_expiring(action, params, secret_id, None)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// [`EiamClient::call`], stamping `ExpirationTime` for `lifetime` at each signing; returns the time it sent.
+    async fn call_expiring<T: DeserializeOwned + EiamResponse>(
+        &self,
+        action: Action,
+        mut params: BTreeMap<String, String>,
+        secret_id: Option<&str>,
+        lifetime: Option<Duration>,
+    ) -> Result<(T, Option<Timestamp>), EiamError> {
         let inner = &*self.inner;
         let mut resigned_for_nonce = false;
         let mut refreshed_credentials = false;
         loop {
             if let Some(limiter) = &inner.limiter {
                 limiter.acquire().await;
+            }
+            let expiration = lifetime.map(|lifetime| expiration_for(inner.clock.now(), lifetime));
+            if let Some(expiration) = expiration {
+                params.insert(
+                    "ExpirationTime".into(),
+                    expiration.as_millisecond().to_string(),
+                );
             }
             let credentials = inner
                 .credentials
@@ -287,7 +335,7 @@ impl EiamClient {
                     refreshed_credentials = true;
                     RetryReason::CredentialsRejected
                 }
-                other => return other,
+                other => return other.map(|response| (response, expiration)),
             };
             if let Some(observer) = observer {
                 observer.call_retried(action, retry);

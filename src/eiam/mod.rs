@@ -5,6 +5,7 @@ pub mod clock;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod expiration;
 pub mod observe;
 pub mod ratelimit;
 pub mod request;

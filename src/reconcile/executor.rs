@@ -28,6 +28,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// EIAM's refusal of an ExpirationTime outside its bounds (`InvalidParameter.ExpirationTime`).
+const EXPIRATION_TIME_INVALID: &str = "InvalidParameter.ExpirationTime";
+
 /// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three).
 const MAX_ROUNDS: usize = 6;
 
@@ -61,6 +64,14 @@ impl ExecError {
     /// Retrying soon will not help.
     pub fn is_permanent(&self) -> bool {
         match self {
+            // The ExpirationTime is recomputed at every attempt, inside EIAM's bounds with a margin: a refusal
+            // means latency or clock skew ate the margin, and a later attempt computes a new time.
+            ExecError::Eiam { action, source }
+                if *action == "CreateApplicationClientSecret"
+                    && source.code() == Some(EXPIRATION_TIME_INVALID) =>
+            {
+                false
+            }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
             ExecError::InvalidSpec(_) => true,
             ExecError::Kube { .. } | ExecError::NotConverged => false,
@@ -370,13 +381,12 @@ impl Run<'_> {
             PlanAction::WritePendingCreate { .. } => {
                 // Persisted by the caller, which holds the status, before the Create that follows.
             }
-            PlanAction::CreateSecret { expiration } => {
-                let expiration_ms = expiration.map(|t| t.as_millisecond());
+            PlanAction::CreateSecret { lifetime } => {
                 let client = self.client()?;
-                let created = retrying(
+                let (created, expiration) = retrying(
                     &self.context.metrics.eiam,
                     "CreateApplicationClientSecret",
-                    || client.create_secret(&instance_id, &application_id, expiration_ms),
+                    || client.create_secret_with_lifetime(&instance_id, &application_id, *lifetime),
                 )
                 .await?;
                 let secret = created.application_client_secret;
@@ -389,7 +399,7 @@ impl Run<'_> {
                     secret_id: secret.secret_id,
                     client_id: secret.client_id,
                     enabled: true,
-                    expires_at: *expiration,
+                    expires_at: expiration,
                 }));
             }
             PlanAction::Publish {

@@ -1,8 +1,12 @@
 //! The Kubernetes Secret the operator writes: its desired shape and how drift from it is recognised.
 //!
-//! The Secret carries a SHA-256 of its own data in an annotation. A user (or a tool) that edits a data key does not
-//! update that annotation, so an edit is visible without reading the secret back from EIAM; only the repair itself
-//! calls `ObtainApplicationClientSecret`.
+//! The Secret carries a SHA-256 of the data keys the operator writes in an annotation. A user (or a tool) that
+//! edits one of those keys does not update that annotation, so an edit is visible without reading the secret back
+//! from EIAM; only the repair itself calls `ObtainApplicationClientSecret`.
+//!
+//! Keys other field managers add (a mutating webhook, another tool's `kubectl apply`) are theirs: server-side apply
+//! leaves them alone, so the operator does too — they neither count as drift nor get removed. Otherwise every
+//! resync would repeat an Obtain, a re-apply that changes nothing, and a `Repaired` event.
 
 use crate::api::{ANNOTATION_EXPIRES_AT, ANNOTATION_SECRET_ID, LABEL_MANAGED_BY};
 use k8s_openapi::{
@@ -36,7 +40,7 @@ pub struct PublishedSecret<'a> {
     pub not_after: Option<Timestamp>,
 }
 
-/// SHA-256 (hex) over the data keys and values, in key order.
+/// SHA-256 (hex) over the data keys and values, in key order: over the operator's own keys only.
 pub fn data_hash(data: &BTreeMap<String, ByteString>) -> String {
     let mut hasher = Sha256::new();
     for (key, value) in data {
@@ -105,13 +109,18 @@ pub fn observe(existing: Option<&Secret>, layout: &SecretLayout<'_>) -> Option<O
     let secret = existing?;
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
     let labels = secret.metadata.labels.clone().unwrap_or_default();
-    let data = secret.data.clone().unwrap_or_default();
+    let ours: BTreeMap<String, ByteString> = secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(key, _)| *key == layout.client_id_key || *key == layout.client_secret_key)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     let keys_present =
-        data.contains_key(layout.client_id_key) && data.contains_key(layout.client_secret_key);
-    let only_our_keys = data.len() == 2;
+        ours.contains_key(layout.client_id_key) && ours.contains_key(layout.client_secret_key);
     let hash_matches = annotations
         .get(ANNOTATION_DATA_HASH)
-        .is_some_and(|hash| *hash == data_hash(&data));
+        .is_some_and(|hash| *hash == data_hash(&ours));
     let labels_match = labels.get(LABEL_MANAGED_BY.0).map(String::as_str)
         == Some(LABEL_MANAGED_BY.1)
         && layout.labels.iter().all(|(k, v)| labels.get(k) == Some(v));
@@ -129,12 +138,7 @@ pub fn observe(existing: Option<&Secret>, layout: &SecretLayout<'_>) -> Option<O
     };
     Some(ObservedSecret {
         secret_id: annotations.get(ANNOTATION_SECRET_ID).cloned(),
-        in_sync: keys_present
-            && only_our_keys
-            && hash_matches
-            && labels_match
-            && annotations_match
-            && owner_matches,
+        in_sync: keys_present && hash_matches && labels_match && annotations_match && owner_matches,
     })
 }
 
@@ -191,6 +195,18 @@ mod tests {
             .as_mut()
             .expect("data")
             .insert("clientSecret".into(), ByteString(b"edited".to_vec()));
+        assert!(!observe(Some(&secret), &layout).expect("exists").in_sync);
+    }
+
+    #[test]
+    fn keys_of_other_field_managers_are_tolerated_but_a_missing_key_of_ours_is_not() {
+        let (labels, annotations) = (BTreeMap::new(), BTreeMap::new());
+        let layout = layout(&labels, &annotations);
+        let mut secret = desired_secret(&layout, &published());
+        let data = secret.data.as_mut().expect("data");
+        data.insert("injected-by-webhook".into(), ByteString(b"x".to_vec()));
+        assert!(observe(Some(&secret), &layout).expect("exists").in_sync);
+        secret.data.as_mut().expect("data").remove("clientId");
         assert!(!observe(Some(&secret), &layout).expect("exists").in_sync);
     }
 

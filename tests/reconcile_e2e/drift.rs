@@ -99,3 +99,79 @@ async fn b06_drift_in_the_secret_or_in_eiam_is_repaired() {
     eprintln!("[b06] EIAM calls: {:?}", s.fake.counts().await);
     s.finish().await;
 }
+
+/// Issue 12.3: a key another field manager adds to the Secret (a mutating webhook, another tool's apply) is that
+/// manager's: the Secret still counts as in sync, the key stays, and no Obtain, re-apply or `Repaired` follows —
+/// neither on the change itself nor on later reconciles. An edit of one of the operator's own keys is still
+/// repaired, once, and the foreign key survives the repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i12_keys_of_other_field_managers_are_left_alone_and_cost_nothing() {
+    const APP: &str = "app_foreign_key";
+    let mut s = Scenario::new("i12-foreign-key", &[APP]).await;
+    s.start_operator().await;
+    s.create(
+        "shared",
+        json!({ "instanceId": INSTANCE, "applicationId": APP, "expiresAfter": "720h" }),
+    )
+    .await;
+    s.wait_ready("shared").await;
+    s.wait_reconciled("shared").await;
+    let counts = s.fake.counts().await;
+
+    let reconciles = s.reconciles("shared");
+    s.secret_api()
+        .patch(
+            "shared",
+            &PatchParams::apply("another-tool").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "shared" },
+                "stringData": { "ca.crt": "-----BEGIN CERTIFICATE-----" }
+            })),
+        )
+        .await
+        .expect("another field manager adds a key");
+    s.wait_more_reconciles("shared", reconciles).await;
+    // Two more reconciles (an unrelated label), as later resyncs would be.
+    for round in 0..2 {
+        let reconciles = s.reconciles("shared");
+        s.patch(
+            "shared",
+            json!({ "metadata": { "labels": { "round": round.to_string() } } }),
+        )
+        .await;
+        s.wait_more_reconciles("shared", reconciles).await;
+    }
+    assert_eq!(
+        s.fake.counts().await,
+        counts,
+        "no EIAM call for a key that is not the operator's"
+    );
+    assert_eq!(s.event_count("shared", "Normal", "Repaired").await, 0);
+    let secret = s.secret_api().get("shared").await.expect("Secret");
+    assert_eq!(data(&secret, "ca.crt"), "-----BEGIN CERTIFICATE-----");
+
+    // The operator's own key edited: one repair, the foreign key kept.
+    let value = s.fake.secrets(INSTANCE, APP).await[0].client_secret.clone();
+    s.secret_api()
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { "clientSecret": "tampered" } })),
+        )
+        .await
+        .expect("edit the Secret");
+    let repaired = s
+        .wait_secret("shared", "repaired", |sec| {
+            data(sec, "clientSecret") == value
+        })
+        .await;
+    assert_eq!(data(&repaired, "ca.crt"), "-----BEGIN CERTIFICATE-----");
+    s.wait_reconciled("shared").await;
+    assert_eq!(s.event_count("shared", "Normal", "Repaired").await, 1);
+    assert_eq!(
+        s.fake.count("Obtain").await,
+        counts.get("Obtain").copied().unwrap_or(0) + 1,
+        "one Obtain for the one repair"
+    );
+    s.finish().await;
+}

@@ -277,3 +277,58 @@ async fn b11_permanent_cloud_errors_stall_with_code_message_and_request_id() {
     bad_key.finish().await;
     unknown_app.finish().await;
 }
+
+/// Issue 12.1: `expiresAfter: 24h`, the documented minimum, with EIAM's clock two minutes ahead, three seconds of
+/// latency on every Create and a throttled first attempt: the ExpirationTime is computed when each request is
+/// signed and kept inside EIAM's bounds, so the resource ends Ready instead of stalling on
+/// `InvalidParameter.ExpirationTime`; the secret lives a little over a day and renews when the spec says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i12_the_minimum_lifetime_survives_latency_retries_and_clock_skew() {
+    const APP: &str = "app_one_day";
+    let mut s = Scenario::new("i12-one-day", &[APP]).await;
+    s.fake.admin("clock", json!({ "skewMs": 120_000 })).await;
+    s.fake
+        .set_faults(json!([
+            { "kind": "latency", "action": "CreateApplicationClientSecret", "latencyMs": 3000 },
+            { "kind": "throttle", "action": "CreateApplicationClientSecret", "next": 1 }
+        ]))
+        .await;
+    s.start_operator().await;
+    s.create(
+        "one-day",
+        json!({ "instanceId": INSTANCE, "applicationId": APP, "expiresAfter": "24h", "renewBefore": "8h" }),
+    )
+    .await;
+    let acs = s
+        .wait_for("one-day", "Ready", Duration::from_secs(90), |o| {
+            (kstatus(o) == KStatus::Current).then(|| o.clone())
+        })
+        .await;
+    let creates = s.calls_of("Create").await;
+    assert!(
+        creates
+            .iter()
+            .all(|c| c.outcome != "InvalidParameter.ExpirationTime"),
+        "no Create refused for its ExpirationTime: {}",
+        render(&creates)
+    );
+    let held = s.fake.secrets(INSTANCE, APP).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(current_id(&acs), Some(held[0].secret_id.clone()));
+    // The renewal is 16 h after issue, as the spec says, although the secret got a few minutes more than a day.
+    let status = acs.status.clone().expect("status");
+    let issued = status.last_rotation_time.expect("lastRotationTime").0;
+    let renewal = status.renewal_time.expect("renewalTime").0;
+    let not_after = status.not_after.expect("notAfter").0;
+    let renews_in = issued.duration_until(renewal).as_secs();
+    assert!(
+        (16 * 3600 - 60..=16 * 3600 + 60).contains(&renews_in),
+        "renewal {renews_in} s after issue"
+    );
+    let lives = issued.duration_until(not_after).as_secs();
+    assert!(
+        (24 * 3600..24 * 3600 + 15 * 60).contains(&lives),
+        "lives {lives} s"
+    );
+    s.finish().await;
+}

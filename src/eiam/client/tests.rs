@@ -422,6 +422,41 @@ async fn signing_time_comes_from_the_injected_clock() {
 }
 
 #[tokio::test]
+async fn a_lifetime_becomes_an_expiration_time_computed_at_signing_inside_the_bounds() {
+    let server = TestServer::start().await;
+    let t: Timestamp = "2026-11-29T10:00:00Z".parse().unwrap();
+    let client = server.client_with(
+        SignatureVersion::V1,
+        Arc::new(StaticProvider::access_key(AK, SECRET)),
+        |c| {
+            c.clock = Arc::new(FixedClock::new(t));
+        },
+    );
+    let day = Duration::from_secs(24 * 3600);
+    let (_, sent) = client
+        .create_secret_with_lifetime("idaas_1", "app_1", Some(day))
+        .await
+        .unwrap();
+    let expected = crate::eiam::expiration::expiration_for(t, day);
+    assert_eq!(sent, Some(expected));
+    assert!(
+        t.duration_until(expected) > jiff::SignedDuration::from_hours(24),
+        "the documented minimum gets a margin above EIAM's bound"
+    );
+    let (_, never) = client
+        .create_secret_with_lifetime("idaas_1", "app_1", None)
+        .await
+        .unwrap();
+    assert_eq!(never, None);
+    let seen = server.seen();
+    assert_eq!(
+        seen[0].query["ExpirationTime"],
+        expected.as_millisecond().to_string()
+    );
+    assert!(!seen[1].query.contains_key("ExpirationTime"));
+}
+
+#[tokio::test]
 async fn a_wrong_secret_is_rejected_by_a_verifying_server() {
     let server = TestServer::start().await;
     for version in [SignatureVersion::V1, SignatureVersion::V3] {

@@ -257,9 +257,10 @@ pub enum Action {
         since: Timestamp,
         unmanaged_secret_ids: Vec<String>,
     },
-    /// Barrier: call `CreateApplicationClientSecret` with this `ExpirationTime` (`None`: omit it),
-    /// add the created secret (enabled) to the observation, keep its value in memory, re-plan.
-    CreateSecret { expiration: Option<Timestamp> },
+    /// Barrier: call `CreateApplicationClientSecret` for a secret of this lifetime (`None`: never expires; the
+    /// executor computes `ExpirationTime` when it signs the request, see [`crate::eiam::expiration`]), add the
+    /// created secret (enabled, with the expiration sent) to the observation, keep its value in memory, re-plan.
+    CreateSecret { lifetime: Option<Duration> },
     /// Server-side apply the Secret for this EIAM secret: value from the Create of this pass or
     /// from `ObtainApplicationClientSecret`; annotations secret-id and expires-at (`not_after`).
     Publish {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::eiam::expiration::expiration_for;
+
 use super::conditions;
 use super::model::{
     Action, CurrentSecret, DeletionPolicy, Event, EventKind, ObservedSecret, Plan, PlanInput,
@@ -57,7 +59,13 @@ pub fn renewal_time(status: &PlanStatus, spec: &super::model::PlanSpec) -> Optio
         let since = status.last_rotation_time.unwrap_or(not_after);
         Duration::try_from(since.duration_until(not_after)).unwrap_or(Duration::ZERO) / 3
     } else {
+        // A lifetime near EIAM's 1-day minimum is minted a little longer (the margin that keeps the request above
+        // the bound); the renewal stays where the spec puts it.
         spec.renew_before
+            + spec
+                .expires_after
+                .map(crate::eiam::expiration::stretch)
+                .unwrap_or_default()
     };
     // Whole seconds, like every instant the status stores (RFC 3339 seconds in the CRD), so that
     // a fractional renewBefore does not make the status differ after each round trip.
@@ -387,11 +395,13 @@ impl<'a> Pass<'a> {
         since: Timestamp,
     ) -> PendingCreate<'l> {
         let known = self.status.owned_secret_ids();
+        // The Create that may have happened was signed at or after `since`: its ExpirationTime is what
+        // `expiration_for` gave then, a little later at most (ADOPTION_TOLERANCE).
         let expected = self
             .input
             .spec
             .expires_after
-            .map(|lifetime| add(since, lifetime));
+            .map(|lifetime| expiration_for(since, lifetime));
         let matching: Vec<&ObservedSecret> = listed
             .iter()
             .filter(|s| !known.contains(&s.secret_id.as_str()))
@@ -533,12 +543,9 @@ impl<'a> Pass<'a> {
             since,
             unmanaged_secret_ids: unmanaged,
         });
-        let expiration = self
-            .input
-            .spec
-            .expires_after
-            .map(|lifetime| add(since, lifetime));
-        self.push(Action::CreateSecret { expiration });
+        self.push(Action::CreateSecret {
+            lifetime: self.input.spec.expires_after,
+        });
         Ok(Outcome::Replan)
     }
 

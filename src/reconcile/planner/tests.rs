@@ -5,6 +5,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::*;
+use crate::eiam::expiration::expiration_for;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -94,14 +95,15 @@ fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
                     eiam.calls.push("List");
                     ActionOutcome::Listed(eiam.secrets.clone())
                 }
-                Action::CreateSecret { expiration } => {
+                Action::CreateSecret { lifetime } => {
+                    let expiration = lifetime.map(|l| expiration_for(input.now, l));
                     eiam.calls.push("Create");
                     assert!(
                         eiam.secrets.len() < SLOT_LIMIT,
                         "Create with both slots taken"
                     );
                     eiam.minted += 1;
-                    let created = secret(&format!("sci_new{}", eiam.minted), true, *expiration);
+                    let created = secret(&format!("sci_new{}", eiam.minted), true, expiration);
                     eiam.secrets.push(created.clone());
                     ActionOutcome::Created(created)
                 }
@@ -196,7 +198,7 @@ fn first_issue_lists_once_then_creates_once() {
                 unmanaged_secret_ids: vec![]
             },
             Action::CreateSecret {
-                expiration: Some(expiration)
+                lifetime: Some(hours(2160))
             },
         ]
     );
@@ -258,7 +260,7 @@ fn no_expiry_sends_no_expiration_and_schedules_nothing() {
     input.spec.renew_before = Duration::ZERO;
     let mut eiam = Eiam::with(vec![]);
     let (actions, plan) = pass(&mut input, &mut eiam);
-    assert!(actions.contains(&Action::CreateSecret { expiration: None }));
+    assert!(actions.contains(&Action::CreateSecret { lifetime: None }));
     assert_eq!(plan.status.renewal_time, None);
     assert_eq!(plan.status.current.as_ref().unwrap().not_after, None);
     assert_eq!(plan.requeue_after, None);
@@ -300,7 +302,7 @@ fn write_ahead_timestamps_are_whole_seconds() {
     assert_eq!(
         plan.actions[1],
         Action::CreateSecret {
-            expiration: Some(at(2).checked_add(hours(2160)).unwrap())
+            lifetime: Some(hours(2160))
         }
     );
 }
@@ -365,7 +367,7 @@ fn crash_between_write_ahead_and_create_mints_again() {
                 unmanaged_secret_ids: vec![]
             },
             Action::CreateSecret {
-                expiration: Some(at(60).checked_add(hours(2160)).unwrap())
+                lifetime: Some(hours(2160))
             },
         ]
     );
@@ -1153,7 +1155,8 @@ fn an_adopted_secret_already_due_is_rotated_and_the_adoption_is_written_ahead() 
     input.spec.renew_before = hours(24) - Duration::from_secs(15);
     input.status.pending_create_since = Some(at(0));
     input.now = at(600);
-    let sent = at(0).checked_add(hours(24)).unwrap();
+    // Signed a few seconds after the marker was written, with the margin a 24h lifetime gets.
+    let sent = expiration_for(at(3), hours(24));
     input.eiam = Some(vec![secret("sci_late", true, Some(sent))]);
     let plan = plan(&input);
     assert!(matches!(
