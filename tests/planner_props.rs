@@ -931,6 +931,29 @@ impl World {
             "Ready but the Secret is stale"
         );
         assert_eq!(status.pending_create_since, None);
+        // A due rotation blocked by someone else's secret: the published secret stays valid and in
+        // use (Ready), the block is reported, and nothing of ours is touched to make room.
+        if let Some(blocked) = status
+            .condition(ConditionType::RotationBlocked)
+            .filter(|c| c.status == ConditionStatus::True)
+        {
+            assert_eq!(self.eiam.len(), SLOT_LIMIT);
+            let foreign: Vec<&String> = self
+                .eiam
+                .iter()
+                .map(|s| &s.id)
+                .filter(|id| !self.owned_by_us(id))
+                .collect();
+            assert!(!foreign.is_empty(), "blocked although every slot is ours");
+            assert!(
+                foreign
+                    .iter()
+                    .all(|id| blocked.message.contains(id.as_str()))
+                    && !blocked.message.contains(&current.secret_id),
+                "the block names the foreign secrets only: {blocked:?}"
+            );
+            return;
+        }
         // A due rotation (requested or scheduled) either happened or waits for the previous
         // secret's grace period to end.
         let waiting = status

@@ -24,6 +24,10 @@ pub mod reasons {
     // Stall reasons (condition `Stalled=True`; a Warning Event of the same reason on transition).
     /// Both EIAM slots are taken by secrets this resource does not own (or cannot free yet).
     pub const SLOTS_EXHAUSTED: &str = "SlotsExhausted";
+    /// Warning Event: a due rotation cannot mint because secrets this resource does not own hold the free slot;
+    /// the published secret stays valid (`Ready=True`) and the condition `RotationBlocked=True` says why, until
+    /// the secret comes close to expiry (then `Stalled`, reason `SlotsExhausted`).
+    pub const ROTATION_BLOCKED: &str = "RotationBlocked";
     /// Another resource already manages this instance/application.
     pub const CONFLICT: &str = "Conflict";
     /// The provider does not allow this namespace or application.

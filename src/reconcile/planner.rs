@@ -84,4 +84,7 @@ pub use model::{
     PlanStatus, PreviousSecret, ProviderState,
 };
 pub use observe::ActionOutcome;
-pub use rules::{ADOPTION_TOLERANCE, SLOT_LIMIT, STALLED_REQUEUE, plan, renewal_time};
+pub use rules::{
+    ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, SLOT_LIMIT, STALLED_REQUEUE, plan,
+    renewal_time,
+};

@@ -43,6 +43,7 @@ pub fn to_plan(status: Option<&ApplicationClientSecretStatus>) -> PlanStatus {
                 "Ready" => ConditionType::Ready,
                 "Reconciling" => ConditionType::Reconciling,
                 "Stalled" => ConditionType::Stalled,
+                "RotationBlocked" => ConditionType::RotationBlocked,
                 _ => return None,
             };
             let status = match c.status.as_str() {

@@ -219,3 +219,129 @@ async fn b09_a_second_resource_for_the_same_application_is_a_conflict() {
     drop(other);
     cp.stop();
 }
+
+/// Issue 12.2: a due rotation blocked by a secret the operator did not create keeps a working resource working:
+/// `Ready=True`, `Stalled=False` (Argo CD and Flux see Healthy), a `RotationBlocked` condition and one Warning event
+/// naming only the foreign secret. Close to expiry it turns `Stalled` (`SlotsExhausted`). Once the foreign secret is
+/// gone, the rotation happens at the next look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i12_a_blocked_rotation_stays_ready_until_the_secret_nears_expiry() {
+    const APP: &str = "app_blocked";
+    const EXPIRING_APP: &str = "app_blocked_expiring";
+    let mut s = Scenario::new("i12-blocked", &[APP, EXPIRING_APP]).await;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    // Imported secrets, already due for renewal (renewBefore 23h): one valid 20 more hours, one 30 minutes.
+    let imported = s
+        .fake
+        .insert_secret(
+            INSTANCE,
+            APP,
+            json!({ "expirationTime": now_ms + 20 * 3_600_000 }),
+        )
+        .await;
+    let foreign = s.fake.insert_secret(INSTANCE, APP, json!({})).await;
+    let expiring = s
+        .fake
+        .insert_secret(
+            INSTANCE,
+            EXPIRING_APP,
+            json!({ "expirationTime": now_ms + 30 * 60_000 }),
+        )
+        .await;
+    let foreign_too = s
+        .fake
+        .insert_secret(INSTANCE, EXPIRING_APP, json!({}))
+        .await;
+    let spec = s.operator_spec().arg("--default-provider-allow-import");
+    s.start_operator_with(spec).await;
+    for (name, app, secret_id) in [
+        ("blocked", APP, &imported.secret_id),
+        ("expiring", EXPIRING_APP, &expiring.secret_id),
+    ] {
+        s.create(
+            name,
+            json!({ "instanceId": INSTANCE, "applicationId": app, "secretId": secret_id,
+                    "expiresAfter": "24h", "renewBefore": "23h" }),
+        )
+        .await;
+    }
+
+    let blocked = s
+        .wait_for("blocked", "RotationBlocked=True", SOON, |o| {
+            condition(o, "RotationBlocked")
+                .filter(|c| c.status == "True")
+                .map(|_| o.clone())
+        })
+        .await;
+    assert_eq!(condition_status(&blocked, "Ready"), "True");
+    assert_eq!(condition_status(&blocked, "Stalled"), "False");
+    assert_eq!(
+        kstatus(&blocked),
+        KStatus::Current,
+        "GitOps health: Healthy"
+    );
+    assert_eq!(current_id(&blocked), Some(imported.secret_id.clone()));
+    let message = condition(&blocked, "RotationBlocked")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&foreign.secret_id) && !message.contains(&imported.secret_id),
+        "names only the foreign secret: {message}"
+    );
+    let warning = s.wait_event("blocked", "Warning", "RotationBlocked").await;
+    assert!(
+        warning
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&foreign.secret_id),
+        "{warning:?}"
+    );
+    let stalled = s.wait_stalled("expiring", "SlotsExhausted").await;
+    let message = condition(&stalled, "Stalled")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&foreign_too.secret_id) && !message.contains(&expiring.secret_id),
+        "the stall names only the foreign secret: {message}"
+    );
+
+    // The foreign secret goes; the next look (here: an unrelated change) rotates.
+    s.fake
+        .delete_secret(INSTANCE, APP, &foreign.secret_id)
+        .await;
+    s.patch(
+        "blocked",
+        json!({ "metadata": { "labels": { "poke": "1" } } }),
+    )
+    .await;
+    let rotated = s
+        .wait_for("blocked", "rotated", SOON, |o| {
+            (current_id(o) != Some(imported.secret_id.clone())
+                && condition_status(o, "Ready") == "True")
+                .then(|| o.clone())
+        })
+        .await;
+    assert!(
+        condition(&rotated, "RotationBlocked").is_none(),
+        "the block is over: {:?}",
+        rotated.status
+    );
+    assert_eq!(
+        s.event_count("blocked", "Warning", "RotationBlocked").await,
+        1,
+        "one Warning for the whole block"
+    );
+    let held: Vec<String> = s
+        .fake
+        .secrets(INSTANCE, EXPIRING_APP)
+        .await
+        .into_iter()
+        .map(|h| h.secret_id)
+        .collect();
+    assert!(
+        held.contains(&foreign_too.secret_id),
+        "foreign secret untouched"
+    );
+    s.finish().await;
+}

@@ -49,6 +49,18 @@ pub(super) fn ready(message: String) -> Vec<Condition> {
     ]
 }
 
+/// A valid current secret is published, but its due rotation waits for a slot held by someone else's secret.
+pub(super) fn ready_but_blocked(message: String, blocked: String) -> Vec<Condition> {
+    let mut conditions = ready(message);
+    conditions.push(condition(
+        ConditionType::RotationBlocked,
+        ConditionStatus::True,
+        reasons::SLOTS_EXHAUSTED,
+        blocked,
+    ));
+    conditions
+}
+
 /// A state that needs a human: not Ready, not making progress.
 pub(super) fn stalled(reason: &str, message: String) -> Vec<Condition> {
     vec![

@@ -200,6 +200,8 @@ pub enum ConditionType {
     Ready,
     Reconciling,
     Stalled,
+    /// A due rotation waits for a slot that a secret of someone else holds (Ready stays True meanwhile).
+    RotationBlocked,
 }
 
 impl ConditionType {
@@ -208,6 +210,7 @@ impl ConditionType {
             ConditionType::Ready => "Ready",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::RotationBlocked => "RotationBlocked",
         }
     }
 }

@@ -26,6 +26,10 @@ pub const STALLED_REQUEUE: Duration = Duration::from_secs(600);
 /// How far a listed `ExpirationTime` may be from the one our interrupted Create sent and still
 /// be recognised as that Create's secret (covers server-side rounding).
 pub const ADOPTION_TOLERANCE: Duration = Duration::from_secs(60);
+/// How often a resource whose rotation is blocked by someone else's secret looks again (one List each time).
+pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
+/// The least time before expiry at which a blocked rotation turns the resource `Stalled`.
+pub const BLOCKED_STALL_MIN: Duration = Duration::from_secs(3600);
 
 /// Decides the next actions and the status to persist. Pure: no I/O, no clock.
 pub fn plan(input: &PlanInput) -> Plan {
@@ -122,6 +126,9 @@ struct Pass<'a> {
     /// until its replacement is adopted (so the adoption knows what it replaces), but is never
     /// published, and is dropped from a final status.
     broken: bool,
+    /// A due rotation cannot mint: secrets of someone else hold the free slot (why, naming them). The published
+    /// secret is still valid, so the resource stays Ready and says so in `RotationBlocked`.
+    blocked: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -134,6 +141,7 @@ impl<'a> Pass<'a> {
             retiring: Vec::new(),
             new_current: None,
             broken: false,
+            blocked: None,
         }
     }
 
@@ -357,6 +365,11 @@ impl<'a> Pass<'a> {
             } else {
                 match self.mint(listed, false) {
                     Ok(outcome) => return outcome,
+                    Err(Outcome::Stalled { reason, message })
+                        if reason == reasons::SLOTS_EXHAUSTED && !self.about_to_expire() =>
+                    {
+                        self.blocked = Some(message);
+                    }
                     Err(outcome) => stall = Some(outcome),
                 }
             }
@@ -523,15 +536,25 @@ impl<'a> Pass<'a> {
         }
         let occupied = self.occupied(listed);
         if occupied.len() >= SLOT_LIMIT {
-            let mut ids: Vec<&str> = occupied.iter().map(|s| s.secret_id.as_str()).collect();
-            ids.sort_unstable();
+            // Name only what blocks: the secrets this resource does not own (its own current one it keeps).
+            let owned = self.status.owned_secret_ids();
+            let mut foreign: Vec<&str> = occupied
+                .iter()
+                .map(|s| s.secret_id.as_str())
+                .filter(|id| !owned.contains(id))
+                .collect();
+            foreign.sort_unstable();
             return Err(Self::stalled(
                 reasons::SLOTS_EXHAUSTED,
                 format!(
-                    "EIAM allows {SLOT_LIMIT} secrets per application and it holds {} ({}) that this \
-                     resource cannot free; delete one that is not in use",
-                    ids.len(),
-                    ids.join(", ")
+                    "EIAM allows {SLOT_LIMIT} secrets per application and {} that this resource did not \
+                     create and cannot free ({}) take the free slot; delete the one that is not in use",
+                    if foreign.len() == 1 {
+                        "a secret"
+                    } else {
+                        "secrets"
+                    },
+                    foreign.join(", ")
                 ),
             ));
         }
@@ -632,6 +655,22 @@ impl<'a> Pass<'a> {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// The published secret expires within the stall threshold: a blocked rotation is then a failure, not a wait.
+    /// The threshold is a quarter of the renewal window (`notAfter` − renewal time), at least [`BLOCKED_STALL_MIN`].
+    fn about_to_expire(&self) -> bool {
+        let Some(current) = &self.status.current else {
+            return true;
+        };
+        let Some(not_after) = current.not_after else {
+            return false;
+        };
+        let window = renewal_time(&self.status, &self.input.spec)
+            .and_then(|renewal| Duration::try_from(renewal.duration_until(not_after)).ok())
+            .unwrap_or_default();
+        let threshold = (window / 4).max(BLOCKED_STALL_MIN);
+        self.now() >= sub(not_after, threshold)
     }
 
     fn rotation_due(&self) -> bool {
@@ -769,12 +808,39 @@ impl<'a> Pass<'a> {
             Outcome::Ready { message } => {
                 self.status.renewal_time = renewal_time(&self.status, &input.spec);
                 self.status.observed_generation = Some(input.generation);
-                self.status.conditions = conditions::ready(message);
                 // A renewal that is due here is deferred behind the previous secret's retirement;
-                // a retirement due here (zero grace period) is the next pass's work.
-                let renewal = self.status.renewal_time.filter(|t| *t > now);
+                // a retirement due here (zero grace period) is the next pass's work. One due without a
+                // previous secret (a secret adopted or imported already due) is the next pass's too: now.
+                let renewal = match &self.status.previous {
+                    None => self.status.renewal_time.map(|t| t.max(now)),
+                    Some(_) => self.status.renewal_time.filter(|t| *t > now),
+                };
                 let retirement = self.status.previous.as_ref().map(|p| p.retire_at);
-                renewal.into_iter().chain(retirement).min()
+                let next = renewal.into_iter().chain(retirement).min();
+                match self.blocked.take() {
+                    None => {
+                        self.status.conditions = conditions::ready(message);
+                        next
+                    }
+                    Some(blocked) => {
+                        let already = input
+                            .status
+                            .condition(super::model::ConditionType::RotationBlocked)
+                            .is_some_and(|c| c.status == super::model::ConditionStatus::True);
+                        if !already {
+                            self.event(
+                                EventKind::Warning,
+                                reasons::ROTATION_BLOCKED,
+                                blocked.clone(),
+                            );
+                        }
+                        let message =
+                            format!("{message}; its rotation is due but blocked: {blocked}");
+                        self.status.conditions = conditions::ready_but_blocked(message, blocked);
+                        // Look again soon: the rotation happens as soon as the slot is free.
+                        Some(add(now, BLOCKED_RETRY))
+                    }
+                }
             }
             Outcome::Stalled { reason, message } => {
                 let recorded = input.status.condition(super::model::ConditionType::Stalled);

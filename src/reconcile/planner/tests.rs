@@ -747,21 +747,88 @@ fn slots_held_by_foreign_secrets_stall_once_and_delete_nothing() {
 }
 
 #[test]
-fn rotation_with_a_foreign_secret_in_the_other_slot_stalls_but_keeps_the_current() {
+fn rotation_blocked_by_a_foreign_secret_stays_ready_until_the_secret_nears_expiry() {
     let (mut input, mut eiam) = issued();
     input.kube_secret = holding("sci_new1");
     eiam.secrets.push(secret("sci_f", true, None));
-    input.now = input.status.renewal_time.unwrap();
+    let renewal = input.status.renewal_time.unwrap();
+    input.now = renewal;
     let (actions, plan) = pass(&mut input, &mut eiam);
     assert!(!actions.iter().any(|a| matches!(
         a,
         Action::DisableSecret { .. } | Action::DeleteSecret { .. } | Action::CreateSecret { .. }
     )));
     assert_eq!(current_id(&input), "sci_new1");
+    // Nothing is broken yet: Ready, not Stalled; the block has a condition and a Warning of its own.
     assert_eq!(
-        condition(&plan.status, ConditionType::Stalled),
+        condition(&plan.status, ConditionType::Ready),
+        (ConditionStatus::True, reasons::SECRET_PUBLISHED.into())
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled).0,
+        ConditionStatus::False
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::RotationBlocked),
         (ConditionStatus::True, reasons::SLOTS_EXHAUSTED.into())
     );
+    let blocked = plan
+        .status
+        .condition(ConditionType::RotationBlocked)
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        blocked.contains("sci_f") && !blocked.contains("sci_new1"),
+        "{blocked}"
+    );
+    let warnings: Vec<&Action> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Event(e) if e.kind == EventKind::Warning))
+        .collect();
+    assert_eq!(warnings.len(), 1);
+    assert!(matches!(warnings[0], Action::Event(e)
+        if e.reason == reasons::ROTATION_BLOCKED && e.note.contains("sci_f") && !e.note.contains("sci_new1")));
+    assert_eq!(plan.requeue_after, Some(BLOCKED_RETRY));
+
+    // Still blocked a minute later: no second Warning.
+    input.now = at_after(renewal, 60);
+    let (again, _) = pass(&mut input, &mut eiam);
+    assert!(events(&again).is_empty(), "{again:?}");
+
+    // Close to expiry (a quarter of the renewal window left): now it is a failure.
+    let not_after = input.status.current.as_ref().unwrap().not_after.unwrap();
+    let window = renewal.duration_until(not_after).as_secs();
+    input.now = at_after(not_after, -(window / 4));
+    let (_, stalled) = pass(&mut input, &mut eiam);
+    assert_eq!(
+        condition(&stalled.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::SLOTS_EXHAUSTED.into())
+    );
+
+    // The foreign secret is deleted: the rotation happens at the next look.
+    eiam.secrets.retain(|s| s.secret_id != "sci_f");
+    let (rotated, after) = pass(&mut input, &mut eiam);
+    assert!(
+        rotated
+            .iter()
+            .any(|a| matches!(a, Action::CreateSecret { .. }))
+    );
+    assert_eq!(
+        condition(&after.status, ConditionType::Ready).0,
+        ConditionStatus::True
+    );
+    assert!(
+        after
+            .status
+            .condition(ConditionType::RotationBlocked)
+            .is_none()
+    );
+}
+
+fn at_after(t: Timestamp, seconds: i64) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap()
 }
 
 #[test]
@@ -849,6 +916,28 @@ fn zero_grace_retires_the_previous_on_the_next_pass_after_publishing() {
 }
 
 // ------------------------------------------------------------------------- import
+
+#[test]
+fn an_import_already_due_for_renewal_is_looked_at_again_at_once() {
+    let mut input = fresh();
+    input.spec.import_secret_id = Some("sci_existing".into());
+    // Expires in 10 days; the spec renews 30 days ahead: due the moment it is adopted.
+    let mut eiam = Eiam::with(vec![secret("sci_existing", true, Some(at(86_400 * 10)))]);
+    let (_, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_existing");
+    assert_eq!(
+        plan.requeue_after,
+        Some(Duration::ZERO),
+        "not at the next drift check"
+    );
+    input.kube_secret = holding("sci_existing");
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSecret { .. }))
+    );
+}
 
 #[test]
 fn import_adopts_the_listed_secret_without_create() {
