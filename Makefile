@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test bench unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -33,6 +33,16 @@ test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
 ## rotation of every resource at once (README "Benchmarks").
 bench: testenv
 	hack/with-testenv.sh $(CARGO) bench --locked --bench convergence
+
+## chaos: the chaos suite at scale (tests/reconcile_e2e/chaos.rs): CHAOS_RESOURCES resources rotating every ~15 s
+## under every fault the fake EIAM has and CHAOS_KILLS SIGKILLs of the operator over CHAOS_SECONDS, then the
+## invariants. `make test` runs a small round of the same test. CHAOS_SEED=N replays a round.
+CHAOS_RESOURCES ?= 60
+CHAOS_KILLS ?= 20
+CHAOS_SECONDS ?= 180
+chaos: testenv
+	CHAOS_RESOURCES=$(CHAOS_RESOURCES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	  hack/with-testenv.sh $(CARGO) test --locked --test reconcile_e2e -- chaos --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -12,6 +12,8 @@ mod common;
 #[path = "reconcile_e2e/support.rs"]
 mod support;
 
+#[path = "reconcile_e2e/chaos.rs"]
+mod chaos;
 #[path = "reconcile_e2e/crash.rs"]
 mod crash;
 #[path = "reconcile_e2e/deletion.rs"]

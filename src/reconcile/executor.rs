@@ -72,6 +72,13 @@ impl ExecError {
             {
                 false
             }
+            // Both slots taken: the next reconcile lists (the write-ahead marker says a Create was attempted) and
+            // finds out by whom, which decides between adopting, waiting and SlotsExhausted.
+            ExecError::Eiam { action, source }
+                if *action == "CreateApplicationClientSecret" && source.is_quota_exceeded() =>
+            {
+                false
+            }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
             ExecError::InvalidSpec(_) => true,
             ExecError::Kube { .. } | ExecError::NotConverged => false,

@@ -7,7 +7,9 @@ use serde_json::json;
 use crate::support::*;
 
 /// Behaviour 8: both slots taken by secrets the resource does not own → `Stalled=True`, reason `SlotsExhausted`,
-/// nothing disabled or deleted, one Warning event (not one per reconcile), slow requeue.
+/// nothing disabled or deleted, one Warning event (not one per reconcile), slow requeue. The first issue creates
+/// without listing (one call per new resource); EIAM refuses that Create for quota, and the List that follows
+/// finds out by whom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b08_slots_exhausted_stalls_without_touching_foreign_secrets() {
     const APP: &str = "app_full";
@@ -44,15 +46,20 @@ async fn b08_slots_exhausted_stalls_without_touching_foreign_secrets() {
 
     let counts = s.fake.counts().await;
     eprintln!("[b08] EIAM calls: {counts:?}");
-    for action in [
-        "Create",
-        "Disable",
-        "Delete",
-        "Enable",
-        "UpdateExpirationTime",
-    ] {
+    for action in ["Disable", "Delete", "Enable", "UpdateExpirationTime"] {
         assert_eq!(counts.get(action), None, "no {action}: {counts:?}");
     }
+    let creates = s.calls_of("Create").await;
+    assert_eq!(creates.len(), 1, "one Create, never repeated: {creates:?}");
+    assert!(
+        creates[0].outcome.starts_with("QuotaExceeded"),
+        "refused by EIAM: {creates:?}"
+    );
+    let lists = s.calls_of("List").await;
+    assert!(
+        lists.first().is_some_and(|l| l.seq > creates[0].seq),
+        "the refusal is followed by a List"
+    );
     let held = s.fake.secrets(INSTANCE, APP).await;
     assert_eq!(
         held,

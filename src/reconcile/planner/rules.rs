@@ -219,6 +219,9 @@ impl<'a> Pass<'a> {
         let input = self.input;
         let now = self.now();
         let Some(current) = self.status.current.clone() else {
+            if self.first_issue_needs_no_list() {
+                return self.mint_unlisted();
+            }
             return self.list();
         };
         let expired = current.not_after.is_some_and(|t| now >= t);
@@ -514,6 +517,37 @@ impl<'a> Pass<'a> {
             note: format!("adopted existing secret {import} (spec.secretId)"),
         });
         Ok(())
+    }
+
+    /// A first issue needs one EIAM call, the Create: a List before it would only tell what EIAM answers anyway
+    /// (`QuotaExceeded` when both slots are taken, which the executor follows with a List). It is needed when a
+    /// Create may already have happened (the write-ahead marker: adopt, never mint a third), for an import, and for
+    /// a secret that never expires: after a crash its adoption tells ours from a foreign secret by the
+    /// ExpirationTime it sent, which a never-expiring foreign secret would match too unless recorded before.
+    fn first_issue_needs_no_list(&self) -> bool {
+        let input = self.input;
+        self.status.last_rotation_time.is_none()
+            && self.status.previous.is_none()
+            && self.status.pending_create_since.is_none()
+            && input.spec.import_secret_id.is_none()
+            && input.spec.expires_after.is_some()
+            // Secrets of someone else already seen (e.g. a SlotsExhausted stall): list, do not knock again.
+            && self.status.unmanaged_secret_ids.is_empty()
+    }
+
+    /// The first Create without a List: the write-ahead marker, then the Create barrier. The plan after it sees
+    /// only the new secret, which is all a first issue needs; the drift check lists the rest later.
+    fn mint_unlisted(&mut self) -> Outcome {
+        let since = self.stamp;
+        self.status.pending_create_since = Some(since);
+        self.push(Action::WritePendingCreate {
+            since,
+            unmanaged_secret_ids: Vec::new(),
+        });
+        self.push(Action::CreateSecret {
+            lifetime: self.input.spec.expires_after,
+        });
+        Outcome::Replan
     }
 
     /// Writes the write-ahead marker and mints a secret into a free slot. `Ok`: the plan ends with

@@ -89,7 +89,7 @@ fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
     input.eiam = None;
     for _ in 0..5 {
         let plan = plan(input);
-        for action in &plan.actions {
+        for (index, action) in plan.actions.iter().enumerate() {
             let outcome = match action {
                 Action::ListSecrets => {
                     eiam.calls.push("List");
@@ -98,10 +98,23 @@ fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
                 Action::CreateSecret { lifetime } => {
                     let expiration = lifetime.map(|l| expiration_for(input.now, l));
                     eiam.calls.push("Create");
-                    assert!(
-                        eiam.secrets.len() < SLOT_LIMIT,
-                        "Create with both slots taken"
-                    );
+                    if eiam.secrets.len() >= SLOT_LIMIT {
+                        // EIAM refuses (QuotaExceeded); the executor records the failure, the next pass lists.
+                        let failure = ActionFailure {
+                            permanent: false,
+                            reason: "EiamError".into(),
+                            message: "QuotaExceeded.ApplicationClientSecret".into(),
+                        };
+                        input.status = status_after_failure(input, &plan, index, &failure);
+                        input.eiam = None;
+                        all.push(action.clone());
+                        let failed = Plan {
+                            actions: plan.actions.clone(),
+                            status: input.status.clone(),
+                            requeue_after: None,
+                        };
+                        return (all, failed);
+                    }
                     eiam.minted += 1;
                     let created = secret(&format!("sci_new{}", eiam.minted), true, expiration);
                     eiam.secrets.push(created.clone());
@@ -181,13 +194,8 @@ fn current_id(input: &PlanInput) -> &str {
 // ------------------------------------------------------------------------- first issue
 
 #[test]
-fn first_issue_lists_once_then_creates_once() {
-    let mut input = fresh();
-    let first = plan(&input);
-    assert_eq!(first.actions, vec![Action::ListSecrets]);
-    assert_eq!(first.status, input.status, "a List plan changes no status");
-
-    input.eiam = Some(vec![]);
+fn first_issue_creates_without_listing() {
+    let input = fresh();
     let second = plan(&input);
     let expiration = at(0).checked_add(hours(2160)).unwrap();
     assert_eq!(
@@ -207,7 +215,7 @@ fn first_issue_lists_once_then_creates_once() {
     let mut input = fresh();
     let mut eiam = Eiam::with(vec![]);
     let (actions, plan) = pass(&mut input, &mut eiam);
-    assert_eq!(eiam.calls, vec!["List", "Create"]);
+    assert_eq!(eiam.calls, vec!["Create"], "one EIAM call per new resource");
     assert!(actions.contains(&Action::Publish {
         secret_id: "sci_new1".into(),
         client_id: "app_1".into(),
@@ -249,8 +257,41 @@ fn missing_finalizer_is_added_before_anything_else() {
     input.has_finalizer = false;
     assert_eq!(
         plan(&input).actions,
-        vec![Action::AddFinalizer, Action::ListSecrets]
+        vec![
+            Action::AddFinalizer,
+            Action::WritePendingCreate {
+                since: at(0),
+                unmanaged_secret_ids: vec![]
+            },
+            Action::CreateSecret {
+                lifetime: Some(hours(2160))
+            }
+        ]
     );
+}
+
+#[test]
+fn a_first_issue_lists_first_when_a_create_may_have_happened_or_cannot_be_told_apart() {
+    let listed_first = |input: &PlanInput| plan(input).actions == vec![Action::ListSecrets];
+    let mut pending = fresh();
+    pending.status.pending_create_since = Some(at(0));
+    assert!(
+        listed_first(&pending),
+        "write-ahead marker: adopt, never mint a third"
+    );
+    let mut import = fresh();
+    import.spec.import_secret_id = Some("sci_x".into());
+    assert!(listed_first(&import), "import");
+    let mut forever = fresh();
+    forever.spec.expires_after = None;
+    forever.spec.renew_before = Duration::ZERO;
+    assert!(
+        listed_first(&forever),
+        "never-expiring: adoption could not tell ours apart"
+    );
+    let mut seen = fresh();
+    seen.status.unmanaged_secret_ids = vec!["sci_f".into()];
+    assert!(listed_first(&seen), "foreign secrets already seen");
 }
 
 #[test]
@@ -516,7 +557,7 @@ fn secret_deleted_in_kubernetes_is_republished_without_minting_or_restarting() {
     let (mut input, mut eiam) = issued();
     input.kube_secret = KubeSecret::Missing;
     let (actions, _) = pass(&mut input, &mut eiam);
-    assert_eq!(eiam.calls, vec!["List", "Create", "List"]);
+    assert_eq!(eiam.calls, vec!["Create", "List"]);
     assert!(matches!(&actions[1], Action::Publish { secret_id, .. } if secret_id == "sci_new1"));
     assert!(
         !actions
@@ -603,7 +644,7 @@ fn due_renewal_rotates_into_the_free_slot_and_restarts_targets() {
     input.kube_secret = holding("sci_new1");
     input.now = input.status.renewal_time.unwrap();
     let (actions, plan) = pass(&mut input, &mut eiam);
-    assert_eq!(eiam.calls[2..], ["List", "Create"]);
+    assert_eq!(eiam.calls[1..], ["List", "Create"]);
     assert_eq!(current_id(&input), "sci_new2");
     let previous = plan.status.previous.as_ref().unwrap();
     assert_eq!(previous.secret_id, "sci_new1");
@@ -725,8 +766,12 @@ fn slots_held_by_foreign_secrets_stall_once_and_delete_nothing() {
         secret("sci_f1", true, None),
         secret("sci_f2", true, None),
     ]);
+    // The first issue creates without listing; EIAM refuses, and the next pass lists and stalls.
+    let (refused, _) = pass(&mut input, &mut eiam);
+    assert!(matches!(refused.last(), Some(Action::CreateSecret { .. })));
+    assert_eq!(eiam.minted, 0);
     let (actions, plan) = pass(&mut input, &mut eiam);
-    assert_eq!(eiam.calls, vec!["List"]);
+    assert_eq!(eiam.calls, vec!["Create", "List"]);
     assert_eq!(
         events(&actions),
         vec![(EventKind::Warning, reasons::SLOTS_EXHAUSTED)]
