@@ -152,9 +152,8 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
         )
         .await;
     }
-    for i in 0..plan.resources {
+    for (i, app) in apps.iter().enumerate() {
         let name = format!("chaos-{i}");
-        let app = &apps[i];
         let ready = s
             .wait_for(
                 &name,
