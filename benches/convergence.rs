@@ -1,6 +1,8 @@
 //! Benchmark: how the real operator converges N resources, and what it costs — time until every resource is
 //! Ready, EIAM calls and API-server requests per resource, calls while idle, the operator's CPU time and memory —
-//! and then what one rotation of all of them at once costs, through the grace period to retirement.
+//! then what one rotation of all of them at once costs, through the grace period to retirement, and finally what a
+//! restart of the operator costs (a rolling upgrade or a leader failover: EIAM calls and API requests in the first
+//! `BENCH_RESTART_SECONDS`, time until every resource was reconciled again, peak memory).
 //!
 //! `make bench` (`cargo bench --bench convergence`) runs it for `BENCH_SIZES` (default `10,100,500`) resources,
 //! each against its own application in the fake EIAM, on the test control plane (tests/testenv) with the real
@@ -8,9 +10,9 @@
 //! pass/fail test.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
-//! hold at any size: every resource Ready, exactly one List and one Create per resource, zero EIAM calls and zero
-//! API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
-//! afterwards — so the benchmark cannot rot unnoticed.
+//! hold at any size: every resource Ready, exactly one EIAM call (the Create) per new resource, zero EIAM calls and
+//! zero API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
+//! afterwards, and zero EIAM calls in a restart — so the benchmark cannot rot unnoticed.
 
 #![allow(dead_code, unused_imports)]
 
@@ -49,6 +51,8 @@ struct Settings {
     concurrency: Option<usize>,
     /// Smoke-test mode (`cargo test`): assert the invariants.
     smoke: bool,
+    /// How long a restart is watched.
+    restart_window: Duration,
 }
 
 impl Settings {
@@ -75,11 +79,18 @@ impl Settings {
         let concurrency = std::env::var("BENCH_CONCURRENCY")
             .ok()
             .and_then(|s| s.parse().ok());
+        let restart_window = Duration::from_secs(
+            std::env::var("BENCH_RESTART_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(if smoke { 5 } else { 60 }),
+        );
         Self {
             sizes,
             idle,
             concurrency,
             smoke,
+            restart_window,
         }
     }
 }
@@ -106,6 +117,20 @@ struct Measurement {
     peak_rss_kib: u64,
     /// One rotation of every resource at once.
     rotation: Rotation,
+    /// A restart of the operator afterwards.
+    restart: Restart,
+}
+
+/// What restarting the operator (SIGTERM, then a new process) cost, with nothing due.
+#[derive(Debug)]
+struct Restart {
+    /// From the new process's start until it had reconciled every resource once.
+    all_reconciled: Duration,
+    /// EIAM calls and the new process's API-server requests within the window.
+    eiam_calls: usize,
+    kube_requests: BTreeMap<String, f64>,
+    window: Duration,
+    peak_rss_kib: u64,
 }
 
 /// What rotating every resource at once measured.
@@ -159,12 +184,9 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
     let ns = cp.namespace(&format!("bench-{n}")).await;
     let applications: Vec<String> = (0..n).map(|i| format!("app_bench_{i:05}")).collect();
     let fake = start_fake(&applications).await;
-    // Without leader election: its Lease renewals are a per-process cost, not a per-resource one.
-    let mut spec = OperatorSpec::new(cp, ns.name(), &fake.url()).arg("--leader-election=false");
-    if let Some(concurrency) = settings.concurrency {
-        spec = spec.arg("--concurrency").arg(&concurrency.to_string());
-    }
-    let operator = spec.start().await;
+    let operator = operator_spec(cp, ns.name(), &fake.url(), settings)
+        .start()
+        .await;
     wait_ready_probe(&operator).await;
     // Measure steady operation, not start-up: a resource created within moments of the operator's first list can
     // wait ~2 s for the API server's watch cache to deliver it (seen in about half the runs without this pause).
@@ -239,6 +261,14 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         .sum();
     let (rss_kib, peak_rss_kib) = memory(pid);
     let rotation = rotate_all(&api, &fake, &operator, n).await;
+    let restart = restart(
+        operator,
+        operator_spec(cp, ns.name(), &fake.url(), settings),
+        &fake,
+        n,
+        settings.restart_window,
+    )
+    .await;
 
     Measurement {
         resources: n,
@@ -253,7 +283,78 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         rss_kib,
         peak_rss_kib,
         rotation,
+        restart,
     }
+}
+
+/// The operator as the benchmark runs it. Without leader election: its Lease renewals are a per-process cost, not a
+/// per-resource one.
+fn operator_spec(
+    cp: &ControlPlane,
+    namespace: &str,
+    fake_url: &str,
+    settings: &Settings,
+) -> OperatorSpec {
+    let mut spec = OperatorSpec::new(cp, namespace, fake_url).arg("--leader-election=false");
+    if let Some(concurrency) = settings.concurrency {
+        spec = spec.arg("--concurrency").arg(&concurrency.to_string());
+    }
+    spec
+}
+
+/// Stops the operator with SIGTERM and starts another, as a rolling upgrade or a failover would, with every
+/// resource converged and nothing due; watches the new process for `window`.
+async fn restart(
+    old: support::Operator,
+    spec: OperatorSpec,
+    fake: &FakeHandle,
+    n: usize,
+    window: Duration,
+) -> Restart {
+    let mut old = old;
+    let status = old.process.terminate(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "the operator exits 0 on SIGTERM: {status}"
+    );
+    let eiam_before = fake.calls().len();
+    let start = Instant::now();
+    let operator = spec.start().await;
+    let deadline = Duration::from_secs(60 + n as u64);
+    let all_reconciled = loop {
+        if reconciles(&operator.scrape().await) >= n as f64 {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "the restarted operator did not reconcile every resource:\n{}",
+            tail(&operator.process.output(), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if let Some(rest) = window.checked_sub(start.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    let eiam_calls = fake.calls().len() - eiam_before;
+    let kube_requests = kube_requests(&operator.scrape().await);
+    let (_, peak_rss_kib) = memory(operator.process.pid());
+    Restart {
+        all_reconciled,
+        eiam_calls,
+        kube_requests,
+        window: start.elapsed(),
+        peak_rss_kib,
+    }
+}
+
+/// `eiam_operator_reconciles_total`, summed over results.
+fn reconciles(scrape: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with("eiam_operator_reconciles_total"))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum()
 }
 
 /// Asks every resource for one rotation at once (the `rotate-requested-at` annotation) and waits until each has
@@ -377,15 +478,16 @@ async fn watch_until(
 
 /// What must hold at any size; checked in smoke mode.
 fn check_invariants(m: &Measurement) {
-    let expected: BTreeMap<String, usize> = [
-        ("Create".to_owned(), m.resources),
-        ("List".to_owned(), m.resources),
-    ]
-    .into();
+    let expected: BTreeMap<String, usize> = [("Create".to_owned(), m.resources)].into();
     assert_eq!(
         m.eiam_calls, expected,
-        "one List and one Create per resource"
+        "one EIAM call, the Create, per new resource"
     );
+    assert_eq!(
+        m.restart.eiam_calls, 0,
+        "a restart with nothing due sends no EIAM call"
+    );
+    assert!(m.restart.all_reconciled > Duration::ZERO);
     assert_eq!(m.idle_eiam_calls, 0, "EIAM calls while idle");
     assert_eq!(m.idle_kube_writes, 0.0, "API-server writes while idle");
     assert!(
@@ -450,6 +552,23 @@ fn print_table(rows: &[Measurement]) {
             per_resource_counts(&r.eiam_calls, m.resources),
             per_resource_requests(&r.kube_requests, m.resources),
             r.most_secrets_held,
+        );
+    }
+    println!();
+    println!(
+        "| resources | restart: all reconciled | EIAM calls in the window | API requests/resource in the window (by method) | window | peak RSS |"
+    );
+    println!("|---:|---:|---:|---|---:|---:|");
+    for m in rows {
+        let r = &m.restart;
+        println!(
+            "| {} | {:.2} s | {} | {} | {:.0} s | {:.1} MiB |",
+            m.resources,
+            r.all_reconciled.as_secs_f64(),
+            r.eiam_calls,
+            per_resource_requests(&r.kube_requests, m.resources),
+            r.window.as_secs_f64(),
+            r.peak_rss_kib as f64 / 1024.0,
         );
     }
 }

@@ -29,7 +29,7 @@ use kube::{
         watcher::{self, watcher},
     },
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -49,6 +49,9 @@ pub struct Context {
     /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
     /// that is not due.
     pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
+    /// The resources this process has written (finalizer, status): only their cached copy can lag behind what this
+    /// process knows, so only they are read fresh before a reconcile acts.
+    pub written: Mutex<HashSet<ObjectRef<ApplicationClientSecret>>>,
     /// Consecutive transient failures per resource (drives the backoff).
     pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
     /// The process's Prometheus metrics.
@@ -65,6 +68,23 @@ impl Context {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(key);
         }
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(key);
+        }
+    }
+
+    /// This process wrote the resource.
+    pub fn wrote(&self, key: &ObjectRef<ApplicationClientSecret>) {
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(key.clone());
+        }
+    }
+
+    /// Whether this process has written the resource (a poisoned lock answers yes: read fresh).
+    pub fn has_written(&self, key: &ObjectRef<ApplicationClientSecret>) -> bool {
+        self.written
+            .lock()
+            .map_or(true, |written| written.contains(key))
     }
 }
 
@@ -171,6 +191,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         resync_interval: args.resync_interval,
         store: store.clone(),
         drift: DriftSchedule::new(args.resync_interval),
+        written: Mutex::default(),
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),

@@ -194,15 +194,22 @@ pub async fn reconcile(
     let resources: Api<ApplicationClientSecret> = Api::namespaced(context.kube.clone(), &namespace);
     // The controller hands us its cached copy, which can lag behind our own last write (the watch event that
     // triggered this reconcile may already be outdated). Decisions about EIAM must start from the status as
-    // stored, so read it fresh; the writes below are conditional on this version in any case.
-    let Some(fresh) = resources
-        .get_opt(&cached.name_any())
-        .await
-        .map_err(kube_err(format!(
-            "get ApplicationClientSecret {}",
-            cached.name_any()
-        )))?
-    else {
+    // stored, so a resource this process has written is read fresh. One it has not written (every resource right
+    // after a start or failover, a new resource) is as fresh in the cache as a read would be: the cache was filled
+    // by a list or a watch event after any earlier writer's write. The writes below are conditional on the version
+    // read in any case, so a stale copy can only fail a write (and be reconciled again), never act on old state.
+    let fresh = if context.has_written(&key) {
+        resources
+            .get_opt(&cached.name_any())
+            .await
+            .map_err(kube_err(format!(
+                "get ApplicationClientSecret {}",
+                cached.name_any()
+            )))?
+    } else {
+        Some(cached.clone())
+    };
+    let Some(fresh) = fresh else {
         context.forget(&key);
         return Ok(Reconciled {
             requeue: context.resync_interval,
@@ -575,6 +582,7 @@ impl Run<'_> {
             .await
             .map_err(kube_err("update finalizers"))?;
         self.resource_version = patched.resource_version();
+        self.context.wrote(&self.key);
         Ok(())
     }
 
@@ -664,6 +672,7 @@ impl Run<'_> {
             .await
             .map_err(kube_err("apply status"))?;
         self.resource_version = patched.resource_version();
+        self.context.wrote(&self.key);
         let metrics = &self.context.metrics.resources;
         metrics.status_written(self.resource, stored, &rendered);
         Ok(rendered)
