@@ -40,8 +40,9 @@ bench: testenv
 CHAOS_RESOURCES ?= 60
 CHAOS_KILLS ?= 20
 CHAOS_SECONDS ?= 180
+CHAOS_SEED ?= $(shell od -An -N3 -tu4 /dev/urandom | tr -d ' ')
 chaos: testenv
-	CHAOS_RESOURCES=$(CHAOS_RESOURCES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_RESOURCES=$(CHAOS_RESOURCES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	  hack/with-testenv.sh $(CARGO) test --locked --test reconcile_e2e -- chaos --nocapture
 
 lint:

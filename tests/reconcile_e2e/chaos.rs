@@ -5,9 +5,9 @@
 //! Secret equal to EIAM's current secret, never a third secret requested, no secret of ours left behind once grace
 //! periods passed, foreign secrets untouched, and deletion leaving only the foreign secrets.
 //!
-//! `make test` runs a small seeded round; `make chaos` a large one (`CHAOS_RESOURCES`, `CHAOS_KILLS`,
-//! `CHAOS_SECONDS`). The seed is printed first (`CHAOS_SEED` replays it: the same resources, foreign secrets,
-//! fault plan and kill times; thread scheduling stays the machine's).
+//! `make test` runs a small round with a fixed seed; `make chaos` a large one with a fresh seed (`CHAOS_RESOURCES`,
+//! `CHAOS_KILLS`, `CHAOS_SECONDS`). The seed is printed first (`CHAOS_SEED` replays it: the same resources, foreign
+//! secrets, fault plan and kill times; thread scheduling stays the machine's).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -37,7 +37,8 @@ impl Plan {
                 .unwrap_or(default)
         };
         Self {
-            seed: var("CHAOS_SEED", rand::random::<u64>() % 1_000_000),
+            // A fixed seed under `make test`, so that CI replays the same round; `make chaos` draws one.
+            seed: var("CHAOS_SEED", 20_261_129),
             resources: var("CHAOS_RESOURCES", 8) as usize,
             kills: var("CHAOS_KILLS", 4) as usize,
             chaos: Duration::from_secs(var("CHAOS_SECONDS", 40)),
@@ -82,8 +83,8 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
 
     // A quarter of the applications hold a secret somebody else minted: their renewals are blocked by it.
     let mut foreign: BTreeMap<String, HeldSecret> = BTreeMap::new();
-    for app in &apps {
-        if rng.random_bool(0.25) {
+    for (i, app) in apps.iter().enumerate() {
+        if i % 4 == 1 {
             foreign.insert(
                 app.clone(),
                 s.fake.insert_secret(INSTANCE, app, json!({})).await,
