@@ -265,7 +265,16 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         args.tenancy_policy(),
         shutdown,
     );
-    tokio::join!(controller, provider_status);
+    // Once the resources' controller has drained, the providers' status loop is not waited for: it only writes
+    // provider conditions, which the next leader rewrites. (A kube controller told to shut down before its store
+    // finished its first list waits for a readiness that never comes — a stop seconds after start hung until the
+    // shutdown timeout.)
+    let mut controller = std::pin::pin!(controller);
+    let mut provider_status = std::pin::pin!(provider_status);
+    tokio::select! {
+        () = &mut controller => {}
+        () = &mut provider_status => controller.await,
+    }
     tracing::info!("controller stopped");
 }
 
