@@ -1,4 +1,6 @@
-//! The `eiam-operator` binary: with no subcommand it runs the operator; `eiam-operator eiam ...` is the admin CLI.
+//! The `eiam-operator` binary: with no subcommand it runs the operator; `eiam-operator eiam ...` is the admin CLI;
+//! `eiam-operator status|rotate NAME` (or `kubectl eiam status|rotate NAME`, installed as `kubectl-eiam`) show and
+//! rotate one `ApplicationClientSecret`.
 
 use clap::{Parser, Subcommand};
 use eiam_operator::operator::{self, RunArgs};
@@ -25,6 +27,10 @@ enum Command {
     Run(RunArgs),
     /// Call the EIAM client-secret actions directly (check credentials and RAM permissions).
     Eiam(eiam_operator::cli::EiamArgs),
+    /// Show an ApplicationClientSecret: conditions, secrets, expiry, its Secret and recent events.
+    Status(eiam_operator::cli::StatusArgs),
+    /// Rotate ApplicationClientSecrets now, optionally waiting until the new secret is published.
+    Rotate(eiam_operator::cli::RotateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +49,12 @@ fn main() -> ExitCode {
         None => runtime.block_on(operator::run(cli.run)),
         Some(Command::Run(args)) => runtime.block_on(operator::run(args)),
         Some(Command::Eiam(args)) => return runtime.block_on(eiam_operator::cli::run_eiam(args)),
+        Some(Command::Status(args)) => {
+            return runtime.block_on(eiam_operator::cli::run_status(args));
+        }
+        Some(Command::Rotate(args)) => {
+            return runtime.block_on(eiam_operator::cli::run_rotate(args));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

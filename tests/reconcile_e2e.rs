@@ -14,6 +14,8 @@ mod support;
 
 #[path = "reconcile_e2e/chaos.rs"]
 mod chaos;
+#[path = "reconcile_e2e/cli.rs"]
+mod cli;
 #[path = "reconcile_e2e/crash.rs"]
 mod crash;
 #[path = "reconcile_e2e/deletion.rs"]
