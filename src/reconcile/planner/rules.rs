@@ -26,6 +26,8 @@ pub const STALLED_REQUEUE: Duration = Duration::from_secs(600);
 /// How far a listed `ExpirationTime` may be from the one our interrupted Create sent and still
 /// be recognised as that Create's secret (covers server-side rounding).
 pub const ADOPTION_TOLERANCE: Duration = Duration::from_secs(60);
+/// How soon a pass that leaves a renewal due (an adopted or imported secret already due) looks again.
+const DUE_AGAIN: Duration = Duration::from_secs(1);
 /// How often a resource whose rotation is blocked by someone else's secret looks again (one List each time).
 pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
 /// The least time before expiry at which a blocked rotation turns the resource `Stalled`.
@@ -844,9 +846,10 @@ impl<'a> Pass<'a> {
                 self.status.observed_generation = Some(input.generation);
                 // A renewal that is due here is deferred behind the previous secret's retirement;
                 // a retirement due here (zero grace period) is the next pass's work. One due without a
-                // previous secret (a secret adopted or imported already due) is the next pass's too: now.
+                // previous secret (a secret adopted or imported already due) is the next pass's too: in a
+                // second (never zero, so that nothing unforeseen can spin).
                 let renewal = match &self.status.previous {
-                    None => self.status.renewal_time.map(|t| t.max(now)),
+                    None => self.status.renewal_time.map(|t| t.max(add(now, DUE_AGAIN))),
                     Some(_) => self.status.renewal_time.filter(|t| *t > now),
                 };
                 let retirement = self.status.previous.as_ref().map(|p| p.retire_at);

@@ -972,7 +972,7 @@ fn an_import_already_due_for_renewal_is_looked_at_again_at_once() {
     assert_eq!(current_id(&input), "sci_existing");
     assert_eq!(
         plan.requeue_after,
-        Some(Duration::ZERO),
+        Some(Duration::from_secs(1)),
         "not at the next drift check"
     );
     input.kube_secret = holding("sci_existing");
