@@ -21,7 +21,8 @@ pub struct RunArgs {
     #[arg(long, env = "EIAM_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// How often every resource is checked against EIAM even when nothing is due (one List call), jittered.
+    /// How often every resource is checked against EIAM even when nothing is due (one List call), each at a fixed
+    /// phase of the interval derived from its uid: checks spread evenly, and a restart checks nothing early.
     #[arg(long, env = "EIAM_OPERATOR_RESYNC_INTERVAL", default_value = "1h", value_parser = parse_flag_duration)]
     pub resync_interval: Duration,
 
