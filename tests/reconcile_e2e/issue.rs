@@ -189,28 +189,10 @@ async fn b02_no_expiry_sends_no_expiration_time_and_schedules_no_renewal() {
 
     // Nothing is due: the operator looks again only at the periodic drift check, at this resource's own slot of
     // the hour (--resync-interval 1h, phased by uid), not earlier for a renewal.
-    let record = s
-        .operator()
-        .records_with("reconciled", Some("forever"))
-        .pop()
-        .expect("a reconcile was logged");
-    let requeue_ms = record["fields"]["requeue_in_ms"]
-        .as_u64()
-        .expect("requeue_in_ms");
-    let logged: jiff::Timestamp = record["timestamp"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .expect("a timestamp");
-    let hour = std::time::Duration::from_secs(3600);
-    let slot = eiam_operator::reconcile::drift::next_slot(
-        logged,
-        eiam_operator::reconcile::drift::phase(&acs.uid().expect("uid"), hour),
-        hour,
-    );
-    let expected_ms = logged.duration_until(slot).as_millis() as i64;
+    let (requeue, until_slot) = s.requeue_and_drift_slot("forever").await;
     assert!(
-        (requeue_ms as i64 - expected_ms).abs() < 2_000,
-        "next look at the drift slot ({expected_ms} ms), not before: {record}"
+        requeue.abs_diff(until_slot) < std::time::Duration::from_secs(2),
+        "next look at the drift slot ({until_slot:?}), not before: {requeue:?}"
     );
     s.finish().await;
 }

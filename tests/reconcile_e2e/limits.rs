@@ -86,24 +86,7 @@ async fn b08_slots_exhausted_stalls_without_touching_foreign_secrets() {
     );
     // Slow requeue: the next look is the 10-minute stall recheck, or the resource's own drift-check slot of the
     // hour if that comes first — never a hot loop.
-    let last = s
-        .operator()
-        .records_with("reconciled", Some("crowded"))
-        .pop()
-        .expect("a reconcile");
-    let requeue = Duration::from_millis(last["fields"]["requeue_in_ms"].as_u64().expect("requeue"));
-    let logged: jiff::Timestamp = last["timestamp"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .expect("a timestamp");
-    let hour = Duration::from_secs(3600);
-    let uid = s.get("crowded").await.metadata.uid.expect("uid");
-    let slot = eiam_operator::reconcile::drift::next_slot(
-        logged,
-        eiam_operator::reconcile::drift::phase(&uid, hour),
-        hour,
-    );
-    let until_slot = Duration::try_from(logged.duration_until(slot)).expect("ahead");
+    let (requeue, until_slot) = s.requeue_and_drift_slot("crowded").await;
     assert!(
         requeue >= Duration::from_secs(600)
             || requeue.abs_diff(until_slot) < Duration::from_secs(2),

@@ -377,6 +377,34 @@ impl Scenario {
         .await;
     }
 
+    /// The requeue the current operator logged with its last completed reconcile of `name`, and how long after that
+    /// log line the resource's drift-check slot came (`--resync-interval` 1h, phased by the resource's uid).
+    pub async fn requeue_and_drift_slot(&self, name: &str) -> (Duration, Duration) {
+        let record = self
+            .operator()
+            .records_with("reconciled", Some(name))
+            .pop()
+            .unwrap_or_else(|| panic!("no reconcile of {name} was logged"));
+        let requeue = Duration::from_millis(
+            record["fields"]["requeue_in_ms"]
+                .as_u64()
+                .expect("requeue_in_ms"),
+        );
+        let logged: jiff::Timestamp = record["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("a timestamp");
+        let hour = Duration::from_secs(3600);
+        let uid = self.get(name).await.metadata.uid.expect("uid");
+        let slot = eiam_operator::reconcile::drift::next_slot(
+            logged,
+            eiam_operator::reconcile::drift::phase(&uid, hour),
+            hour,
+        );
+        let until_slot = Duration::try_from(logged.duration_until(slot)).expect("ahead");
+        (requeue, until_slot)
+    }
+
     /// How many completed reconciles of `name` the current operator logged.
     pub fn reconciles(&self, name: &str) -> usize {
         self.operator().records_with("reconciled", Some(name)).len()
