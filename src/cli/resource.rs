@@ -17,7 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{ANNOTATION_ROTATE, ANNOTATION_SECRET_ID, ApplicationClientSecret};
-use crate::reconcile::publish::{ANNOTATION_DATA_HASH, data_hash};
+use crate::reconcile::publish::data_as_written;
 
 /// Exit code when the resource is not Ready, or a command failed.
 const EXIT_NOT_READY: u8 = 1;
@@ -105,18 +105,15 @@ impl SecretView {
         let Some(secret) = secret else {
             return SecretView::Missing;
         };
-        let annotations = secret.metadata.annotations.clone().unwrap_or_default();
         let keys = &resource.spec.target.keys;
-        let ours = secret
-            .data
-            .iter()
-            .flatten()
-            .filter(|(key, _)| **key == keys.client_id || **key == keys.client_secret)
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
         SecretView::Present {
-            secret_id: annotations.get(ANNOTATION_SECRET_ID).cloned(),
-            data_as_written: annotations.get(ANNOTATION_DATA_HASH) == Some(&data_hash(&ours)),
+            secret_id: secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_SECRET_ID))
+                .cloned(),
+            data_as_written: data_as_written(secret, &keys.client_id, &keys.client_secret),
         }
     }
 }
@@ -437,6 +434,7 @@ async fn rotate(args: RotateArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::publish::{ANNOTATION_DATA_HASH, data_hash};
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 

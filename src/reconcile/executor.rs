@@ -31,6 +31,14 @@ use std::time::Duration;
 /// EIAM's refusal of an ExpirationTime outside its bounds (`InvalidParameter.ExpirationTime`).
 const EXPIRATION_TIME_INVALID: &str = "InvalidParameter.ExpirationTime";
 
+/// Create refusals that EIAM calls permanent but that the next attempt decides with new facts: the ExpirationTime is
+/// recomputed at every attempt, inside EIAM's bounds with a margin (a refusal means latency or clock skew ate the
+/// margin); and with both slots taken the next reconcile lists (the write-ahead marker says a Create was attempted)
+/// and finds out by whom, which decides between adopting, waiting and SlotsExhausted.
+fn create_retried_with_new_facts(source: &EiamError) -> bool {
+    source.code() == Some(EXPIRATION_TIME_INVALID) || source.is_quota_exceeded()
+}
+
 /// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three).
 const MAX_ROUNDS: usize = 6;
 
@@ -64,20 +72,8 @@ impl ExecError {
     /// Retrying soon will not help.
     pub fn is_permanent(&self) -> bool {
         match self {
-            // The ExpirationTime is recomputed at every attempt, inside EIAM's bounds with a margin: a refusal
-            // means latency or clock skew ate the margin, and a later attempt computes a new time.
-            ExecError::Eiam { action, source }
-                if *action == "CreateApplicationClientSecret"
-                    && source.code() == Some(EXPIRATION_TIME_INVALID) =>
-            {
-                false
-            }
-            // Both slots taken: the next reconcile lists (the write-ahead marker says a Create was attempted) and
-            // finds out by whom, which decides between adopting, waiting and SlotsExhausted.
-            ExecError::Eiam { action, source }
-                if *action == "CreateApplicationClientSecret" && source.is_quota_exceeded() =>
-            {
-                false
+            ExecError::Eiam { action, source } if *action == "CreateApplicationClientSecret" => {
+                !(source.is_retryable() || create_retried_with_new_facts(source))
             }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
             ExecError::InvalidSpec(_) => true,
@@ -267,7 +263,12 @@ pub async fn reconcile(
         conflict: provider_ready
             .then(|| conflicting_owner(resource, context))
             .flatten(),
-        restart_denied: restart_denied(resource, context).await,
+        // Asked only of a resource its provider allows: a refused one stalls on that first.
+        restart_denied: if provider_ready {
+            restart_denied(resource, context).await
+        } else {
+            None
+        },
         drift_check_due,
     };
 

@@ -104,23 +104,31 @@ pub struct ObservedSecret {
     pub in_sync: bool,
 }
 
+/// Whether the operator's own data keys are present and exactly as it wrote them (their hash matches the data-hash
+/// annotation). Keys of other field managers are not looked at.
+pub fn data_as_written(secret: &Secret, client_id_key: &str, client_secret_key: &str) -> bool {
+    let ours: BTreeMap<String, ByteString> = secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(key, _)| *key == client_id_key || *key == client_secret_key)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    ours.len() == 2
+        && secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_DATA_HASH))
+            .is_some_and(|hash| *hash == data_hash(&ours))
+}
+
 /// Compares an existing Secret with the layout; `None` when it does not exist.
 pub fn observe(existing: Option<&Secret>, layout: &SecretLayout<'_>) -> Option<ObservedSecret> {
     let secret = existing?;
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
     let labels = secret.metadata.labels.clone().unwrap_or_default();
-    let ours: BTreeMap<String, ByteString> = secret
-        .data
-        .iter()
-        .flatten()
-        .filter(|(key, _)| *key == layout.client_id_key || *key == layout.client_secret_key)
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    let keys_present =
-        ours.contains_key(layout.client_id_key) && ours.contains_key(layout.client_secret_key);
-    let hash_matches = annotations
-        .get(ANNOTATION_DATA_HASH)
-        .is_some_and(|hash| *hash == data_hash(&ours));
+    let data_matches = data_as_written(secret, layout.client_id_key, layout.client_secret_key);
     let labels_match = labels.get(LABEL_MANAGED_BY.0).map(String::as_str)
         == Some(LABEL_MANAGED_BY.1)
         && layout.labels.iter().all(|(k, v)| labels.get(k) == Some(v));
@@ -138,7 +146,7 @@ pub fn observe(existing: Option<&Secret>, layout: &SecretLayout<'_>) -> Option<O
     };
     Some(ObservedSecret {
         secret_id: annotations.get(ANNOTATION_SECRET_ID).cloned(),
-        in_sync: keys_present && hash_matches && labels_match && annotations_match && owner_matches,
+        in_sync: data_matches && labels_match && annotations_match && owner_matches,
     })
 }
 
