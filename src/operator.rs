@@ -26,9 +26,18 @@ pub struct RunArgs {
     #[arg(long, env = "EIAM_OPERATOR_RESYNC_INTERVAL", default_value = "1h", value_parser = parse_flag_duration)]
     pub resync_interval: Duration,
 
-    /// How many resources are reconciled at the same time.
-    #[arg(long, env = "EIAM_OPERATOR_CONCURRENCY", default_value_t = 4)]
+    /// How many resources are reconciled at the same time. A reconcile waiting for its provider's QPS budget
+    /// holds its slot, so this is sized to keep the budget busy, not to bound EIAM traffic (`--default-qps` and
+    /// `spec.qps` do that).
+    #[arg(long, env = "EIAM_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+
+    /// Requests per second to EIAM through each provider without `spec.qps` (the default provider included),
+    /// 0.01..1000. Every resource of a provider shares its budget; requests leave evenly spaced, never more than
+    /// this in any second. EIAM's flow control is per account and unpublished; 10 leaves room for everything else
+    /// the account does. Raise it (or a provider's `spec.qps`) if your account's quota is known to be higher.
+    #[arg(long, env = "EIAM_OPERATOR_DEFAULT_QPS", default_value_t = DEFAULT_QPS, value_parser = parse_qps)]
+    pub default_qps: f64,
 
     /// Region of the default provider, used by resources without `spec.providerRef`.
     #[arg(long, env = "EIAM_OPERATOR_DEFAULT_REGION")]
@@ -160,6 +169,19 @@ pub enum RunError {
 
 fn parse_flag_duration(text: &str) -> Result<Duration, String> {
     crate::api::parse_duration(text).map_err(|err| err.to_string())
+}
+
+/// `--default-qps` when not given: see its help.
+pub const DEFAULT_QPS: f64 = 10.0;
+
+/// The range the CRDs allow for `spec.qps`, for the flag too.
+fn parse_qps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(qps) if (0.01..=1000.0).contains(&qps) => Ok(qps),
+        _ => Err(format!(
+            "{text:?} is not a number of requests per second between 0.01 and 1000"
+        )),
+    }
 }
 
 fn parse_signature_version(text: &str) -> Result<SignatureVersion, String> {

@@ -357,6 +357,12 @@ pub struct ApplicationClientSecretStatus {
     /// recovered unambiguously: a secret that is neither owned nor in this list must be the pending one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmanaged_secret_ids: Option<Vec<String>>,
+
+    /// The `resourceVersion` of the Secret when the operator last saw it (or wrote it) holding exactly the
+    /// current secret. While the Secret still has this version nothing has changed it, so a restart or a failover
+    /// need not read it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_resource_version: Option<String>,
 }
 
 impl ApplicationClientSecret {

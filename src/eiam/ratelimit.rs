@@ -1,5 +1,9 @@
 //! A token-bucket QPS cap: callers wait for a token instead of being throttled by EIAM.
 //!
+//! The operator's bucket holds a single token: requests leave evenly spaced, `1/qps` apart, so no one-second
+//! window anywhere (EIAM's flow control counts requests per second, per account) sees more than `qps` of them.
+//! A bucket of `qps` tokens would let a full bucket and its refill land in the same second: twice the cap.
+//!
 //! The bucket arithmetic is pure (it takes `now`), so it is tested without sleeping; `RateLimiter` is the thin
 //! async shell that sleeps for the wait the bucket computes.
 
@@ -53,10 +57,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// At most `qps` requests per second on average, with a burst of `max(1, qps)`.
+    /// At most `qps` requests in any one-second window: one request every `1/qps` seconds, no burst.
     pub fn new(qps: f64) -> Self {
         Self {
-            bucket: Mutex::new(TokenBucket::new(qps, qps, Instant::now())),
+            bucket: Mutex::new(TokenBucket::new(qps, 1.0, Instant::now())),
         }
     }
 
@@ -107,6 +111,29 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         assert_eq!(bucket.reserve(later), Duration::ZERO);
         assert!(close(bucket.reserve(later), ms(500)));
+    }
+
+    #[test]
+    fn no_one_second_window_sees_more_than_the_rate() {
+        // The operator's bucket (burst 1) under a crowd arriving at once, then a straggler after an idle spell:
+        // count the send times in every one-second window.
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(50.0, 1.0, t0);
+        let mut sends: Vec<Instant> = (0..200).map(|_| t0 + bucket.reserve(t0)).collect();
+        let later = t0 + Duration::from_secs(10);
+        sends.extend((0..100).map(|_| later + bucket.reserve(later)));
+        for (i, start) in sends.iter().enumerate() {
+            let in_window = sends[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 50,
+                "{in_window} sends in the second after send {i}"
+            );
+        }
+        // And the rate is used: 200 sends take 199 intervals of 20 ms.
+        assert!(close(sends[199].duration_since(t0), ms(3980)));
     }
 
     #[test]

@@ -86,7 +86,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let method = method_label(request.method(), request.uri().query());
+        let method = method_label(request.method(), request.uri().path(), request.uri().query());
         let requests = self.requests.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -104,8 +104,9 @@ where
 }
 
 /// The `method` label: the HTTP method, except `WATCH` for a GET with `watch=true` (or `1`), which holds a stream
-/// open rather than reading once.
-fn method_label(method: &Method, query: Option<&str>) -> &'static str {
+/// open rather than reading once, and `LIST` for a GET of a whole collection (a watch's list, paid per kind, not
+/// per object: `GET` alone then counts the reads of single objects).
+fn method_label(method: &Method, path: &str, query: Option<&str>) -> &'static str {
     let watch = query.is_some_and(|query| {
         query
             .split('&')
@@ -113,6 +114,7 @@ fn method_label(method: &Method, query: Option<&str>) -> &'static str {
     });
     match *method {
         Method::GET if watch => "WATCH",
+        Method::GET if is_collection(path) => "LIST",
         Method::GET => "GET",
         Method::POST => "POST",
         Method::PATCH => "PATCH",
@@ -120,6 +122,24 @@ fn method_label(method: &Method, query: Option<&str>) -> &'static str {
         Method::DELETE => "DELETE",
         _ => "OTHER",
     }
+}
+
+/// Whether an API path names a collection (`/api/v1/namespaces/a/secrets`, `/apis/g/v/things`) rather than one
+/// object (`.../secrets/s`) or an object's subresource (`.../things/t/status`).
+fn is_collection(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return false,
+    };
+    let rest = match rest {
+        // A namespaced resource: `namespaces/{ns}/{resource}...`; `namespaces` and `namespaces/{ns}` themselves
+        // are the collection of namespaces and one namespace.
+        ["namespaces", _namespace, scoped @ ..] if !scoped.is_empty() => scoped,
+        other => other,
+    };
+    rest.len() == 1
 }
 
 #[cfg(test)]
@@ -173,6 +193,7 @@ mod tests {
                 Method::GET,
                 "/api/v1/secrets?allowWatchBookmarks=true&watch=1",
             ),
+            (Method::GET, "/api/v1/namespaces/a/secrets/s"),
             (Method::PATCH, "/api/v1/namespaces/a/secrets/s"),
             (Method::DELETE, "/api/v1/namespaces/a/secrets/s"),
             (Method::POST, "/fail"),
@@ -181,6 +202,7 @@ mod tests {
         }
         let text = metrics.encode(Format::PrometheusText).unwrap();
         for line in [
+            "eiam_operator_kube_requests_total{method=\"LIST\",code=\"200\"} 1",
             "eiam_operator_kube_requests_total{method=\"GET\",code=\"200\"} 1",
             "eiam_operator_kube_requests_total{method=\"WATCH\",code=\"200\"} 2",
             "eiam_operator_kube_requests_total{method=\"PATCH\",code=\"200\"} 1",
@@ -193,8 +215,32 @@ mod tests {
 
     #[test]
     fn a_watch_parameter_set_to_false_is_a_plain_get() {
-        assert_eq!(method_label(&Method::GET, Some("watch=false")), "GET");
-        assert_eq!(method_label(&Method::GET, Some("nowatch=true")), "GET");
-        assert_eq!(method_label(&Method::GET, None), "GET");
+        let one = "/api/v1/namespaces/a/secrets/s";
+        assert_eq!(method_label(&Method::GET, one, Some("watch=false")), "GET");
+        assert_eq!(method_label(&Method::GET, one, Some("nowatch=true")), "GET");
+        assert_eq!(method_label(&Method::GET, one, None), "GET");
+    }
+
+    #[test]
+    fn collections_are_told_from_objects() {
+        for list in [
+            "/api/v1/secrets",
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/a/secrets",
+            "/apis/eiam-operator.io/v1alpha1/clustereiamproviders",
+            "/apis/eiam-operator.io/v1alpha1/namespaces/a/applicationclientsecrets",
+        ] {
+            assert!(is_collection(list), "{list}");
+        }
+        for object in [
+            "/api/v1/namespaces/a",
+            "/api/v1/namespaces/a/secrets/s",
+            "/apis/eiam-operator.io/v1alpha1/clustereiamproviders/p",
+            "/apis/eiam-operator.io/v1alpha1/namespaces/a/applicationclientsecrets/x/status",
+            "/apis/coordination.k8s.io/v1/namespaces/a/leases/eiam-operator",
+            "/version",
+        ] {
+            assert!(!is_collection(object), "{object}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
 use super::provider::{ProviderCache, TenancyPolicy};
 use super::restart::RestartPermissions;
+use super::secret_versions::SecretVersions;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
     ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
@@ -58,6 +59,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The Secret versions this process wrote, so their own watch events do not wake their owner again.
     pub own_writes: OwnWrites,
+    /// Every published Secret's current version, from the watch: a Secret still at the version its owner's status
+    /// recorded is not read again.
+    pub secret_versions: SecretVersions,
 }
 
 impl Context {
@@ -185,7 +189,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             },
         ),
         kube: kube.clone(),
-        providers: ProviderCache::default(),
+        providers: ProviderCache::new(args.default_qps),
         restart_permissions: RestartPermissions::default(),
         tenancy: args.tenancy_policy(),
         resync_interval: args.resync_interval,
@@ -195,6 +199,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),
+        secret_versions: SecretVersions::default(),
     });
     operations.metrics.resources.watch(store.clone());
 
@@ -207,6 +212,10 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // wire on a watch. The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
     let owned_secrets = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
         .default_backoff()
+        .inspect_ok({
+            let context = context.clone();
+            move |event| context.secret_versions.observe(event)
+        })
         .touched_objects()
         .try_filter({
             let context = context.clone();

@@ -12,8 +12,8 @@ use super::restart::{self, WorkloadKind};
 use super::status;
 use crate::api::conditions::reasons;
 use crate::api::{
-    ApplicationClientSecret, CreationPolicy, DeletionPolicy, FIELD_MANAGER, FINALIZER,
-    LABEL_MANAGED_BY, RestartTargetKind,
+    ApplicationClientSecret, ApplicationClientSecretStatus, CreationPolicy, DeletionPolicy,
+    FIELD_MANAGER, FINALIZER, LABEL_MANAGED_BY, RestartTargetKind,
 };
 use crate::eiam::{EiamError, SecretString};
 use k8s_openapi::api::core::v1::Secret;
@@ -240,13 +240,29 @@ pub async fn reconcile(
         Err(problem) => provider_state(problem),
     };
     let provider_ready = resolved.is_ok();
-    let existing_secret = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(kube_err(format!("get Secret {secret_name}")))?;
     let drift_check_due = context
         .drift
         .is_due(&key, &identity(resource), jiff::Timestamp::now());
+    // The Secret is read only when the watch cannot vouch for it; the periodic drift check reads it regardless.
+    let (observed_secret, secret_version) = match unchanged_secret(resource, &secret_name, context)
+        .await
+        .filter(|_| !drift_check_due)
+    {
+        Some(unchanged) => unchanged,
+        None => {
+            let existing = secrets
+                .get_opt(&secret_name)
+                .await
+                .map_err(kube_err(format!("get Secret {secret_name}")))?;
+            let version = existing
+                .as_ref()
+                .and_then(|secret| secret.metadata.resource_version.clone());
+            (
+                kube_secret(existing.as_ref(), &layout, owner.as_ref()),
+                version,
+            )
+        }
+    };
 
     let mut input = PlanInput {
         now: Timestamp::now(),
@@ -257,7 +273,7 @@ pub async fn reconcile(
         rotate_request: resource.rotate_requested_at().map(str::to_owned),
         status: status::to_plan(resource.status.as_ref()),
         eiam: None,
-        kube_secret: kube_secret(existing_secret.as_ref(), &layout, owner.as_ref()),
+        kube_secret: observed_secret,
         provider: provider_state,
         // A resource its provider refuses claims nothing: it says NotAllowed, not Conflict.
         conflict: provider_ready
@@ -282,6 +298,8 @@ pub async fn reconcile(
         held: HashMap::new(),
         key: key.clone(),
         resource_version: resource.resource_version(),
+        secret_version,
+        secret_written: false,
     };
 
     let mut persisted = resource.status.clone();
@@ -292,7 +310,10 @@ pub async fn reconcile(
             if let PlanAction::WritePendingCreate { .. } = action {
                 // Write-ahead: the whole planned status (which records any secret adopted earlier in this
                 // pass as well as the marker) must be stored before the Create that follows is sent.
-                persisted = Some(run.write_status(&plan.status, persisted.as_ref()).await?);
+                persisted = Some(
+                    run.write_status(&plan.status, persisted.as_ref(), &input.kube_secret)
+                        .await?,
+                );
                 input.observe(action, ActionOutcome::Done);
                 continue;
             }
@@ -315,7 +336,10 @@ pub async fn reconcile(
                         run.event(EventKind::Warning, &failure.reason, &failure.message)
                             .await;
                     }
-                    if let Err(status_err) = run.write_status(&failed, persisted.as_ref()).await {
+                    if let Err(status_err) = run
+                        .write_status(&failed, persisted.as_ref(), &input.kube_secret)
+                        .await
+                    {
                         tracing::warn!(error = %status_err, "cannot record the failure in status");
                     }
                     return Err(err);
@@ -327,7 +351,8 @@ pub async fn reconcile(
             continue;
         }
         if input.has_finalizer || !input.deleting {
-            run.write_status(&plan.status, persisted.as_ref()).await?;
+            run.write_status(&plan.status, persisted.as_ref(), &input.kube_secret)
+                .await?;
         }
         return Ok(Reconciled {
             requeue: plan.requeue_after.unwrap_or(context.resync_interval),
@@ -353,6 +378,10 @@ struct Run<'a> {
     /// conflict instead of acting on old status, e.g. minting a second secret because it does not yet see the
     /// write-ahead marker or the current secret that the previous reconcile recorded.
     resource_version: Option<String>,
+    /// The Secret's resourceVersion as this reconcile last read or wrote it (see `status.secretResourceVersion`).
+    secret_version: Option<String>,
+    /// This reconcile wrote the Secret.
+    secret_written: bool,
 }
 
 impl Run<'_> {
@@ -467,6 +496,8 @@ impl Run<'_> {
                     )
                     .await
                     .map_err(kube_err(format!("apply Secret {}", self.layout.name)))?;
+                self.secret_version = written.metadata.resource_version.clone();
+                self.secret_written = true;
                 self.context.own_writes.record(
                     self.layout.namespace,
                     self.layout.name,
@@ -639,21 +670,43 @@ impl Run<'_> {
         }
     }
 
-    /// Persists the planned status with server-side apply, unless it equals what is stored.
+    /// Persists the planned status with server-side apply, unless it equals what is stored. `secret` is the
+    /// Secret as this reconcile last saw or left it: its version is recorded when it holds the current secret.
     async fn write_status(
         &mut self,
         planned: &planner::PlanStatus,
-        stored: Option<&crate::api::ApplicationClientSecretStatus>,
-    ) -> Result<crate::api::ApplicationClientSecretStatus, ExecError> {
-        let rendered = status::from_plan(
+        stored: Option<&ApplicationClientSecretStatus>,
+        secret: &KubeSecret,
+    ) -> Result<ApplicationClientSecretStatus, ExecError> {
+        let mut rendered = status::from_plan(
             planned,
             stored,
             self.layout.name,
             self.resource.metadata.generation,
             Timestamp::now(),
         );
+        rendered.secret_resource_version = planned
+            .current
+            .as_ref()
+            .filter(|current| secret.holds(&current.secret_id))
+            .and(self.secret_version.clone());
         if stored == Some(&rendered) {
             return Ok(rendered);
+        }
+        // A Secret someone else touched (a label, an annotation) has a new version but needs nothing: that alone
+        // is not worth a write (steady state writes nothing), and the stale version only costs a read of that
+        // Secret after a restart. A version is recorded where none was (resources from before this field), and
+        // whenever the status or the Secret is written anyway.
+        if let Some(stored) = stored
+            && stored.secret_resource_version.is_some()
+            && !self.secret_written
+            && *stored
+                == (ApplicationClientSecretStatus {
+                    secret_resource_version: stored.secret_resource_version.clone(),
+                    ..rendered.clone()
+                })
+        {
+            return Ok(stored.clone());
         }
         // Server-side apply honours metadata.resourceVersion as a precondition: the write fails with a conflict
         // when the resource changed since this reconcile read it (see `Run::resource_version`).
@@ -803,6 +856,43 @@ fn kube_secret(
         data_in_sync: observed.is_some_and(|o| o.in_sync),
         owned_by_us: managed && !foreign_controller,
     }
+}
+
+/// How long a reconcile right after a start waits for the watch's first list of Secret metadata before it reads
+/// its Secret instead.
+const SECRET_VERSIONS_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The Secret as the status recorded it, with its version, when nothing can have changed either since: the watch
+/// shows the version `status.secretResourceVersion` recorded, and the spec that shapes the Secret is the one the
+/// status describes. `None`: read the Secret.
+async fn unchanged_secret(
+    resource: &ApplicationClientSecret,
+    secret_name: &str,
+    context: &Context,
+) -> Option<(KubeSecret, Option<String>)> {
+    let status = resource.status.as_ref()?;
+    let recorded = status.secret_resource_version.as_deref()?;
+    let current = status.current_secret_id.as_deref()?;
+    if status.observed_generation != resource.metadata.generation
+        || status.secret_name.as_deref() != Some(secret_name)
+    {
+        return None;
+    }
+    let namespace = resource.namespace().unwrap_or_default();
+    let seen = context
+        .secret_versions
+        .get(&namespace, secret_name, SECRET_VERSIONS_PATIENCE)
+        .await?;
+    (seen == recorded).then(|| {
+        (
+            KubeSecret::Present {
+                secret_id: Some(current.to_owned()),
+                data_in_sync: true,
+                owned_by_us: true,
+            },
+            Some(seen),
+        )
+    })
 }
 
 /// The other live resource that owns the same instance and application (see the ranking below), if it is not

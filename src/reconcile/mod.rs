@@ -8,4 +8,5 @@ pub mod provider;
 pub mod provider_status;
 pub mod publish;
 pub mod restart;
+pub mod secret_versions;
 pub mod status;

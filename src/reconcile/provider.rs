@@ -100,10 +100,12 @@ pub struct ResolvedProvider {
     pub client: EiamClient,
 }
 
-/// Caches one client per provider, keyed by a fingerprint of everything the client is built from.
-#[derive(Default)]
+/// Caches one client per provider, keyed by a fingerprint of everything the client is built from. A client carries
+/// its provider's QPS budget, so every resource of the provider (and every retry) draws from the same one.
 pub struct ProviderCache {
     clients: Mutex<HashMap<String, (String, EiamClient)>>,
+    /// `--default-qps`: the budget of a provider without `spec.qps`.
+    default_qps: f64,
 }
 
 /// The effective settings of a provider, whichever kind it is.
@@ -138,6 +140,14 @@ impl<'a> Settings<'a> {
 }
 
 impl ProviderCache {
+    /// An empty cache whose clients send at most `default_qps` requests per second unless their provider says.
+    pub fn new(default_qps: f64) -> Self {
+        Self {
+            clients: Mutex::default(),
+            default_qps,
+        }
+    }
+
     /// Resolves the provider of `resource`, checks that it may be used, and returns a client for it.
     ///
     /// Every refusal happens here, before any credential is read or EIAM called: the namespace and application
@@ -246,7 +256,7 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let client = build_client(&settings, credentials)?;
+        let client = build_client(&settings, credentials, self.default_qps)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
         }
@@ -258,9 +268,11 @@ impl ProviderCache {
 }
 
 /// An EIAM client for `settings` with `credentials`: the endpoint must parse and the client settings be valid.
+/// Without `spec.qps` it sends at most `default_qps` requests per second.
 fn build_client(
     settings: &Settings<'_>,
     credentials: Arc<dyn CredentialProvider>,
+    default_qps: f64,
 ) -> Result<EiamClient, ProviderProblem> {
     let invalid = |err: String| {
         ProviderProblem::new(
@@ -284,7 +296,7 @@ fn build_client(
     .map_err(|err| invalid(err.to_string()))?;
     let mut config = ClientConfig::new(endpoint, credentials);
     config.signature_version = settings.provider.signature_version.into();
-    config.qps = settings.provider.qps;
+    config.qps = Some(settings.provider.qps.unwrap_or(default_qps));
     EiamClient::new(config).map_err(|err| invalid(err.to_string()))
 }
 
@@ -312,7 +324,8 @@ pub async fn check_cluster_provider(
 async fn check(kube: &Client, settings: &Settings<'_>) -> Result<String, ProviderProblem> {
     let (credentials, _) = credentials_for(kube, settings).await?;
     let kind = credentials.kind();
-    let client = build_client(settings, credentials)?;
+    // Only validated here (the check calls nothing), so the budget is immaterial.
+    let client = build_client(settings, credentials, crate::operator::DEFAULT_QPS)?;
     Ok(format!(
         "EIAM at {}, credentials: {kind}",
         client.endpoint().url()

@@ -124,6 +124,8 @@ pub fn from_plan(
         pending_create_since: planned.pending_create_since.map(Time),
         secret_name: planned.current.as_ref().map(|_| secret_name.to_owned()),
         unmanaged_secret_ids: unmanaged,
+        // The executor's to fill in: only it sees the Secret.
+        secret_resource_version: None,
     }
 }
 

@@ -186,6 +186,34 @@ impl Operator {
         self.process.output()
     }
 
+    /// A scrape of its `/metrics`, at the address it logged when it started serving them.
+    pub async fn scrape(&self) -> String {
+        let addr = self
+            .records_with("serving metrics", None)
+            .first()
+            .and_then(|record| record["fields"]["addr"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no metrics address logged:\n{}", self.output()));
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|e| panic!("GET http://{addr}/metrics: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("the body of /metrics: {e}"))
+    }
+
+    /// The API-server requests it sent with `method` (`GET`, `WATCH`, `PATCH`, ...), from its own counter.
+    pub async fn kube_requests(&self, method: &str) -> f64 {
+        let prefix = format!("eiam_operator_kube_requests_total{{method=\"{method}\",");
+        self.scrape()
+            .await
+            .lines()
+            .filter(|line| line.starts_with(&prefix))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+            .sum()
+    }
+
     /// Its log lines that parse as JSON.
     pub fn log_records(&self) -> Vec<Value> {
         self.output()

@@ -125,6 +125,16 @@ async fn i11_a_restart_sends_no_eiam_call_for_resources_that_are_not_due() {
         after, before,
         "the restart reconciled every resource without one EIAM call"
     );
+    // ... and without reading any of them or their Secrets: the resources come from the watch's list, and each
+    // Secret is still at the version its status recorded (`status.secretResourceVersion`). Lists and watches
+    // are per kind, not per resource.
+    let gets = s.operator().kube_requests("GET").await;
+    assert_eq!(
+        gets,
+        0.0,
+        "the restarted operator sent no GET for {} resources",
+        APPS.len()
+    );
     // Each resource looks again at its own slot of the hour, derived from its uid (how evenly the slots spread is
     // the drift module's unit test): not all at once, and not at a jittered time the new process picked.
     for i in 0..APPS.len() {
