@@ -9,6 +9,12 @@
 //! `eiam-operator` binary, and prints one table row per size. Numbers, not assertions: nothing here is timed as a
 //! pass/fail test.
 //!
+//! `BENCH_QPS_CAP=N` puts the fake EIAM behind a flow-control cap of N calls per second (`Throttling.User` beyond
+//! it, as EIAM's per-account limit) and gives the operator the same budget (`--default-qps N`): the run then shows
+//! how much of the cap the operator uses (the ideal is one call per new resource at N per second) and how many
+//! calls were throttled (none should be). Without it the budget is lifted (`--default-qps 1000`), so the numbers
+//! are the operator's own cost.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
 //! hold at any size: every resource Ready, exactly one EIAM call (the Create) per new resource, zero EIAM calls and
 //! zero API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
@@ -53,6 +59,8 @@ struct Settings {
     smoke: bool,
     /// How long a restart is watched.
     restart_window: Duration,
+    /// `BENCH_QPS_CAP`: the fake's flow-control cap and the operator's budget, calls per second.
+    qps_cap: Option<u32>,
 }
 
 impl Settings {
@@ -85,12 +93,18 @@ impl Settings {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(if smoke { 5 } else { 60 }),
         );
+        let qps_cap = std::env::var("BENCH_QPS_CAP").ok().map(|cap| {
+            cap.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("BENCH_QPS_CAP: {cap:?}: {e}"))
+        });
         Self {
             sizes,
             idle,
             concurrency,
             smoke,
             restart_window,
+            qps_cap,
         }
     }
 }
@@ -106,6 +120,8 @@ struct Measurement {
     latency_p95: Duration,
     /// EIAM calls by action during convergence.
     eiam_calls: BTreeMap<String, usize>,
+    /// Calls the fake answered `Throttling*` during convergence (under `BENCH_QPS_CAP`).
+    throttled: usize,
     /// API-server requests by method during convergence, from the operator's own counter.
     kube_requests: BTreeMap<String, f64>,
     /// During the idle period.
@@ -177,6 +193,9 @@ async fn run(settings: Settings) {
         rows.push(measurement);
     }
     print_table(&rows);
+    if let Some(cap) = settings.qps_cap {
+        print_cap_table(&rows, cap);
+    }
     cp.stop();
 }
 
@@ -184,6 +203,11 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
     let ns = cp.namespace(&format!("bench-{n}")).await;
     let applications: Vec<String> = (0..n).map(|i| format!("app_bench_{i:05}")).collect();
     let fake = start_fake(&applications).await;
+    if let Some(cap) = settings.qps_cap {
+        let plan = serde_json::from_value(json!({ "rules": [{ "kind": "qpsCap", "qps": cap }] }))
+            .expect("a qpsCap fault plan");
+        fake.set_faults(plan).expect("the fake accepts the qpsCap plan");
+    }
     let operator = operator_spec(cp, ns.name(), &fake.url(), settings)
         .start()
         .await;
@@ -246,8 +270,12 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
     tokio::time::sleep(Duration::from_secs(1)).await;
     let calls = fake.calls();
     let mut eiam_calls = BTreeMap::new();
+    let mut throttled = 0;
     for call in &calls[eiam_before..] {
         *eiam_calls.entry(short(&call.action)).or_default() += 1;
+        if call.outcome.starts_with("Throttling") {
+            throttled += 1;
+        }
     }
     let kube_after = kube_requests(&operator.scrape().await);
     let kube_delta = delta(&kube_before, &kube_after);
@@ -276,6 +304,7 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         latency_p50: percentile(&latencies, 50),
         latency_p95: percentile(&latencies, 95),
         eiam_calls,
+        throttled,
         kube_requests: kube_delta,
         idle_eiam_calls,
         idle_kube_writes,
@@ -295,7 +324,13 @@ fn operator_spec(
     fake_url: &str,
     settings: &Settings,
 ) -> OperatorSpec {
-    let mut spec = OperatorSpec::new(cp, namespace, fake_url).arg("--leader-election=false");
+    let qps = settings
+        .qps_cap
+        .map_or_else(|| "1000".to_owned(), |cap| cap.to_string());
+    let mut spec = OperatorSpec::new(cp, namespace, fake_url)
+        .arg("--leader-election=false")
+        .arg("--default-qps")
+        .arg(&qps);
     if let Some(concurrency) = settings.concurrency {
         spec = spec.arg("--concurrency").arg(&concurrency.to_string());
     }
@@ -488,6 +523,13 @@ fn check_invariants(m: &Measurement) {
         "a restart with nothing due sends no EIAM call"
     );
     assert!(m.restart.all_reconciled > Duration::ZERO);
+    assert_eq!(
+        m.restart.kube_requests.get("GET").copied().unwrap_or(0.0),
+        0.0,
+        "a restart reads no resource and no Secret one by one (lists and watches only): {:?}",
+        m.restart.kube_requests
+    );
+    assert_eq!(m.throttled, 0, "calls throttled within the operator's budget");
     assert_eq!(m.idle_eiam_calls, 0, "EIAM calls while idle");
     assert_eq!(m.idle_kube_writes, 0.0, "API-server writes while idle");
     assert!(
@@ -569,6 +611,27 @@ fn print_table(rows: &[Measurement]) {
             per_resource_requests(&r.kube_requests, m.resources),
             r.window.as_secs_f64(),
             r.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+}
+
+/// How much of the flow-control cap the first issue of every resource used: the ideal is every EIAM call back to
+/// back at the cap, `calls / cap` seconds.
+fn print_cap_table(rows: &[Measurement], cap: u32) {
+    println!();
+    println!(
+        "| resources | EIAM cap (= --default-qps) | EIAM calls | ideal at the cap | converged | cap used | throttled |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for m in rows {
+        let calls: usize = m.eiam_calls.values().sum();
+        let ideal = calls as f64 / f64::from(cap);
+        println!(
+            "| {} | {cap}/s | {calls} | {ideal:.1} s | {:.1} s | {:.0} % | {} |",
+            m.resources,
+            m.converged.as_secs_f64(),
+            100.0 * ideal / m.converged.as_secs_f64(),
+            m.throttled,
         );
     }
 }
