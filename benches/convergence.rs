@@ -206,7 +206,8 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
     if let Some(cap) = settings.qps_cap {
         let plan = serde_json::from_value(json!({ "rules": [{ "kind": "qpsCap", "qps": cap }] }))
             .expect("a qpsCap fault plan");
-        fake.set_faults(plan).expect("the fake accepts the qpsCap plan");
+        fake.set_faults(plan)
+            .expect("the fake accepts the qpsCap plan");
     }
     let operator = operator_spec(cp, ns.name(), &fake.url(), settings)
         .start()
@@ -529,7 +530,10 @@ fn check_invariants(m: &Measurement) {
         "a restart reads no resource and no Secret one by one (lists and watches only): {:?}",
         m.restart.kube_requests
     );
-    assert_eq!(m.throttled, 0, "calls throttled within the operator's budget");
+    assert_eq!(
+        m.throttled, 0,
+        "calls throttled within the operator's budget"
+    );
     assert_eq!(m.idle_eiam_calls, 0, "EIAM calls while idle");
     assert_eq!(m.idle_kube_writes, 0.0, "API-server writes while idle");
     assert!(

@@ -384,6 +384,15 @@ impl ApplicationClientSecret {
             .map(String::as_str)
     }
 
+    /// The first issue's write-ahead marker ([`super::ANNOTATION_FIRST_CREATE_SINCE`]), if set and readable.
+    pub fn first_create_since(&self) -> Option<jiff::Timestamp> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::ANNOTATION_FIRST_CREATE_SINCE))
+            .and_then(|value| value.parse().ok())
+    }
+
     /// The status condition of the given type (see [`conditions`]), if any.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.status

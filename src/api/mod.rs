@@ -36,6 +36,11 @@ pub const ANNOTATION_SECRET_ID: &str = "eiam-operator.io/secret-id";
 pub const ANNOTATION_EXPIRES_AT: &str = "eiam-operator.io/expires-at";
 /// Annotation on an `ApplicationClientSecret`: set it to any new value to request one rotation.
 pub const ANNOTATION_ROTATE: &str = "eiam-operator.io/rotate-requested-at";
+/// Annotation the operator sets on an `ApplicationClientSecret` with its finalizer, in the same write, just before
+/// the resource's first Create (RFC 3339): the first issue's write-ahead marker. It means what
+/// `status.pendingCreateSince` means, but only while the status records no secret yet; after the first issue it is
+/// inert. Riding on the finalizer's patch saves the first issue one API write.
+pub const ANNOTATION_FIRST_CREATE_SINCE: &str = "eiam-operator.io/first-create-since";
 /// Pod-template annotation the operator sets on restart targets after publishing (like `kubectl rollout restart`).
 pub const ANNOTATION_RESTARTED_AT: &str = "eiam-operator.io/restarted-at";
 /// Label on every Secret the operator writes, and the value; the operator watches only Secrets carrying it.

@@ -86,7 +86,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let method = method_label(request.method(), request.uri().path(), request.uri().query());
+        let method = method_label(
+            request.method(),
+            request.uri().path(),
+            request.uri().query(),
+        );
         let requests = self.requests.clone();
         let response = self.inner.call(request);
         Box::pin(async move {

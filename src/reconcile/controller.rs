@@ -12,7 +12,8 @@ use super::restart::RestartPermissions;
 use super::secret_versions::SecretVersions;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
-    ApplicationClientSecret, ClusterEiamProvider, EiamProvider, LABEL_MANAGED_BY, ProviderKind,
+    ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ClusterEiamProvider, EiamProvider,
+    LABEL_MANAGED_BY, ProviderKind,
 };
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
@@ -295,7 +296,12 @@ fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     resource.metadata.generation.hash(&mut hasher);
-    resource.annotations().hash(&mut hasher);
+    // Not the first issue's write-ahead marker: the operator sets it itself, with the finalizer.
+    resource
+        .annotations()
+        .iter()
+        .filter(|(key, _)| key.as_str() != ANNOTATION_FIRST_CREATE_SINCE)
+        .for_each(|annotation| annotation.hash(&mut hasher));
     resource.labels().hash(&mut hasher);
     resource
         .metadata

@@ -12,8 +12,8 @@ use super::restart::{self, WorkloadKind};
 use super::status;
 use crate::api::conditions::reasons;
 use crate::api::{
-    ApplicationClientSecret, ApplicationClientSecretStatus, CreationPolicy, DeletionPolicy,
-    FIELD_MANAGER, FINALIZER, LABEL_MANAGED_BY, RestartTargetKind,
+    ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ApplicationClientSecretStatus,
+    CreationPolicy, DeletionPolicy, FIELD_MANAGER, FINALIZER, LABEL_MANAGED_BY, RestartTargetKind,
 };
 use crate::eiam::{EiamError, SecretString};
 use k8s_openapi::api::core::v1::Secret;
@@ -271,7 +271,7 @@ pub async fn reconcile(
         has_finalizer: resource.finalizers().iter().any(|f| f == FINALIZER),
         spec,
         rotate_request: resource.rotate_requested_at().map(str::to_owned),
-        status: status::to_plan(resource.status.as_ref()),
+        status: planned_status(resource),
         eiam: None,
         kube_secret: observed_secret,
         provider: provider_state,
@@ -300,14 +300,21 @@ pub async fn reconcile(
         resource_version: resource.resource_version(),
         secret_version,
         secret_written: false,
+        first_create_since: None,
     };
 
     let mut persisted = resource.status.clone();
     for _round in 0..MAX_ROUNDS {
         input.now = Timestamp::now();
         let plan = planner::plan(&input);
+        run.first_create_since = first_issue_marker(&input, &plan.actions);
         for (index, action) in plan.actions.iter().enumerate() {
             if let PlanAction::WritePendingCreate { .. } = action {
+                if run.first_create_since.is_some() {
+                    // A first issue's marker went out with the finalizer, in the same patch.
+                    input.observe(action, ActionOutcome::Done);
+                    continue;
+                }
                 // Write-ahead: the whole planned status (which records any secret adopted earlier in this
                 // pass as well as the marker) must be stored before the Create that follows is sent.
                 persisted = Some(
@@ -382,6 +389,8 @@ struct Run<'a> {
     secret_version: Option<String>,
     /// This reconcile wrote the Secret.
     secret_written: bool,
+    /// The first issue's write-ahead marker, to set with the finalizer (see [`first_issue_marker`]).
+    first_create_since: Option<Timestamp>,
 }
 
 impl Run<'_> {
@@ -401,7 +410,10 @@ impl Run<'_> {
                 if !finalizers.iter().any(|f| f == FINALIZER) {
                     finalizers.push(FINALIZER.to_owned());
                 }
-                self.patch_finalizers(finalizers).await?;
+                let marker = self
+                    .first_create_since
+                    .map(|since| json!({ ANNOTATION_FIRST_CREATE_SINCE: since.to_string() }));
+                self.patch_metadata(finalizers, marker).await?;
             }
             PlanAction::ListSecrets => {
                 let client = self.client()?;
@@ -586,7 +598,7 @@ impl Run<'_> {
                     .filter(|f| *f != FINALIZER)
                     .cloned()
                     .collect();
-                self.patch_finalizers(finalizers).await?;
+                self.patch_metadata(finalizers, None).await?;
                 // The resource is about to disappear; what the process remembers about it goes with it.
                 self.context.forget(&self.key);
             }
@@ -599,11 +611,19 @@ impl Run<'_> {
         self.context.drift.force(&self.key);
     }
 
-    async fn patch_finalizers(&mut self, finalizers: Vec<String>) -> Result<(), ExecError> {
+    /// Sets the finalizers and, with them, any `annotations` (a JSON object merged into the resource's).
+    async fn patch_metadata(
+        &mut self,
+        finalizers: Vec<String>,
+        annotations: Option<serde_json::Value>,
+    ) -> Result<(), ExecError> {
         // The resourceVersion makes this a compare-and-swap: a concurrent finalizer change fails it and retries.
-        let patch = json!({
+        let mut patch = json!({
             "metadata": { "finalizers": finalizers, "resourceVersion": self.resource_version }
         });
+        if let Some(annotations) = annotations {
+            patch["metadata"]["annotations"] = annotations;
+        }
         let patched = self
             .resources
             .patch(
@@ -858,6 +878,43 @@ fn kube_secret(
     }
 }
 
+/// The status as the planner sees it: what is stored, plus the first issue's write-ahead marker while the status
+/// records no secret yet (a crash between the first Create and the status write leaves only that marker).
+fn planned_status(resource: &ApplicationClientSecret) -> planner::PlanStatus {
+    let mut planned = status::to_plan(resource.status.as_ref());
+    if records_nothing(&planned) {
+        planned.pending_create_since = resource.first_create_since();
+    }
+    planned
+}
+
+/// No secret, marker or foreign secret recorded: the state before a first issue.
+fn records_nothing(status: &planner::PlanStatus) -> bool {
+    status.current.is_none()
+        && status.previous.is_none()
+        && status.last_rotation_time.is_none()
+        && status.pending_create_since.is_none()
+        && status.unmanaged_secret_ids.is_empty()
+}
+
+/// A first issue's plan starts by adding the finalizer and writing the write-ahead marker. Both must be stored
+/// before the Create; they go in one patch of the resource's metadata (the marker as
+/// `eiam-operator.io/first-create-since`) instead of a metadata patch and a status patch. Only when the marker
+/// records no foreign secrets: those must be in the status before the Create.
+fn first_issue_marker(input: &PlanInput, actions: &[PlanAction]) -> Option<Timestamp> {
+    match actions {
+        [
+            PlanAction::AddFinalizer,
+            PlanAction::WritePendingCreate {
+                since,
+                unmanaged_secret_ids,
+            },
+            ..,
+        ] if unmanaged_secret_ids.is_empty() && records_nothing(&input.status) => Some(*since),
+        _ => None,
+    }
+}
+
 /// How long a reconcile right after a start waits for the watch's first list of Secret metadata before it reads
 /// its Secret instead.
 const SECRET_VERSIONS_PATIENCE: Duration = Duration::from_secs(10);
@@ -903,11 +960,12 @@ fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> O
     // one-second resolution, and a newcomer created in the same second must not win a tie (on its namespace or
     // name) against the resource that minted the secret in use. Among resources holding nothing, the oldest wins.
     let holds = |r: &ApplicationClientSecret| {
-        r.status.as_ref().is_some_and(|s| {
-            s.current_secret_id.is_some()
-                || s.previous_secret_id.is_some()
-                || s.pending_create_since.is_some()
-        })
+        r.first_create_since().is_some()
+            || r.status.as_ref().is_some_and(|s| {
+                s.current_secret_id.is_some()
+                    || s.previous_secret_id.is_some()
+                    || s.pending_create_since.is_some()
+            })
     };
     // A resource its provider refused, holding nothing, claims nothing: otherwise a tenant could block another
     // team's application by creating a resource for it that is refused.

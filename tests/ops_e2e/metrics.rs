@@ -239,10 +239,16 @@ async fn probes_answer_alive_and_ready_once_the_watches_have_synced() {
     let operator = OperatorSpec::new(cp, ns.name(), &fake.url()).start().await;
 
     assert_eq!(operator.probe("/healthz").await, (200, "ok\n".to_owned()));
-    let ready = wait_until("/readyz to answer 200", Duration::from_secs(30), || async {
-        let (status, body) = operator.probe("/readyz").await;
-        (status == 200).then_some(body)
-    })
+    // A replica standing by for the Lease is ready too (`standing by`); on a slow machine the first 200 can be
+    // that one. Wait for the leader's.
+    let ready = wait_until(
+        "/readyz to answer 200 leading",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = operator.probe("/readyz").await;
+            (status == 200 && body != "standing by\n").then_some(body)
+        },
+    )
     .await;
     let observed_ready = jiff::Timestamp::now();
     assert_eq!(ready, "leading\n");

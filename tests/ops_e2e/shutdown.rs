@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use eiam_operator::api::ApplicationClientSecret;
 use serde_json::json;
 
 use crate::common::{control_plane, wait_until};
@@ -32,14 +33,19 @@ async fn terminate(operator: &mut Operator) -> (std::process::ExitStatus, Durati
     (status, signalled.elapsed())
 }
 
+/// Whether the resource carries the write-ahead marker of a Create: `status.pendingCreateSince`, or on a first
+/// issue the annotation set with the finalizer while the status records no secret yet.
+fn write_ahead_marker(resource: &ApplicationClientSecret) -> bool {
+    let status = resource.status.clone().unwrap_or_default();
+    status.pending_create_since.is_some()
+        || (status.current_secret_id.is_none() && resource.first_create_since().is_some())
+}
+
 /// Waits until a reconcile is inside a Create: the write-ahead marker is stored and one reconcile is in flight.
 async fn wait_for_create_in_flight(operator: &Operator, client: &kube::Client, namespace: &str) {
     wait_until("a Create in flight", Duration::from_secs(30), || async {
         let resource = get_resource(client, namespace, "web").await;
-        let marked = resource
-            .status
-            .as_ref()
-            .is_some_and(|s| s.pending_create_since.is_some());
+        let marked = write_ahead_marker(&resource);
         let in_flight = sample(
             &operator.scrape().await,
             "eiam_operator_reconciles_in_flight",
@@ -158,7 +164,7 @@ async fn sigterm_abandons_a_stuck_reconcile_after_the_timeout_and_the_next_leade
     );
     // The write-ahead marker survived the cut...
     let cut = get_resource(&client, ns.name(), "web").await;
-    assert!(cut.status.and_then(|s| s.pending_create_since).is_some());
+    assert!(write_ahead_marker(&cut), "{cut:?}");
 
     // ...so the next leader lists before it creates, and finishes the job.
     let successor = OperatorSpec::new(cp, ns.name(), &fake.url())
