@@ -7,9 +7,10 @@
 
 use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
-use super::provider::{ProviderCache, TenancyPolicy};
+use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
 use super::secret_versions::SecretVersions;
+use super::synced::Synced;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ClusterEiamProvider, EiamProvider,
@@ -181,6 +182,22 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // Only changes worth a reconcile trigger one; our own status writes do not (see `trigger_hash`).
     .predicate_filter(trigger_hash, Default::default());
     let controller = Controller::for_stream(primary, store.clone());
+
+    // Providers are cached (the executor reads them from here, not with a GET per reconcile), and so are the
+    // versions of the Secrets the operator does not publish: a provider's client is rebuilt, and its AccessKey
+    // Secret read, only when that Secret's version changes.
+    let (eiam_providers, eiam_providers_writer) = reflector::store();
+    let (cluster_providers_store, cluster_providers_writer) = reflector::store();
+    let eiam_providers_synced = Arc::new(Synced::default());
+    let cluster_providers_synced = Arc::new(Synced::default());
+    let credential_versions = Arc::new(SecretVersions::default());
+    let providers_cache = ProviderCache::new(args.default_qps).with_sources(ProviderSources {
+        namespaced: eiam_providers,
+        namespaced_synced: eiam_providers_synced.clone(),
+        cluster: cluster_providers_store,
+        cluster_synced: cluster_providers_synced.clone(),
+        credentials: credential_versions.clone(),
+    });
     let context = Arc::new(Context {
         recorder: Recorder::new(
             kube.clone(),
@@ -190,7 +207,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             },
         ),
         kube: kube.clone(),
-        providers: ProviderCache::new(args.default_qps),
+        providers: providers_cache,
         restart_permissions: RestartPermissions::default(),
         tenancy: args.tenancy_policy(),
         resync_interval: args.resync_interval,
@@ -227,7 +244,41 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // slow retry).
     let credential_secrets = watcher(secrets, watcher::Config::default())
         .default_backoff()
+        .inspect_ok(move |event| {
+            // The Secrets we publish have their own map (`Context::secret_versions`); keep the rest.
+            let published = |secret: &PartialObjectMeta<Secret>| {
+                secret
+                    .labels()
+                    .get(LABEL_MANAGED_BY.0)
+                    .is_some_and(|value| value == LABEL_MANAGED_BY.1)
+            };
+            match event {
+                watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)
+                    if published(secret) => {}
+                event => credential_versions.observe(event),
+            }
+        })
         .touched_objects();
+    let eiam_provider_events = reflector(
+        eiam_providers_writer,
+        watcher(providers, watcher::Config::default()).default_backoff(),
+    )
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            eiam_providers_synced.mark();
+        }
+    })
+    .touched_objects();
+    let cluster_provider_events = reflector(
+        cluster_providers_writer,
+        watcher(cluster_providers, watcher::Config::default()).default_backoff(),
+    )
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            cluster_providers_synced.mark();
+        }
+    })
+    .touched_objects();
     let shutdown = operations.shutdown.shared();
     let controller = controller
         .owns_stream(owned_secrets)
@@ -237,21 +288,16 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                 waiting_for_credentials(&credential_waiters, secret.namespace())
             },
         )
-        .watches(
-            providers,
-            watcher::Config::default(),
-            move |provider: EiamProvider| {
-                users_of(
-                    &namespaced_users,
-                    ProviderKind::EiamProvider,
-                    provider.namespace(),
-                    &provider.name_any(),
-                )
-            },
-        )
-        .watches(
-            cluster_providers,
-            watcher::Config::default(),
+        .watches_stream(eiam_provider_events, move |provider: EiamProvider| {
+            users_of(
+                &namespaced_users,
+                ProviderKind::EiamProvider,
+                provider.namespace(),
+                &provider.name_any(),
+            )
+        })
+        .watches_stream(
+            cluster_provider_events,
             move |provider: ClusterEiamProvider| {
                 users_of(
                     &cluster_users,

@@ -10,3 +10,4 @@ pub mod publish;
 pub mod restart;
 pub mod secret_versions;
 pub mod status;
+pub mod synced;

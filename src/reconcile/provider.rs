@@ -3,7 +3,12 @@
 //!
 //! Clients are cached per provider and reused across reconciles, so connection pools, the QPS cap and RRSA
 //! credential caches survive; a change to the provider or to its credentials Secret builds a new client.
+//! Providers come from the controller's watch caches, and a credentials Secret is read only when its version (from
+//! the Secret metadata watch) is not the one the cached client was built from: a reconcile, and a restart of
+//! thousands, reads neither one by one.
 
+use super::secret_versions::SecretVersions;
+use super::synced::Synced;
 use crate::api::conditions::reasons;
 use crate::api::{
     AccessKeySecretRef, ApplicationClientSecret, ApplicationPattern, ClusterEiamProvider,
@@ -19,9 +24,24 @@ use crate::eiam::{
     endpoint::Endpoint,
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long a reconcile right after a start waits for a watch's first list before it reads instead.
+const CACHE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What the controller's watches know about providers and credentials Secrets.
+pub struct ProviderSources {
+    pub namespaced: Store<EiamProvider>,
+    pub namespaced_synced: Arc<Synced>,
+    pub cluster: Store<ClusterEiamProvider>,
+    pub cluster_synced: Arc<Synced>,
+    /// Versions of the Secrets the operator does not publish (credentials among them).
+    pub credentials: Arc<SecretVersions>,
+}
 
 /// Where the operator's own default provider points (flags `--default-region` / `--default-endpoint`) and whom it
 /// serves (`--default-provider-allowed-namespaces` / `-applications` / `-allow-import`). It acts with the operator's
@@ -104,8 +124,13 @@ pub struct ResolvedProvider {
 /// its provider's QPS budget, so every resource of the provider (and every retry) draws from the same one.
 pub struct ProviderCache {
     clients: Mutex<HashMap<String, (String, EiamClient)>>,
+    /// One lock per provider around building its client, so that the reconciles right after a start, which all
+    /// find the cache empty at once, read its credentials once, not once each.
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// `--default-qps`: the budget of a provider without `spec.qps`.
     default_qps: f64,
+    /// Watch caches to read from; without them (or before they are synced) providers and Secrets are read.
+    sources: Option<ProviderSources>,
 }
 
 /// The effective settings of a provider, whichever kind it is.
@@ -144,8 +169,74 @@ impl ProviderCache {
     pub fn new(default_qps: f64) -> Self {
         Self {
             clients: Mutex::default(),
+            building: Mutex::default(),
             default_qps,
+            sources: None,
         }
+    }
+
+    /// Reads providers and credentials versions from these watch caches.
+    pub fn with_sources(mut self, sources: ProviderSources) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    /// An EiamProvider from the watch cache once synced, else from the API server.
+    async fn eiam_provider(
+        &self,
+        kube: &Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<EiamProvider, ProviderProblem> {
+        if let Some(sources) = &self.sources
+            && sources.namespaced_synced.wait(CACHE_PATIENCE).await
+        {
+            let key = ObjectRef::new(name).within(namespace);
+            return match sources.namespaced.get(&key) {
+                Some(provider) => Ok((*provider).clone()),
+                None => Err(provider_not_found("EiamProvider", name, namespace)),
+            };
+        }
+        let api: Api<EiamProvider> = Api::namespaced(kube.clone(), namespace);
+        get_provider(&api, name, "EiamProvider", namespace).await
+    }
+
+    /// A ClusterEiamProvider from the watch cache once synced, else from the API server.
+    async fn cluster_provider(
+        &self,
+        kube: &Client,
+        name: &str,
+    ) -> Result<ClusterEiamProvider, ProviderProblem> {
+        if let Some(sources) = &self.sources
+            && sources.cluster_synced.wait(CACHE_PATIENCE).await
+        {
+            return match sources.cluster.get(&ObjectRef::new(name)) {
+                Some(provider) => Ok((*provider).clone()),
+                None => Err(provider_not_found("ClusterEiamProvider", name, "")),
+            };
+        }
+        let api: Api<ClusterEiamProvider> = Api::all(kube.clone());
+        get_provider(&api, name, "ClusterEiamProvider", "").await
+    }
+
+    /// The cached client of `key`, if it was built from exactly these settings and the credentials Secret's
+    /// current version (as the watch shows it): then nothing needs reading.
+    async fn unchanged_client(&self, key: &str, settings: &Settings<'_>) -> Option<EiamClient> {
+        let sources = self.sources.as_ref()?;
+        let reference = settings.provider.access_key_ref()?;
+        let namespace = credentials_namespace(settings, reference)?;
+        let version = sources
+            .credentials
+            .get(namespace, &reference.name, CACHE_PATIENCE)
+            .await?;
+        let fingerprint = format!(
+            "{}|{}",
+            settings.fingerprint,
+            credentials_fingerprint(namespace, &reference.name, &version)
+        );
+        let cache = self.clients.lock().ok()?;
+        let (cached_fingerprint, client) = cache.get(key)?;
+        (*cached_fingerprint == fingerprint).then(|| client.clone())
     }
 
     /// Resolves the provider of `resource`, checks that it may be used, and returns a client for it.
@@ -194,9 +285,9 @@ impl ProviderCache {
                 self.client_for("default".to_owned(), kube, settings).await
             }
             Some(reference) if reference.kind == ProviderKind::EiamProvider => {
-                let api: Api<EiamProvider> = Api::namespaced(kube.clone(), &namespace);
-                let provider =
-                    get_provider(&api, &reference.name, "EiamProvider", &namespace).await?;
+                let provider = self
+                    .eiam_provider(kube, &namespace, &reference.name)
+                    .await?;
                 let settings = Settings::of_eiam_provider(&provider, &namespace);
                 check_namespaced_identity(&settings, policy)?;
                 check_application(&settings, &request)?;
@@ -209,9 +300,7 @@ impl ProviderCache {
                 .await
             }
             Some(reference) => {
-                let api: Api<ClusterEiamProvider> = Api::all(kube.clone());
-                let provider =
-                    get_provider(&api, &reference.name, "ClusterEiamProvider", "").await?;
+                let provider = self.cluster_provider(kube, &reference.name).await?;
                 let settings = Settings::of_cluster_provider(&provider);
                 // The namespace's labels are read only when a selector could need them.
                 if provider.spec.allowed_namespaces.is_some() {
@@ -245,6 +334,21 @@ impl ProviderCache {
         kube: &Client,
         settings: Settings<'_>,
     ) -> Result<ResolvedProvider, ProviderProblem> {
+        let building = self
+            .building
+            .lock()
+            .map(|mut locks| locks.entry(key.clone()).or_default().clone())
+            .ok();
+        let _one_at_a_time = match &building {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        if let Some(client) = self.unchanged_client(&key, &settings).await {
+            return Ok(ResolvedProvider {
+                display: settings.display,
+                client,
+            });
+        }
         let (credentials, credentials_fingerprint) = credentials_for(kube, &settings).await?;
         let fingerprint = format!("{}|{credentials_fingerprint}", settings.fingerprint);
         if let Ok(cache) = self.clients.lock()
@@ -351,22 +455,24 @@ where
 {
     match api.get_opt(name).await {
         Ok(Some(provider)) => Ok(provider),
-        Ok(None) => {
-            let place = if namespace.is_empty() {
-                String::new()
-            } else {
-                format!(" in namespace {namespace}")
-            };
-            Err(ProviderProblem::new(
-                reasons::PROVIDER_NOT_FOUND,
-                format!("{kind} {name} does not exist{place}: create it or fix spec.providerRef"),
-            ))
-        }
+        Ok(None) => Err(provider_not_found(kind, name, namespace)),
         Err(err) => Err(ProviderProblem::new(
             reasons::PROVIDER_NOT_FOUND,
             format!("cannot read {kind} {name}: {err}"),
         )),
     }
+}
+
+fn provider_not_found(kind: &str, name: &str, namespace: &str) -> ProviderProblem {
+    let place = if namespace.is_empty() {
+        String::new()
+    } else {
+        format!(" in namespace {namespace}")
+    };
+    ProviderProblem::new(
+        reasons::PROVIDER_NOT_FOUND,
+        format!("{kind} {name} does not exist{place}: create it or fix spec.providerRef"),
+    )
 }
 
 async fn namespace_labels(
@@ -563,13 +669,7 @@ async fn access_key_credentials(
     settings: &Settings<'_>,
     reference: &AccessKeySecretRef,
 ) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
-    // An EiamProvider reads its own namespace whatever its reference says (the tenancy check refuses another one
-    // first); a ClusterEiamProvider's reference must name the namespace.
-    let Some(namespace) = settings
-        .secret_namespace
-        .or(reference.namespace.as_deref())
-        .filter(|namespace| !namespace.is_empty())
-    else {
+    let Some(namespace) = credentials_namespace(settings, reference) else {
         return Err(ProviderProblem::new(
             reasons::PROVIDER_INVALID,
             format!(
@@ -630,16 +730,33 @@ async fn access_key_credentials(
         ),
         None => StaticProvider::access_key(access_key_id, access_key_secret),
     };
-    let fingerprint = format!(
-        "secret/{namespace}/{}/{}",
-        reference.name,
+    let fingerprint = credentials_fingerprint(
+        namespace,
+        &reference.name,
         secret
             .metadata
             .resource_version
             .as_deref()
-            .unwrap_or_default()
+            .unwrap_or_default(),
     );
     Ok((Arc::new(provider), fingerprint))
+}
+
+/// The namespace of a provider's AccessKey Secret. An EiamProvider reads its own namespace whatever its reference
+/// says (the tenancy check refuses another one first); a ClusterEiamProvider's reference must name the namespace.
+fn credentials_namespace<'s>(
+    settings: &'s Settings<'_>,
+    reference: &'s AccessKeySecretRef,
+) -> Option<&'s str> {
+    settings
+        .secret_namespace
+        .or(reference.namespace.as_deref())
+        .filter(|namespace| !namespace.is_empty())
+}
+
+/// What a client built from an AccessKey Secret depends on: the Secret and its version (never its value).
+fn credentials_fingerprint(namespace: &str, name: &str, version: &str) -> String {
+    format!("secret/{namespace}/{name}/{version}")
 }
 
 #[cfg(test)]

@@ -14,14 +14,16 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
-use tokio::sync::watch;
+
+use super::synced::Synced;
 
 type Key = (String, String);
 
 /// Versions by namespace and name, kept from a watch's events.
+#[derive(Default)]
 pub struct SecretVersions {
     state: Mutex<State>,
-    synced: watch::Sender<bool>,
+    synced: Synced,
 }
 
 #[derive(Default)]
@@ -30,15 +32,6 @@ struct State {
     /// A relist in progress: it replaces `versions` when complete, so a Secret deleted while the watch was
     /// down does not linger.
     relisting: Option<HashMap<Key, String>>,
-}
-
-impl Default for SecretVersions {
-    fn default() -> Self {
-        Self {
-            state: Mutex::default(),
-            synced: watch::Sender::new(false),
-        }
-    }
 }
 
 fn key(secret: &PartialObjectMeta<Secret>) -> Option<(Key, String)> {
@@ -69,7 +62,7 @@ impl SecretVersions {
                     state.versions = listed;
                 }
                 drop(state);
-                self.synced.send_replace(true);
+                self.synced.mark();
             }
             Event::Apply(secret) => {
                 if let Some((key, version)) = key(secret) {
@@ -87,11 +80,9 @@ impl SecretVersions {
     /// The version the watch last saw of `namespace/name`, once the first list is complete (before that, or for a
     /// Secret it has not seen, `None`: read the Secret). Waits at most `patience` for that first list.
     pub async fn get(&self, namespace: &str, name: &str, patience: Duration) -> Option<String> {
-        let mut synced = self.synced.subscribe();
         // Right after a start every resource asks at once; the list of all Secret metadata takes a moment, and
         // waiting for it is cheaper than a GET each.
-        let ready = tokio::time::timeout(patience, synced.wait_for(|synced| *synced)).await;
-        if !matches!(ready, Ok(Ok(_))) {
+        if !self.synced.wait(patience).await {
             return None;
         }
         let state = self.state.lock().ok()?;

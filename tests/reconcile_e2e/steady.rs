@@ -146,3 +146,113 @@ async fn i11_a_restart_sends_no_eiam_call_for_resources_that_are_not_due() {
     }
     s.finish().await;
 }
+
+/// Issue 11: resources that use a provider with an AccessKey cost nothing per resource on a restart either: the
+/// provider comes from the watch cache and its AccessKey Secret is read once per provider, then not again while its
+/// version (from the Secret metadata watch) is the one the client was built from. A new key in that Secret (a new
+/// version) is read and used at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i11_a_restart_reads_no_provider_and_no_access_key_one_by_one() {
+    const APPS: [&str; 6] = [
+        "app_provider_0",
+        "app_provider_1",
+        "app_provider_2",
+        "app_provider_3",
+        "app_provider_4",
+        "app_provider_5",
+    ];
+    const KEY: (&str, &str) = ("LTAI5tE2eRestartKeyOne", "restart-key-one");
+    const NEW_KEY: (&str, &str) = ("LTAI5tE2eRestartKeyTwo", "restart-key-two");
+    let mut s = Scenario::with_fake(
+        "i11-provider-restart",
+        &APPS,
+        crate::common::fake_eiam::FakeSpec::new()
+            .access_key(KEY.0, KEY.1)
+            .access_key(NEW_KEY.0, NEW_KEY.1),
+    )
+    .await;
+    let access_key = |key: (&str, &str)| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(json!({
+            "metadata": { "name": "team-ak" },
+            "stringData": { "accessKeyId": key.0, "accessKeySecret": key.1 }
+        }))
+        .expect("a Secret")
+    };
+    s.secret_api()
+        .create(&Default::default(), &access_key(KEY))
+        .await
+        .expect("create the AccessKey Secret");
+    let provider: eiam_operator::api::EiamProvider = serde_json::from_value(json!({
+        "metadata": { "name": "team" },
+        "spec": { "endpoint": s.fake.url(),
+                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
+    }))
+    .expect("an EiamProvider");
+    s.api::<eiam_operator::api::EiamProvider>()
+        .create(&Default::default(), &provider)
+        .await
+        .expect("create the EiamProvider");
+    s.start_operator().await;
+    for (i, app) in APPS.iter().enumerate() {
+        s.create(
+            &format!("p{i}"),
+            json!({ "instanceId": INSTANCE, "applicationId": app, "expiresAfter": "720h",
+                    "providerRef": { "kind": "EiamProvider", "name": "team" } }),
+        )
+        .await;
+    }
+    for i in 0..APPS.len() {
+        s.wait_ready(&format!("p{i}")).await;
+    }
+    let before = s.fake.counts().await;
+    let status = s.operator_mut().process_mut().terminate(SOON).await;
+    assert!(status.success(), "SIGTERM ends the operator: {status}");
+
+    s.start_operator().await;
+    for i in 0..APPS.len() {
+        s.wait_more_reconciles(&format!("p{i}"), 0).await;
+    }
+    assert_eq!(s.fake.counts().await, before, "no EIAM call on restart");
+    // The new process has no client yet: it reads the AccessKey Secret once to build the provider's client (the
+    // resources starting together wait for that one read), and the provider's own status check reads it when the
+    // provider and when its Secret first show up in their watches. Nothing is read per resource.
+    let gets = s.operator().kube_requests("GET").await;
+    assert!(
+        gets <= 3.0,
+        "{gets} GETs for {} resources of one provider: one to build its client, at most two for its status",
+        APPS.len()
+    );
+
+    // A new AccessKey in the Secret: the next call is signed with it.
+    s.secret_api()
+        .replace("team-ak", &Default::default(), &{
+            let mut replaced = access_key(NEW_KEY);
+            replaced.metadata.resource_version = s
+                .secret_api()
+                .get("team-ak")
+                .await
+                .expect("the AccessKey Secret")
+                .metadata
+                .resource_version;
+            replaced
+        })
+        .await
+        .expect("put a new key in the AccessKey Secret");
+    let calls_before = s.fake.calls().await.len();
+    s.request_rotation("p0", "2026-11-29T00:00:00Z").await;
+    s.wait_event("p0", "Normal", "Rotated").await;
+    let calls = s.fake.calls().await;
+    let after_key_change = &calls[calls_before..];
+    assert!(!after_key_change.is_empty());
+    assert!(
+        after_key_change
+            .iter()
+            .all(|c| c.access_key_id.as_deref() == Some(NEW_KEY.0)),
+        "every call after the key change signed with the new key: {:?}",
+        after_key_change
+            .iter()
+            .map(|c| (&c.action, &c.access_key_id))
+            .collect::<Vec<_>>()
+    );
+    s.finish().await;
+}
