@@ -5,6 +5,7 @@
 //! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`]; the providers'
 //! own `Ready` status is kept beside it by [`super::provider_status`].
 
+use super::claims::Claims;
 use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
@@ -47,8 +48,10 @@ pub struct Context {
     /// What the operator may patch to roll restart targets, asked of the API server and remembered.
     pub restart_permissions: RestartPermissions,
     pub resync_interval: Duration,
-    /// Every resource the controller knows, for the one-resource-per-application rule.
+    /// Every resource the controller knows.
     pub store: Store<ApplicationClientSecret>,
+    /// The resources of each application, for the one-resource-per-application rule.
+    pub claims: Arc<Claims>,
     /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
     /// that is not due.
     pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
@@ -155,6 +158,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // Our own reflector rather than `Controller::new`, to see the first list complete (readiness): the store's
     // `wait_until_ready` wakes only its latest waiter, so waiting on it beside the controller can stall either.
     let (store, writer) = reflector::store();
+    let claims = Arc::new(Claims::default());
     let health = operations.health;
     let primary = reflector(
         writer,
@@ -169,6 +173,14 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                     .remove("kubectl.kubernetes.io/last-applied-configuration");
             }),
     )
+    .inspect({
+        let claims = claims.clone();
+        move |event| {
+            if let Ok(event) = event {
+                claims.observe(event);
+            }
+        }
+    })
     .inspect(move |event| {
         if let Ok(watcher::Event::InitDone) = event
             && health.phase() == Phase::Syncing
@@ -212,6 +224,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         tenancy: args.tenancy_policy(),
         resync_interval: args.resync_interval,
         store: store.clone(),
+        claims,
         drift: DriftSchedule::new(args.resync_interval),
         written: Mutex::default(),
         failures: Mutex::default(),
@@ -244,21 +257,15 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // slow retry).
     let credential_secrets = watcher(secrets, watcher::Config::default())
         .default_backoff()
-        .inspect_ok(move |event| {
+        .inspect_ok(move |event| match event {
             // The Secrets we publish have their own map (`Context::secret_versions`); keep the rest.
-            let published = |secret: &PartialObjectMeta<Secret>| {
-                secret
-                    .labels()
-                    .get(LABEL_MANAGED_BY.0)
-                    .is_some_and(|value| value == LABEL_MANAGED_BY.1)
-            };
-            match event {
-                watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)
-                    if published(secret) => {}
-                event => credential_versions.observe(event),
-            }
+            watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)
+                if published(secret) => {}
+            event => credential_versions.observe(event),
         })
-        .touched_objects();
+        .touched_objects()
+        // A Secret we publish is never anyone's credentials: its many writes wake nobody.
+        .try_filter(|secret| std::future::ready(!published(secret)));
     let eiam_provider_events = reflector(
         eiam_providers_writer,
         watcher(providers, watcher::Config::default()).default_backoff(),
@@ -356,6 +363,14 @@ fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
         .map(|t| t.0.as_second())
         .hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// Whether a Secret is one the operator publishes (its managed-by label).
+fn published(secret: &PartialObjectMeta<Secret>) -> bool {
+    secret
+        .labels()
+        .get(LABEL_MANAGED_BY.0)
+        .is_some_and(|value| value == LABEL_MANAGED_BY.1)
 }
 
 /// The resources stalled for missing provider credentials that a Secret in `namespace` could unblock: those in the

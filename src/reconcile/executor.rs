@@ -988,9 +988,10 @@ fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> O
     };
     let mine = rank(resource);
     context
-        .store
-        .state()
+        .claims
+        .of(&spec.instance_id, &spec.application_id)
         .iter()
+        .filter_map(|key| context.store.get(key))
         .filter(|other| {
             other.uid() != resource.uid()
                 && other.metadata.deletion_timestamp.is_none()

@@ -1,5 +1,6 @@
 //! Reconciliation: the pure rotation planner, the executor that performs its actions, and status.
 
+pub mod claims;
 pub mod controller;
 pub mod drift;
 pub mod executor;
