@@ -4,8 +4,9 @@
 //! (EIAM's flow control counts requests per second, per account) sees more than `qps` of them. A bucket of `qps`
 //! tokens would let a full bucket and its refill land in the same second: twice the cap. The spacing is
 //! [`JITTER_MARGIN`] wider than `1/qps`: requests spaced exactly `1/qps` apart put the first and the `qps+1`-th
-//! exactly one second apart when sent, and a few milliseconds of network or scheduling delay on the first puts both
-//! in the same second when they arrive (measured: 13 of 1,013 calls throttled at a cap of 50/s without the margin).
+//! exactly one second apart when sent, and any network or scheduling delay on the first puts both in the same
+//! second when they arrive. The margin tolerates 100 ms of such delay (measured on a loaded 2-core machine at a
+//! cap of 50/s: 13 of 1,013 calls throttled without a margin, 5 of 1,005 with 50 ms).
 //!
 //! The bucket arithmetic is pure (it takes `now`), so it is tested without sleeping; `RateLimiter` is the thin
 //! async shell that sleeps for the wait the bucket computes.
@@ -53,8 +54,9 @@ impl TokenBucket {
     }
 }
 
-/// How much wider than `1/qps` the operator spaces its requests: 5 %, so it uses at most 95 % of a cap.
-pub const JITTER_MARGIN: f64 = 0.05;
+/// How much wider than `1/qps` the operator spaces its requests: 10 %, so `qps + 1` requests span 1.1 s and up to
+/// 100 ms of delay cannot put them in one second; the operator uses at most 91 % of a cap.
+pub const JITTER_MARGIN: f64 = 0.10;
 
 /// An async QPS cap shared by every clone of a client.
 #[derive(Debug)]
@@ -63,8 +65,8 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// At most `qps` requests in any one-second window, however late any of them arrives by up to 5 % of the
-    /// spacing: one request every `1.05/qps` seconds, no burst.
+    /// At most `qps` requests in any one-second window, even if any of them arrives up to 100 ms late: one request
+    /// every `1.1/qps` seconds, no burst.
     pub fn new(qps: f64) -> Self {
         Self {
             bucket: Mutex::new(TokenBucket::new(
@@ -153,8 +155,8 @@ mod tests {
         let mut bucket = limiter.bucket.lock().unwrap_or_else(|p| p.into_inner());
         let t0 = Instant::now();
         assert_eq!(bucket.reserve(t0), Duration::ZERO);
-        // 21 ms, not 20: the 51st request leaves 1.05 s after the first.
-        assert!(close(bucket.reserve(t0), ms(21)));
+        // 22 ms, not 20: the 51st request leaves 1.1 s after the first.
+        assert!(close(bucket.reserve(t0), ms(22)));
     }
 
     #[test]
