@@ -268,7 +268,9 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         .try_filter(|secret| std::future::ready(!published(secret)));
     let eiam_provider_events = reflector(
         eiam_providers_writer,
-        watcher(providers, watcher::Config::default()).default_backoff(),
+        watcher(providers, watcher::Config::default())
+            .default_backoff()
+            .modify(|provider| provider.managed_fields_mut().clear()),
     )
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
@@ -278,7 +280,9 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     .touched_objects();
     let cluster_provider_events = reflector(
         cluster_providers_writer,
-        watcher(cluster_providers, watcher::Config::default()).default_backoff(),
+        watcher(cluster_providers, watcher::Config::default())
+            .default_backoff()
+            .modify(|provider| provider.managed_fields_mut().clear()),
     )
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
