@@ -224,6 +224,37 @@ async fn invalid_application_client_secrets_are_refused_naming_the_field() {
             json!({"target": {"annotations": {"eiam-operator.io/secret-id": "sci_x"}}}),
             vec!["spec.target.annotations must not set eiam-operator.io/ annotations"],
         ),
+        (
+            "maxGracePeriod without retireWhenUnusedFor",
+            json!({"rotation": {"maxGracePeriod": "2h"}}),
+            vec!["spec.rotation.maxGracePeriod requires spec.rotation.retireWhenUnusedFor"],
+        ),
+        (
+            "maxGracePeriod shorter than gracePeriod",
+            json!({"rotation": {"gracePeriod": "2h", "retireWhenUnusedFor": "1h", "maxGracePeriod": "1h"}}),
+            vec!["spec.rotation.maxGracePeriod must be at least spec.rotation.gracePeriod"],
+        ),
+        (
+            "maxGracePeriod past the next renewal",
+            json!({"expiresAfter": "72h", "renewBefore": "24h",
+                   "rotation": {"retireWhenUnusedFor": "1h", "maxGracePeriod": "48h"}}),
+            vec![
+                "spec.rotation.maxGracePeriod must be shorter than spec.expiresAfter minus spec.renewBefore",
+            ],
+        ),
+        (
+            "maxGracePeriod past the default renewal (two thirds of expiresAfter)",
+            json!({"expiresAfter": "72h",
+                   "rotation": {"retireWhenUnusedFor": "1h", "maxGracePeriod": "48h"}}),
+            vec![
+                "spec.rotation.maxGracePeriod must be shorter than spec.expiresAfter minus spec.renewBefore",
+            ],
+        ),
+        (
+            "retireWhenUnusedFor not a duration",
+            json!({"rotation": {"retireWhenUnusedFor": "soon"}}),
+            vec!["spec.rotation.retireWhenUnusedFor", "should match"],
+        ),
     ];
     for (case, patch, expected) in cases {
         let object = object(
@@ -296,6 +327,11 @@ async fn valid_application_client_secrets_are_accepted_with_documented_defaults(
         (
             "renewal test values",
             json!({"expiresAfter": "24h", "renewBefore": "23h59m45s", "rotation": {"gracePeriod": "10s"}}),
+        ),
+        (
+            "usage-aware retirement",
+            json!({"expiresAfter": "72h", "rotation": {"gracePeriod": "1h", "retireWhenUnusedFor": "6h",
+                                                         "maxGracePeriod": "47h"}}),
         ),
         (
             "fractions and units",

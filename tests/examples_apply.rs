@@ -49,6 +49,7 @@ async fn every_example_is_accepted_by_the_api_server() {
         "examples/minimal.yaml",
         "examples/provider-accesskey.yaml",
         "examples/restart-targets.yaml",
+        "examples/rotation-policy.yaml",
     ] {
         assert!(
             files.contains(&expected.to_owned()),

@@ -36,6 +36,8 @@ struct WorldSecret {
     /// Minted by this resource's Create (ground truth).
     ours: bool,
     minted_at: Timestamp,
+    /// When an OAuth client last used it (EIAM's `LastUsedTime`).
+    last_used: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +83,8 @@ enum Op {
     },
     DeleteInEiam(usize),
     DisableInEiam(usize),
+    /// A client uses one of the application's secrets (EIAM's `LastUsedTime`).
+    UseSecret(usize),
     DeleteKubeSecret,
     EditKubeSecret,
     ForeignKubeSecret,
@@ -121,6 +125,11 @@ struct Stats {
     rotations: usize,
     deferred_rotations: usize,
     retirements: usize,
+    /// Previous secrets kept past their grace period because EIAM showed them in use, and retirements under
+    /// `retireWhenUnusedFor`.
+    held_in_use: usize,
+    usage_retirements: usize,
+    retired_while_in_use: usize,
     repairs: usize,
     replaced_broken_current: usize,
     slots_exhausted: usize,
@@ -140,6 +149,9 @@ impl Stats {
         self.rotations += other.rotations;
         self.deferred_rotations += other.deferred_rotations;
         self.retirements += other.retirements;
+        self.held_in_use += other.held_in_use;
+        self.usage_retirements += other.usage_retirements;
+        self.retired_while_in_use += other.retired_while_in_use;
         self.repairs += other.repairs;
         self.replaced_broken_current += other.replaced_broken_current;
         self.slots_exhausted += other.slots_exhausted;
@@ -268,6 +280,7 @@ impl World {
             expires_at,
             ours,
             minted_at: self.now,
+            last_used: None,
         };
         self.eiam.push(secret.clone());
         secret
@@ -281,8 +294,34 @@ impl World {
                 client_id: "app_model".to_string(),
                 enabled: s.enabled,
                 expires_at: s.expires_at,
+                last_used: s.last_used,
             })
             .collect()
+    }
+
+    /// The previous secret is past its grace period and kept because EIAM shows it used within
+    /// `retireWhenUnusedFor`, before `maxGracePeriod`: a rule may not retire it, a due rotation waits for it.
+    fn held_in_use(&self, secret_id: &str) -> bool {
+        let Some(unused_for) = self.spec.retire_when_unused_for else {
+            return false;
+        };
+        let Some(previous) = self
+            .persisted
+            .previous
+            .as_ref()
+            .filter(|p| p.secret_id == secret_id)
+        else {
+            return false;
+        };
+        let used_recently = self
+            .eiam
+            .iter()
+            .find(|s| s.id == secret_id)
+            .and_then(|s| s.last_used)
+            .is_some_and(|t| self.now < t + unused_for);
+        let published = previous.retire_at - self.spec.grace_period;
+        let deadline = published + self.spec.max_grace_period.max(self.spec.grace_period);
+        used_recently && self.now < deadline
     }
 
     fn usable(&self, id: &str) -> bool {
@@ -349,6 +388,12 @@ impl World {
             Op::ForeignCreate { lifetime } => self.foreign_create(*lifetime),
             Op::DeleteInEiam(i) => self.delete_in_eiam(*i),
             Op::DisableInEiam(i) => self.disable_in_eiam(*i),
+            Op::UseSecret(i) => {
+                if !self.eiam.is_empty() {
+                    let n = self.eiam.len();
+                    self.eiam[i % n].last_used = Some(self.now);
+                }
+            }
             Op::DeleteKubeSecret => self.kube = KubeSecret::Missing,
             Op::EditKubeSecret => {
                 if let KubeSecret::Present { data_in_sync, .. } = &mut self.kube {
@@ -638,6 +683,7 @@ impl World {
                     client_id: "app_model".into(),
                     enabled: true,
                     expires_at: secret.expires_at,
+                    last_used: None,
                 })
             }
             Action::Publish { secret_id, .. } => {
@@ -680,6 +726,23 @@ impl World {
                     !(in_grace && current_works && !self.deleting),
                     "{action:?} retires the previous secret before its grace period ended"
                 );
+                // ... and, with retireWhenUnusedFor, while EIAM shows it in use before maxGracePeriod.
+                assert!(
+                    !(self.held_in_use(secret_id) && current_works && !self.deleting),
+                    "{action:?} retires the previous secret while EIAM shows it used within \
+                     retireWhenUnusedFor, before maxGracePeriod"
+                );
+                if !self.deleting
+                    && self
+                        .persisted
+                        .previous
+                        .as_ref()
+                        .is_some_and(|p| &p.secret_id == secret_id)
+                    && self.spec.retire_when_unused_for.is_some()
+                    && matches!(action, Action::DisableSecret { .. })
+                {
+                    self.stats.usage_retirements += 1;
+                }
                 let index = self.eiam.iter().position(|s| &s.id == secret_id);
                 let index = index.unwrap_or_else(|| panic!("{action:?} of an unlisted secret"));
                 if matches!(action, Action::DisableSecret { .. }) {
@@ -731,6 +794,8 @@ impl World {
         );
         let ready = plan.status.condition(ConditionType::Ready);
         stats.deferred_rotations += usize::from(ready.is_some_and(|r| r.message.contains("waits")));
+        stats.held_in_use += usize::from(ready.is_some_and(|r| r.message.contains("still in use")));
+        stats.retired_while_in_use += usize::from(seen(reasons::RETIRED_WHILE_IN_USE));
         if executed.contains(&Action::RemoveFinalizer) {
             match self.spec.deletion_policy {
                 DeletionPolicy::Delete => stats.deletions_with_delete += 1,
@@ -969,10 +1034,15 @@ impl World {
         }
         // A due rotation (requested or scheduled) either happened or waits for the previous
         // secret's grace period to end.
+        let held = status
+            .previous
+            .as_ref()
+            .is_some_and(|p| self.held_in_use(&p.secret_id));
         let waiting = status
             .previous
             .as_ref()
-            .is_some_and(|p| p.retire_at > self.now);
+            .is_some_and(|p| p.retire_at > self.now)
+            || held;
         let requested =
             self.rotate_request.is_some() && status.last_handled_rotate_at != self.rotate_request;
         let renewal_pending = renewal_time(status, &self.spec).is_some_and(|t| t <= self.now);
@@ -980,6 +1050,11 @@ impl World {
             !(requested || renewal_pending) || waiting,
             "a due rotation neither happened nor waits for a grace period"
         );
+        if held {
+            // Kept because it is in use: each pass lists EIAM again (at the planned poll rate) until the secret
+            // is idle or maxGracePeriod is over; not a steady state.
+            return;
+        }
         // Steady state: one more pass with nothing due plans nothing and wants exactly the stored
         // status (so the executor writes nothing).
         let steady = plan(&self.input());
@@ -1010,25 +1085,51 @@ fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
         Just(HOUR)
     ];
     let policy = prop_oneof![Just(DeletionPolicy::Delete), Just(DeletionPolicy::Retain)];
-    (lifetime, any::<bool>(), grace, any::<bool>(), policy).prop_map(
-        |(expires_after, short_renew, grace_period, restart, deletion_policy)| {
-            let renew_before = match expires_after {
-                None => Duration::ZERO,
-                // The e2e shape: renew 15 s after minting (with a fraction: instants in status
-                // must still survive the round trip through RFC 3339 seconds).
-                Some(lifetime) if short_renew => lifetime - Duration::from_millis(15_500),
-                Some(lifetime) => lifetime / 3,
-            };
-            PlanSpec {
-                expires_after,
-                renew_before,
-                grace_period,
-                import_secret_id: None,
-                deletion_policy,
-                has_restart_targets: restart,
-            }
-        },
+    let unused_for = prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Duration::from_secs(10))),
+        1 => Just(Some(HOUR)),
+    ];
+    let max_grace = prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_secs(30)),
+        Just(DAY)
+    ];
+    (
+        (lifetime, any::<bool>(), grace, any::<bool>(), policy),
+        (unused_for, max_grace),
     )
+        .prop_map(
+            |(
+                (expires_after, short_renew, grace_period, restart, deletion_policy),
+                (retire_when_unused_for, max_grace),
+            )| {
+                let renew_before = match expires_after {
+                    None => Duration::ZERO,
+                    // The e2e shape: renew 15 s after minting (with a fraction: instants in status
+                    // must still survive the round trip through RFC 3339 seconds).
+                    Some(lifetime) if short_renew => lifetime - Duration::from_millis(15_500),
+                    Some(lifetime) => lifetime / 3,
+                };
+                // What admission allows: at least the grace period, and before the next renewal when there is one.
+                let until_renewal = expires_after.map(|lifetime| lifetime - renew_before);
+                let max_grace_period = until_renewal
+                    .map_or(max_grace, |gap| {
+                        max_grace.min(gap.saturating_sub(Duration::from_secs(1)))
+                    })
+                    .max(grace_period);
+                PlanSpec {
+                    expires_after,
+                    renew_before,
+                    grace_period,
+                    retire_when_unused_for,
+                    max_grace_period,
+                    import_secret_id: None,
+                    deletion_policy,
+                    has_restart_targets: restart,
+                }
+            },
+        )
 }
 
 fn lifetime_strategy() -> impl Strategy<Value = Option<Duration>> {
@@ -1094,6 +1195,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => lifetime_strategy().prop_map(|lifetime| Op::ForeignCreate { lifetime }),
         1 => any::<usize>().prop_map(Op::DeleteInEiam),
         1 => any::<usize>().prop_map(Op::DisableInEiam),
+        3 => any::<usize>().prop_map(Op::UseSecret),
         1 => Just(Op::DeleteKubeSecret),
         1 => Just(Op::EditKubeSecret),
         1 => Just(Op::ForeignKubeSecret),
@@ -1190,6 +1292,8 @@ fn e2e_spec() -> PlanSpec {
         expires_after: Some(DAY),
         renew_before: DAY - Duration::from_secs(15),
         grace_period: Duration::from_secs(10),
+        retire_when_unused_for: None,
+        max_grace_period: Duration::from_secs(10),
         import_secret_id: None,
         deletion_policy: DeletionPolicy::Delete,
         has_restart_targets: true,
@@ -1291,6 +1395,9 @@ fn random_histories_reach_every_rule() {
         ("rotations", total.rotations),
         ("deferred_rotations", total.deferred_rotations),
         ("retirements", total.retirements),
+        ("held_in_use", total.held_in_use),
+        ("usage_retirements", total.usage_retirements),
+        ("retired_while_in_use", total.retired_while_in_use),
         ("repairs", total.repairs),
         ("replaced_broken_current", total.replaced_broken_current),
         ("slots_exhausted", total.slots_exhausted),

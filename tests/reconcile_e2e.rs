@@ -40,3 +40,5 @@ mod rotation;
 mod steady;
 #[path = "reconcile_e2e/tenancy.rs"]
 mod tenancy;
+#[path = "reconcile_e2e/usage.rs"]
+mod usage;

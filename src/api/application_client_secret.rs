@@ -77,7 +77,8 @@ use super::duration::{DurationError, parse_duration};
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     cel::RENEW_BEFORE_NEEDS_EXPIRES_AFTER,
-    cel::RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER
+    cel::RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER,
+    cel::MAX_GRACE_PERIOD_BEFORE_RENEWAL
 ]))]
 pub struct ApplicationClientSecretSpec {
     /// The EIAM instance that holds the application, for example `idaas_ue2jvisn35ea5lmthk267xxxxx`.
@@ -161,6 +162,10 @@ pub enum ProviderKind {
 /// Rotation behaviour.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    cel::MAX_GRACE_PERIOD_NEEDS_RETIRE_WHEN_UNUSED,
+    cel::MAX_GRACE_PERIOD_AT_LEAST_GRACE_PERIOD
+]))]
 pub struct Rotation {
     /// How long the previous secret stays valid after its replacement is published, as a Go duration
     /// (default `1h`, at most `720h`). Give workloads this long to pick up the new value; afterwards the
@@ -169,6 +174,25 @@ pub struct Rotation {
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     #[schemars(extend("x-kubernetes-validations" = [cel::GRACE_PERIOD_MAXIMUM]))]
     pub grace_period: String,
+
+    /// Retire the previous secret only once EIAM shows it unused for this long, as a Go duration (for example
+    /// `6h`). After `gracePeriod` the operator lists the application's secrets and keeps the previous one
+    /// enabled while its `LastUsedTime` is more recent than this (no `LastUsedTime` counts as unused), up to
+    /// `maxGracePeriod`. Meanwhile the resource stays Ready and `status.previousLastUsedTime` shows the last
+    /// use; the List is repeated every half of this duration (between 10s and 5m), from the provider's QPS
+    /// budget. EIAM does not publish how often it updates `LastUsedTime`: choose hours rather than minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    pub retire_when_unused_for: Option<String>,
+
+    /// With `retireWhenUnusedFor`: how long after its successor was published the previous secret is retired
+    /// even if EIAM still shows it in use, with a Warning event `RetiredWhileInUse` naming its last use. At
+    /// least `gracePeriod`, and shorter than the time from one publication to the next scheduled renewal
+    /// (`expiresAfter` − `renewBefore`), so that a renewal never waits for it. Default: the lesser of `168h`
+    /// and that time (but at least `gracePeriod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    pub max_grace_period: Option<String>,
 
     /// Workloads in this namespace to restart (as `kubectl rollout restart` does) after a new secret is
     /// published, so pods that read the Secret only at start-up pick it up.
@@ -182,6 +206,8 @@ impl Default for Rotation {
     fn default() -> Self {
         Self {
             grace_period: default_grace_period(),
+            retire_when_unused_for: None,
+            max_grace_period: None,
             restart_targets: Vec::new(),
         }
     }
@@ -297,6 +323,9 @@ pub enum DeletionPolicy {
     Retain,
 }
 
+/// `spec.rotation.maxGracePeriod` when absent (and a renewal is not sooner): a week.
+pub const DEFAULT_MAX_GRACE_PERIOD: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What the operator last observed and did. Never holds a secret value.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -321,6 +350,11 @@ pub struct ApplicationClientSecretStatus {
     /// The EIAM SecretId of the secret being retired after a rotation (valid until `previousRetireAt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_id: Option<String>,
+
+    /// When EIAM last saw the previous secret used (`LastUsedTime`, RFC 3339), as last listed. With
+    /// `spec.rotation.retireWhenUnusedFor` the previous secret is retired only once this is old enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_last_used_time: Option<Time>,
 
     /// When the current secret expires (RFC 3339). Absent when it never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,5 +482,29 @@ impl ApplicationClientSecretSpec {
     /// `spec.rotation.gracePeriod` parsed.
     pub fn grace_period(&self) -> Result<Duration, DurationError> {
         parse_duration(&self.rotation.grace_period)
+    }
+
+    /// `spec.rotation.retireWhenUnusedFor` parsed.
+    pub fn retire_when_unused_for(&self) -> Result<Option<Duration>, DurationError> {
+        self.rotation
+            .retire_when_unused_for
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+    }
+
+    /// `spec.rotation.maxGracePeriod` parsed, or its default: the lesser of [`DEFAULT_MAX_GRACE_PERIOD`] and the
+    /// time from a publication to the next scheduled renewal, but at least `gracePeriod`.
+    pub fn effective_max_grace_period(&self) -> Result<Duration, DurationError> {
+        if let Some(max) = &self.rotation.max_grace_period {
+            return parse_duration(max);
+        }
+        let until_renewal = match (self.expires_after()?, self.effective_renew_before()?) {
+            (Some(lifetime), Some(renew_before)) => lifetime.saturating_sub(renew_before),
+            _ => DEFAULT_MAX_GRACE_PERIOD,
+        };
+        Ok(DEFAULT_MAX_GRACE_PERIOD
+            .min(until_renewal)
+            .max(self.grace_period()?))
     }
 }

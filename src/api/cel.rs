@@ -164,6 +164,28 @@ pub const PROVIDER_QPS_RANGE: CelRule = CelRule {
     field_path: None,
 };
 
+/// `maxGracePeriod` bounds the wait that `retireWhenUnusedFor` starts; alone it means nothing.
+pub const MAX_GRACE_PERIOD_NEEDS_RETIRE_WHEN_UNUSED: CelRule = CelRule {
+    rule: "!has(self.maxGracePeriod) || has(self.retireWhenUnusedFor)",
+    message: "spec.rotation.maxGracePeriod requires spec.rotation.retireWhenUnusedFor",
+    field_path: Some(".maxGracePeriod"),
+};
+
+/// The usage-aware wait starts when the grace period ends: its upper bound cannot come earlier.
+pub const MAX_GRACE_PERIOD_AT_LEAST_GRACE_PERIOD: CelRule = CelRule {
+    rule: "!has(self.maxGracePeriod) || !has(self.gracePeriod) || !self.maxGracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.gracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.maxGracePeriod) >= duration(self.gracePeriod)",
+    message: "spec.rotation.maxGracePeriod must be at least spec.rotation.gracePeriod",
+    field_path: Some(".maxGracePeriod"),
+};
+
+/// EIAM holds two secrets: the previous one must be gone before the next renewal needs its slot. The next renewal
+/// comes `expiresAfter − renewBefore` after a publication (`renewBefore` defaults to a third of `expiresAfter`).
+pub const MAX_GRACE_PERIOD_BEFORE_RENEWAL: CelRule = CelRule {
+    rule: "!has(self.rotation) || !has(self.rotation.maxGracePeriod) || !has(self.expiresAfter) || !self.rotation.maxGracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.expiresAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (has(self.renewBefore) ? (!self.renewBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.rotation.maxGracePeriod) < duration(self.expiresAfter) - duration(self.renewBefore)) : duration(self.rotation.maxGracePeriod).getSeconds() * 3 < duration(self.expiresAfter).getSeconds() * 2)",
+    message: "spec.rotation.maxGracePeriod must be shorter than spec.expiresAfter minus spec.renewBefore (by default two thirds of expiresAfter): the previous secret must retire before the next renewal needs its slot",
+    field_path: Some(".rotation.maxGracePeriod"),
+};
+
 /// Every rule, for tests and documentation.
 pub const ALL_RULES: &[CelRule] = &[
     INSTANCE_ID_IMMUTABLE,
@@ -174,6 +196,9 @@ pub const ALL_RULES: &[CelRule] = &[
     RENEW_BEFORE_NEEDS_EXPIRES_AFTER,
     RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER,
     GRACE_PERIOD_MAXIMUM,
+    MAX_GRACE_PERIOD_NEEDS_RETIRE_WHEN_UNUSED,
+    MAX_GRACE_PERIOD_AT_LEAST_GRACE_PERIOD,
+    MAX_GRACE_PERIOD_BEFORE_RENEWAL,
     TARGET_KEYS_DISTINCT,
     TARGET_LABELS_RESERVED,
     TARGET_ANNOTATIONS_RESERVED,

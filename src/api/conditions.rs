@@ -59,6 +59,9 @@ pub mod reasons {
     /// Warning: the previous secret was retired before its grace period ended, to free a slot for
     /// the replacement of a current secret that stopped working.
     pub const RETIRED_EARLY: &str = "RetiredEarly";
+    /// Warning: with `retireWhenUnusedFor`, the previous secret was retired at `maxGracePeriod` although EIAM
+    /// still showed it in use.
+    pub const RETIRED_WHILE_IN_USE: &str = "RetiredWhileInUse";
     /// Normal: on deletion with `deletionPolicy: Delete`, the owned EIAM secrets were deleted.
     pub const DELETED: &str = "Deleted";
     /// Normal: on deletion with `deletionPolicy: Retain`, EIAM secrets and the Secret were kept.

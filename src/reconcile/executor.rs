@@ -456,6 +456,7 @@ impl Run<'_> {
                     client_id: secret.client_id,
                     enabled: true,
                     expires_at: expiration,
+                    last_used: None,
                 }));
             }
             PlanAction::Publish {
@@ -763,6 +764,10 @@ fn observed_secret(listed: &crate::eiam::types::ListedSecret) -> planner::Observ
             .expires_at_ms()
             .filter(|ms| *ms > 0)
             .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+        last_used: listed
+            .last_used_time
+            .filter(|ms| *ms > 0)
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
     }
 }
 
@@ -830,11 +835,19 @@ fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> 
     let grace_period = spec
         .grace_period()
         .map_err(|e| invalid("spec.rotation.gracePeriod", e))?;
+    let retire_when_unused_for = spec
+        .retire_when_unused_for()
+        .map_err(|e| invalid("spec.rotation.retireWhenUnusedFor", e))?;
+    let max_grace_period = spec
+        .effective_max_grace_period()
+        .map_err(|e| invalid("spec.rotation.maxGracePeriod", e))?;
     Ok(PlanSpec {
         expires_after,
         // Imported secrets may expire under a never-expiring spec: renew them an hour ahead.
         renew_before: renew_before.unwrap_or(Duration::from_secs(3600)),
         grace_period,
+        retire_when_unused_for,
+        max_grace_period,
         import_secret_id: spec.secret_id.clone().filter(|id| !id.is_empty()),
         deletion_policy: match spec.deletion_policy {
             DeletionPolicy::Delete => planner::DeletionPolicy::Delete,

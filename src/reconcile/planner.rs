@@ -85,6 +85,6 @@ pub use model::{
 };
 pub use observe::ActionOutcome;
 pub use rules::{
-    ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, SLOT_LIMIT, STALLED_REQUEUE, plan,
-    renewal_time,
+    ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, SLOT_LIMIT, STALLED_REQUEUE,
+    USAGE_POLL_MAX, USAGE_POLL_MIN, plan, renewal_time, usage_poll,
 };

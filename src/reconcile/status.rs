@@ -27,11 +27,13 @@ pub fn to_plan(status: Option<&ApplicationClientSecretStatus>) -> PlanStatus {
         (Some(secret_id), Some(retire_at)) => Some(PreviousSecret {
             secret_id: secret_id.clone(),
             retire_at: retire_at.0,
+            last_used: status.previous_last_used_time.as_ref().map(|t| t.0),
         }),
         // A previous id without a retire time cannot come from us; retire it at once rather than forget it.
         (Some(secret_id), None) => Some(PreviousSecret {
             secret_id: secret_id.clone(),
             retire_at: Timestamp::UNIX_EPOCH,
+            last_used: None,
         }),
         _ => None,
     };
@@ -119,6 +121,11 @@ pub fn from_plan(
         not_after: planned.current.as_ref().and_then(|c| c.not_after).map(Time),
         renewal_time: planned.renewal_time.map(Time),
         previous_retire_at: planned.previous.as_ref().map(|p| Time(p.retire_at)),
+        previous_last_used_time: planned
+            .previous
+            .as_ref()
+            .and_then(|p| p.last_used)
+            .map(Time),
         last_rotation_time: planned.last_rotation_time.map(Time),
         last_handled_rotate_at: planned.last_handled_rotate_at.clone(),
         pending_create_since: planned.pending_create_since.map(Time),

@@ -50,6 +50,11 @@ pub struct PlanSpec {
     pub renew_before: Duration,
     /// How long the previous secret stays enabled after its successor was published.
     pub grace_period: Duration,
+    /// `spec.rotation.retireWhenUnusedFor`: after the grace period, retire the previous secret only once EIAM
+    /// shows it unused for this long.
+    pub retire_when_unused_for: Option<Duration>,
+    /// With `retire_when_unused_for`: retire regardless this long after the successor was published (defaulted).
+    pub max_grace_period: Duration,
     /// `spec.secretId`: adopt this existing EIAM secret at first issue instead of minting one.
     pub import_secret_id: Option<String>,
     /// What deletion of the resource does to the EIAM secrets and the Secret.
@@ -78,6 +83,8 @@ pub struct ObservedSecret {
     pub enabled: bool,
     /// `ExpirationTime`; `None` when the secret never expires.
     pub expires_at: Option<Timestamp>,
+    /// `LastUsedTime`; `None` when EIAM has not seen it used.
+    pub last_used: Option<Timestamp>,
 }
 
 /// The target Kubernetes Secret as observed.
@@ -192,6 +199,8 @@ pub struct CurrentSecret {
 pub struct PreviousSecret {
     pub secret_id: String,
     pub retire_at: Timestamp,
+    /// When EIAM last saw it used, as last listed (`previousLastUsedTime`).
+    pub last_used: Option<Timestamp>,
 }
 
 /// The kstatus condition types.

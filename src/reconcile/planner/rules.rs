@@ -32,6 +32,29 @@ const DUE_AGAIN: Duration = Duration::from_secs(1);
 pub const BLOCKED_RETRY: Duration = Duration::from_secs(60);
 /// The least time before expiry at which a blocked rotation turns the resource `Stalled`.
 pub const BLOCKED_STALL_MIN: Duration = Duration::from_secs(3600);
+/// While a previous secret is kept because EIAM shows it in use, the List that checks again is repeated every
+/// half of `retireWhenUnusedFor`, bounded by these.
+pub const USAGE_POLL_MIN: Duration = Duration::from_secs(10);
+pub const USAGE_POLL_MAX: Duration = Duration::from_secs(300);
+
+/// How often the List is repeated while a previous secret is kept in use: half of `retireWhenUnusedFor`, between
+/// [`USAGE_POLL_MIN`] and [`USAGE_POLL_MAX`].
+pub fn usage_poll(retire_when_unused_for: Duration) -> Duration {
+    (retire_when_unused_for / 2).clamp(USAGE_POLL_MIN, USAGE_POLL_MAX)
+}
+
+/// What EIAM's `LastUsedTime` says about retiring the previous secret once its grace period is over.
+enum Usage {
+    /// Unused for `retireWhenUnusedFor` (or no usage rule): retire.
+    Idle,
+    /// Still used, and `maxGracePeriod` is over: retire anyway, with a Warning.
+    Overdue { last_used: Timestamp },
+    /// Still used: keep it, and look again then.
+    InUse {
+        look_again: Timestamp,
+        deadline: Timestamp,
+    },
+}
 
 /// Decides the next actions and the status to persist. Pure: no I/O, no clock.
 pub fn plan(input: &PlanInput) -> Plan {
@@ -131,6 +154,9 @@ struct Pass<'a> {
     /// A due rotation cannot mint: secrets of someone else hold the free slot (why, naming them). The published
     /// secret is still valid, so the resource stays Ready and says so in `RotationBlocked`.
     blocked: Option<String>,
+    /// The previous secret is past its grace period but kept because EIAM shows it in use: when to look again,
+    /// and the `maxGracePeriod` deadline.
+    held_in_use: Option<(Timestamp, Timestamp)>,
 }
 
 impl<'a> Pass<'a> {
@@ -144,6 +170,7 @@ impl<'a> Pass<'a> {
             new_current: None,
             broken: false,
             blocked: None,
+            held_in_use: None,
         }
     }
 
@@ -257,11 +284,12 @@ impl<'a> Pass<'a> {
     fn with_list(&mut self, listed: &[ObservedSecret]) -> Outcome {
         let now = self.now();
 
-        // A previous secret EIAM no longer lists needs no retirement.
-        if let Some(previous) = &self.status.previous
-            && find(listed, &previous.secret_id).is_none()
-        {
-            self.status.previous = None;
+        // A previous secret EIAM no longer lists needs no retirement; one it lists shows when it was last used.
+        if let Some(previous) = self.status.previous.as_mut() {
+            match find(listed, &previous.secret_id) {
+                None => self.status.previous = None,
+                Some(listed) => previous.last_used = listed.last_used,
+            }
         }
 
         // An interrupted (or just completed) Create: adopt its secret, never mint a third one.
@@ -336,16 +364,38 @@ impl<'a> Pass<'a> {
                 .as_ref()
                 .is_none_or(|n| n.replaces.as_deref() != Some(previous.secret_id.as_str()))
         {
-            self.retire(listed, &previous.secret_id);
-            self.status.previous = None;
-            self.event(
-                EventKind::Normal,
-                reasons::RETIRED,
-                format!(
-                    "disabled and deleted previous secret {} after its grace period",
-                    previous.secret_id
-                ),
-            );
+            match self.usage(&previous) {
+                Usage::Idle => {
+                    self.retire(listed, &previous.secret_id);
+                    self.status.previous = None;
+                    self.event(
+                        EventKind::Normal,
+                        reasons::RETIRED,
+                        format!(
+                            "disabled and deleted previous secret {} after its grace period",
+                            previous.secret_id
+                        ),
+                    );
+                }
+                Usage::Overdue { last_used } => {
+                    self.retire(listed, &previous.secret_id);
+                    self.status.previous = None;
+                    self.event(
+                        EventKind::Warning,
+                        reasons::RETIRED_WHILE_IN_USE,
+                        format!(
+                            "disabled and deleted previous secret {} at spec.rotation.maxGracePeriod although \
+                             EIAM shows it last used at {last_used}: whatever still uses it must pick up the \
+                             current secret",
+                            previous.secret_id
+                        ),
+                    );
+                }
+                Usage::InUse {
+                    look_again,
+                    deadline,
+                } => self.held_in_use = Some((look_again, deadline)),
+            }
         }
 
         // Make sure there is a valid current secret that is not due.
@@ -391,8 +441,11 @@ impl<'a> Pass<'a> {
         }
         match self.status.current.as_ref().filter(|_| !self.broken) {
             Some(current) => {
-                let message = match (&self.status.previous, deferred) {
-                    (Some(previous), true) => deferred_message(current, previous),
+                let message = match (&self.status.previous, self.held_in_use, deferred) {
+                    (Some(previous), Some((_, deadline)), _) => {
+                        self.held_message(current, previous, deadline, deferred)
+                    }
+                    (Some(previous), None, true) => deferred_message(current, previous),
                     _ => self.ready_message(current),
                 };
                 Outcome::Ready { message }
@@ -454,6 +507,7 @@ impl<'a> Pass<'a> {
                     self.status.previous = Some(PreviousSecret {
                         secret_id: old.secret_id.clone(),
                         retire_at: ceil_to_second(add(self.stamp, self.input.spec.grace_period)),
+                        last_used: None,
                     });
                     rotated = true;
                 }
@@ -709,12 +763,69 @@ impl<'a> Pass<'a> {
         self.now() >= sub(not_after, threshold)
     }
 
+    /// Whether the previous secret, past its grace period, may retire: with `retireWhenUnusedFor`, only once
+    /// EIAM shows it unused that long (no `LastUsedTime` counts as unused), or at `maxGracePeriod` regardless.
+    fn usage(&self, previous: &PreviousSecret) -> Usage {
+        let spec = &self.input.spec;
+        let Some(unused_for) = spec.retire_when_unused_for else {
+            return Usage::Idle;
+        };
+        let Some(last_used) = previous.last_used else {
+            return Usage::Idle;
+        };
+        let now = self.now();
+        let idle_at = add(last_used, unused_for);
+        if now >= idle_at {
+            return Usage::Idle;
+        }
+        // `retire_at` is the publication plus the grace period.
+        let published = sub(previous.retire_at, spec.grace_period);
+        let deadline = add(published, spec.max_grace_period.max(spec.grace_period));
+        if now >= deadline {
+            return Usage::Overdue { last_used };
+        }
+        let look_again = idle_at.min(deadline).min(add(now, usage_poll(unused_for)));
+        Usage::InUse {
+            look_again,
+            deadline,
+        }
+    }
+
     fn rotation_due(&self) -> bool {
         let input = self.input;
         let requested = input.rotate_request.is_some()
             && input.rotate_request != self.status.last_handled_rotate_at;
         let scheduled = renewal_time(&self.status, &input.spec).is_some_and(|t| self.now() >= t);
         requested || scheduled
+    }
+
+    /// The Ready message while the previous secret is kept because EIAM shows it in use.
+    fn held_message(
+        &self,
+        current: &CurrentSecret,
+        previous: &PreviousSecret,
+        deadline: Timestamp,
+        rotation_waits: bool,
+    ) -> String {
+        let last_used = previous
+            .last_used
+            .map_or_else(|| "never".to_owned(), |t| t.to_string());
+        let unused_for = self
+            .input
+            .spec
+            .retire_when_unused_for
+            .map(crate::api::format_duration)
+            .unwrap_or_default();
+        let waits = if rotation_waits {
+            "; the rotation that is due waits for it (never a third secret)"
+        } else {
+            ""
+        };
+        format!(
+            "secret {} is published; the previous secret {} is still in use (EIAM last saw it used at {last_used}) \
+             and stays enabled until unused for {unused_for}, at the latest until {deadline}{waits}",
+            current.secret_id, previous.secret_id
+        )
     }
 
     fn ready_message(&self, current: &CurrentSecret) -> String {
@@ -852,7 +963,10 @@ impl<'a> Pass<'a> {
                     None => self.status.renewal_time.map(|t| t.max(add(now, DUE_AGAIN))),
                     Some(_) => self.status.renewal_time.filter(|t| *t > now),
                 };
-                let retirement = self.status.previous.as_ref().map(|p| p.retire_at);
+                let retirement = match self.held_in_use {
+                    Some((look_again, _)) => Some(look_again),
+                    None => self.status.previous.as_ref().map(|p| p.retire_at),
+                };
                 let next = renewal.into_iter().chain(retirement).min();
                 match self.blocked.take() {
                     None => {

@@ -23,6 +23,8 @@ fn spec() -> PlanSpec {
         expires_after: Some(hours(2160)),
         renew_before: hours(720),
         grace_period: HOUR,
+        retire_when_unused_for: None,
+        max_grace_period: HOUR,
         import_secret_id: None,
         deletion_policy: DeletionPolicy::Delete,
         has_restart_targets: true,
@@ -53,6 +55,7 @@ fn secret(id: &str, enabled: bool, expires_at: Option<Timestamp>) -> ObservedSec
         client_id: "app_1".to_string(),
         enabled,
         expires_at,
+        last_used: None,
     }
 }
 
@@ -663,6 +666,132 @@ fn due_renewal_rotates_into_the_free_slot_and_restarts_targets() {
     assert_eq!(plan.requeue_after, Some(HOUR), "next: the retirement");
 }
 
+/// Rotated once under `retireWhenUnusedFor: 1h, maxGracePeriod: 24h`, at the end of the grace period, with EIAM
+/// showing the previous secret (`sci_new1`) last used at `last_used`.
+fn past_grace_with_usage(last_used: Option<Timestamp>) -> (PlanInput, Eiam) {
+    let (mut input, mut eiam) = issued();
+    input.spec.retire_when_unused_for = Some(HOUR);
+    input.spec.max_grace_period = hours(24);
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    pass(&mut input, &mut eiam);
+    input.kube_secret = holding("sci_new2");
+    input.now = input.status.previous.as_ref().unwrap().retire_at;
+    for secret in &mut eiam.secrets {
+        if secret.secret_id == "sci_new1" {
+            secret.last_used = last_used;
+        }
+    }
+    (input, eiam)
+}
+
+#[test]
+fn a_previous_secret_in_use_is_kept_past_the_grace_period_and_polled() {
+    let (mut input, mut eiam) = past_grace_with_usage(None);
+    let used = input.now - Duration::from_secs(600);
+    for secret in &mut eiam.secrets {
+        if secret.secret_id == "sci_new1" {
+            secret.last_used = Some(used);
+        }
+    }
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(
+        actions,
+        vec![Action::ListSecrets],
+        "listed, nothing retired"
+    );
+    let previous = plan.status.previous.as_ref().expect("kept");
+    assert_eq!(previous.secret_id, "sci_new1");
+    assert_eq!(previous.last_used, Some(used), "previousLastUsedTime");
+    let ready = plan.status.condition(ConditionType::Ready).expect("Ready");
+    assert_eq!(ready.status, ConditionStatus::True, "Ready while waiting");
+    assert!(ready.message.contains("still in use"), "{ready:?}");
+    // Look again after half of retireWhenUnusedFor, at most 5 minutes: here 5 minutes.
+    assert_eq!(plan.requeue_after, Some(USAGE_POLL_MAX));
+    // Unused for an hour since that use: retired.
+    input.now = used + HOUR;
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DisableSecret {
+        secret_id: "sci_new1".into()
+    }));
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::RETIRED)]
+    );
+    assert_eq!(plan.status.previous, None);
+}
+
+#[test]
+fn a_previous_secret_never_used_retires_after_the_grace_period() {
+    let (mut input, mut eiam) = past_grace_with_usage(None);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DeleteSecret {
+        secret_id: "sci_new1".into()
+    }));
+    assert_eq!(plan.status.previous, None);
+}
+
+#[test]
+fn a_previous_secret_still_used_at_max_grace_period_retires_with_a_warning() {
+    let (mut input, mut eiam) = past_grace_with_usage(None);
+    let published = input.status.previous.as_ref().unwrap().retire_at - HOUR;
+    input.now = published + hours(24);
+    let used = input.now - Duration::from_secs(60);
+    for secret in &mut eiam.secrets {
+        if secret.secret_id == "sci_new1" {
+            secret.last_used = Some(used);
+        }
+    }
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(actions.contains(&Action::DisableSecret {
+        secret_id: "sci_new1".into()
+    }));
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Warning, reasons::RETIRED_WHILE_IN_USE)]
+    );
+    let note = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Event(e) => Some(e.note.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(
+        note.contains(&used.to_string()),
+        "names the last use: {note}"
+    );
+    assert_eq!(plan.status.previous, None);
+}
+
+#[test]
+fn a_rotation_due_while_the_previous_is_in_use_waits_and_says_so() {
+    let (mut input, mut eiam) = past_grace_with_usage(None);
+    input.rotate_request = Some("now".into());
+    let used = input.now;
+    for secret in &mut eiam.secrets {
+        if secret.secret_id == "sci_new1" {
+            secret.last_used = Some(used);
+        }
+    }
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(
+        actions,
+        vec![Action::ListSecrets],
+        "no Create: never a third secret"
+    );
+    assert_eq!(current_id(&input), "sci_new2");
+    let message = &plan
+        .status
+        .condition(ConditionType::Ready)
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains("still in use") && message.contains("waits"),
+        "{message}"
+    );
+}
+
 #[test]
 fn rotation_without_restart_targets_restarts_nothing() {
     let (mut input, mut eiam) = issued();
@@ -720,6 +849,7 @@ fn rotation_due_during_a_grace_period_waits_without_calling_eiam() {
     input.status.previous = Some(PreviousSecret {
         secret_id: "sci_p".into(),
         retire_at: at(3600),
+        last_used: None,
     });
     input.now = at(50);
     let plan = plan(&input);
@@ -888,6 +1018,7 @@ fn broken_current_with_full_slots_retires_the_previous_early() {
     input.status.previous = Some(PreviousSecret {
         secret_id: "sci_p".into(),
         retire_at: at(3600),
+        last_used: None,
     });
     input.kube_secret = holding("sci_a");
     input.now = at(60);
