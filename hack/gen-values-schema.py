@@ -115,6 +115,8 @@ schema = {
             "Let EiamProviders without spec.auth.accessKey use the operator's own credentials."),
         "resyncInterval": s("Go duration, e.g. 1h or 30m.", pattern=DURATION),
         "concurrency": i(minimum=1, maximum=1000),
+        "defaultQps": {"type": "number", "minimum": 0.01, "maximum": 1000,
+                       "description": "Requests per second to EIAM through each provider without spec.qps."},
         "logFormat": {"enum": ["json", "text"]},
         "logLevel": s(minLength=1),
         "shutdownTimeout": s("Go duration.", pattern=DURATION),
