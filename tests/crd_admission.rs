@@ -251,6 +251,21 @@ async fn invalid_application_client_secrets_are_refused_naming_the_field() {
             ],
         ),
         (
+            "a window shorter than a minute",
+            json!({"rotation": {"windows": [{"schedule": "0 2 * * SAT", "duration": "30s"}]}}),
+            vec!["spec.rotation.windows[].duration must be at least 1m"],
+        ),
+        (
+            "a window with a numeric day of week",
+            json!({"rotation": {"windows": [{"schedule": "0 2 * * 1-5", "duration": "1h"}]}}),
+            vec!["spec.rotation.windows[0].schedule", "should match"],
+        ),
+        (
+            "a window with four fields",
+            json!({"rotation": {"windows": [{"schedule": "0 12 1 JAN", "duration": "1h"}]}}),
+            vec!["spec.rotation.windows[0].schedule", "should match"],
+        ),
+        (
             "retireWhenUnusedFor not a duration",
             json!({"rotation": {"retireWhenUnusedFor": "soon"}}),
             vec!["spec.rotation.retireWhenUnusedFor", "should match"],
@@ -327,6 +342,12 @@ async fn valid_application_client_secrets_are_accepted_with_documented_defaults(
         (
             "renewal test values",
             json!({"expiresAfter": "24h", "renewBefore": "23h59m45s", "rotation": {"gracePeriod": "10s"}}),
+        ),
+        (
+            "rotation windows",
+            json!({"rotation": {"windows": [
+                {"schedule": "0 1 * * MON-FRI", "duration": "2h", "timeZone": "Asia/Shanghai"},
+                {"schedule": "*/30 * 1 JAN,JUL *", "duration": "10m"}]}}),
         ),
         (
             "usage-aware retirement",

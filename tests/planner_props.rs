@@ -13,7 +13,8 @@ use eiam_operator::eiam::expiration::expiration_for;
 use eiam_operator::reconcile::planner::{
     ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
     DeletionPolicy, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
-    ProviderState, SLOT_LIMIT, plan, reasons, renewal_time, status_after_failure,
+    ProviderState, RotationWindows, SLOT_LIMIT, WindowSpec, plan, reasons, renewal_time,
+    status_after_failure,
 };
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -130,6 +131,8 @@ struct Stats {
     held_in_use: usize,
     usage_retirements: usize,
     retired_while_in_use: usize,
+    /// Scheduled rotations forced outside every rotation window by the coming expiry.
+    rotated_outside_window: usize,
     repairs: usize,
     replaced_broken_current: usize,
     slots_exhausted: usize,
@@ -152,6 +155,7 @@ impl Stats {
         self.held_in_use += other.held_in_use;
         self.usage_retirements += other.usage_retirements;
         self.retired_while_in_use += other.retired_while_in_use;
+        self.rotated_outside_window += other.rotated_outside_window;
         self.repairs += other.repairs;
         self.replaced_broken_current += other.replaced_broken_current;
         self.slots_exhausted += other.slots_exhausted;
@@ -796,6 +800,7 @@ impl World {
         stats.deferred_rotations += usize::from(ready.is_some_and(|r| r.message.contains("waits")));
         stats.held_in_use += usize::from(ready.is_some_and(|r| r.message.contains("still in use")));
         stats.retired_while_in_use += usize::from(seen(reasons::RETIRED_WHILE_IN_USE));
+        stats.rotated_outside_window += usize::from(seen(reasons::ROTATED_OUTSIDE_WINDOW));
         if executed.contains(&Action::RemoveFinalizer) {
             match self.spec.deletion_policy {
                 DeletionPolicy::Delete => stats.deletions_with_delete += 1,
@@ -1008,6 +1013,15 @@ impl World {
             self.kube.holds(&current.secret_id),
             "Ready but the Secret is stale"
         );
+        // A rotation window never pushes a renewal past the published secret's expiry.
+        if let (Some(renewal), Some(not_after)) =
+            (renewal_time(status, &self.spec), current.not_after)
+        {
+            assert!(
+                renewal < not_after,
+                "renewal at {renewal} is not before expiry at {not_after}"
+            );
+        }
         assert_eq!(status.pending_create_since, None);
         // A due rotation blocked by someone else's secret: the published secret stays valid and in
         // use (Ready), the block is reported, and nothing of ours is touched to make room.
@@ -1095,15 +1109,30 @@ fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
         Just(Duration::from_secs(30)),
         Just(DAY)
     ];
+    // Rotation windows: none, one minute in two, or one hour a year (renewals forced outside it).
+    let windows = prop_oneof![
+        3 => Just(Vec::new()),
+        1 => Just(vec![("*/2 * * * *", 60u64)]),
+        1 => Just(vec![("0 0 1 JAN *", 3600u64)]),
+    ];
     (
         (lifetime, any::<bool>(), grace, any::<bool>(), policy),
-        (unused_for, max_grace),
+        (unused_for, max_grace, windows),
     )
         .prop_map(
             |(
                 (expires_after, short_renew, grace_period, restart, deletion_policy),
-                (retire_when_unused_for, max_grace),
+                (retire_when_unused_for, max_grace, windows),
             )| {
+                let windows: Vec<WindowSpec<'_>> = windows
+                    .iter()
+                    .map(|(schedule, seconds)| WindowSpec {
+                        schedule,
+                        duration: Duration::from_secs(*seconds),
+                        time_zone: "Asia/Shanghai",
+                    })
+                    .collect();
+                let windows = RotationWindows::parse(&windows);
                 let renew_before = match expires_after {
                     None => Duration::ZERO,
                     // The e2e shape: renew 15 s after minting (with a fraction: instants in status
@@ -1124,6 +1153,7 @@ fn spec_strategy() -> impl Strategy<Value = PlanSpec> {
                     grace_period,
                     retire_when_unused_for,
                     max_grace_period,
+                    windows,
                     import_secret_id: None,
                     deletion_policy,
                     has_restart_targets: restart,
@@ -1294,6 +1324,7 @@ fn e2e_spec() -> PlanSpec {
         grace_period: Duration::from_secs(10),
         retire_when_unused_for: None,
         max_grace_period: Duration::from_secs(10),
+        windows: Ok(RotationWindows::default()),
         import_secret_id: None,
         deletion_policy: DeletionPolicy::Delete,
         has_restart_targets: true,
@@ -1379,7 +1410,7 @@ fn random_histories_reach_every_rule() {
     let mut runner = TestRunner::deterministic();
     let strategy = scenario_strategy();
     let mut total = Stats::default();
-    for _ in 0..400 {
+    for _ in 0..2000 {
         let mut scenario = strategy.new_tree(&mut runner).unwrap().current();
         scenario.ops.push(Op::StartDeletion);
         total.add(&run(&scenario).stats);
@@ -1398,6 +1429,7 @@ fn random_histories_reach_every_rule() {
         ("held_in_use", total.held_in_use),
         ("usage_retirements", total.usage_retirements),
         ("retired_while_in_use", total.retired_while_in_use),
+        ("rotated_outside_window", total.rotated_outside_window),
         ("repairs", total.repairs),
         ("replaced_broken_current", total.replaced_broken_current),
         ("slots_exhausted", total.slots_exhausted),

@@ -42,3 +42,5 @@ mod steady;
 mod tenancy;
 #[path = "reconcile_e2e/usage.rs"]
 mod usage;
+#[path = "reconcile_e2e/windows.rs"]
+mod windows;

@@ -194,6 +194,16 @@ pub struct Rotation {
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub max_grace_period: Option<String>,
 
+    /// When scheduled renewals may happen. A renewal that comes due outside every window waits for the next one
+    /// to open (`status.renewalTime` shows when), unless waiting would bring the published secret within a quarter
+    /// of its renewal window (at least 1h) of expiry: then it rotates when due, with a Warning event
+    /// `RotatedOutsideWindow`. A rotation requested with `eiam-operator.io/rotate-requested-at` is never held.
+    /// Empty: renewals happen whenever due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub windows: Vec<RotationWindow>,
+
     /// Workloads in this namespace to restart (as `kubectl rollout restart` does) after a new secret is
     /// published, so pods that read the Secret only at start-up pick it up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -208,6 +218,7 @@ impl Default for Rotation {
             grace_period: default_grace_period(),
             retire_when_unused_for: None,
             max_grace_period: None,
+            windows: Vec::new(),
             restart_targets: Vec::new(),
         }
     }
@@ -215,6 +226,33 @@ impl Default for Rotation {
 
 fn default_grace_period() -> String {
     "1h".to_owned()
+}
+
+/// A span of time in which scheduled renewals may happen.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationWindow {
+    /// When the window opens: a 5-field cron schedule, `minute hour day-of-month month day-of-week`, in
+    /// `timeZone` (for example `0 1 * * MON-FRI`: 01:00 on weekdays). The day of week is given by name
+    /// (`MON-FRI`, `SAT,SUN`) or `*`, never by number (cron dialects disagree on which number is Sunday); when both
+    /// day fields are restricted, a day must match both.
+    #[schemars(length(min = 9, max = 128), pattern(cel::CRON_SCHEDULE_PATTERN))]
+    pub schedule: String,
+
+    /// How long the window stays open, as a Go duration (at least `1m`, for example `2h`).
+    #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [cel::WINDOW_DURATION_MINIMUM]))]
+    pub duration: String,
+
+    /// The IANA time zone of the schedule (default `UTC`), for example `Asia/Shanghai`. Daylight saving time is
+    /// followed: the window opens at the schedule's local time.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64), pattern(cel::TIME_ZONE_PATTERN))]
+    pub time_zone: String,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
 }
 
 /// A workload to restart after a rotation.

@@ -186,6 +186,22 @@ pub const MAX_GRACE_PERIOD_BEFORE_RENEWAL: CelRule = CelRule {
     field_path: Some(".rotation.maxGracePeriod"),
 };
 
+/// A 5-field cron schedule: minute, hour, day of month, month (numbers, names, `*`, ranges, lists, steps), and a
+/// day of week by name only (`MON-FRI`, `SAT,SUN`) or `*`.
+pub const CRON_SCHEDULE_PATTERN: &str =
+    r"^[0-9*,/-]+ [0-9*,/-]+ [0-9*,/-]+ [0-9A-Za-z*,/-]+ (\*|[A-Za-z]{3}([-,][A-Za-z]{3})*)$";
+
+/// An IANA time zone name (`UTC`, `Asia/Shanghai`, `America/Argentina/Buenos_Aires`); the operator checks that it
+/// exists.
+pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
+
+/// A window shorter than a minute cannot be hit by a scheduled reconcile.
+pub const WINDOW_DURATION_MINIMUM: CelRule = CelRule {
+    rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m')",
+    message: "spec.rotation.windows[].duration must be at least 1m",
+    field_path: None,
+};
+
 /// Every rule, for tests and documentation.
 pub const ALL_RULES: &[CelRule] = &[
     INSTANCE_ID_IMMUTABLE,
@@ -199,6 +215,7 @@ pub const ALL_RULES: &[CelRule] = &[
     MAX_GRACE_PERIOD_NEEDS_RETIRE_WHEN_UNUSED,
     MAX_GRACE_PERIOD_AT_LEAST_GRACE_PERIOD,
     MAX_GRACE_PERIOD_BEFORE_RENEWAL,
+    WINDOW_DURATION_MINIMUM,
     TARGET_KEYS_DISTINCT,
     TARGET_LABELS_RESERVED,
     TARGET_ANNOTATIONS_RESERVED,

@@ -62,6 +62,11 @@ pub mod reasons {
     /// Warning: with `retireWhenUnusedFor`, the previous secret was retired at `maxGracePeriod` although EIAM
     /// still showed it in use.
     pub const RETIRED_WHILE_IN_USE: &str = "RetiredWhileInUse";
+    /// Warning: a scheduled renewal happened outside `spec.rotation.windows`, because waiting for the next window
+    /// would have let the published secret come too close to its expiry.
+    pub const ROTATED_OUTSIDE_WINDOW: &str = "RotatedOutsideWindow";
+    /// Stalled: `spec.rotation.windows` cannot be used (a bad schedule or time zone, or a window that never opens).
+    pub const INVALID_ROTATION_WINDOW: &str = "InvalidRotationWindow";
     /// Normal: on deletion with `deletionPolicy: Delete`, the owned EIAM secrets were deleted.
     pub const DELETED: &str = "Deleted";
     /// Normal: on deletion with `deletionPolicy: Retain`, EIAM secrets and the Secret were kept.

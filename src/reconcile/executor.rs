@@ -841,6 +841,7 @@ fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> 
     let max_grace_period = spec
         .effective_max_grace_period()
         .map_err(|e| invalid("spec.rotation.maxGracePeriod", e))?;
+    let windows = rotation_windows(&spec.rotation.windows);
     Ok(PlanSpec {
         expires_after,
         // Imported secrets may expire under a never-expiring spec: renew them an hour ahead.
@@ -848,6 +849,7 @@ fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> 
         grace_period,
         retire_when_unused_for,
         max_grace_period,
+        windows,
         import_secret_id: spec.secret_id.clone().filter(|id| !id.is_empty()),
         deletion_policy: match spec.deletion_policy {
             DeletionPolicy::Delete => planner::DeletionPolicy::Delete,
@@ -855,6 +857,33 @@ fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> 
         },
         has_restart_targets: !spec.rotation.restart_targets.is_empty(),
     })
+}
+
+/// `spec.rotation.windows` parsed; an unusable entry makes the resource `Stalled` (`InvalidRotationWindow`).
+fn rotation_windows(
+    windows: &[crate::api::RotationWindow],
+) -> Result<planner::RotationWindows, planner::WindowError> {
+    let durations = windows
+        .iter()
+        .enumerate()
+        .map(|(index, window)| {
+            crate::api::parse_duration(&window.duration).map_err(|e| planner::WindowError {
+                index,
+                field: "duration",
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs: Vec<planner::WindowSpec<'_>> = windows
+        .iter()
+        .zip(durations)
+        .map(|(window, duration)| planner::WindowSpec {
+            schedule: &window.schedule,
+            duration,
+            time_zone: &window.time_zone,
+        })
+        .collect();
+    planner::RotationWindows::parse(&specs)
 }
 
 fn owner_reference(resource: &ApplicationClientSecret) -> Option<OwnerReference> {

@@ -73,6 +73,7 @@ mod model;
 mod observe;
 pub mod reasons;
 mod rules;
+pub mod windows;
 
 #[cfg(test)]
 mod tests;
@@ -88,3 +89,4 @@ pub use rules::{
     ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, SLOT_LIMIT, STALLED_REQUEUE,
     USAGE_POLL_MAX, USAGE_POLL_MIN, plan, renewal_time, usage_poll,
 };
+pub use windows::{RotationWindows, WindowError, WindowSpec};

@@ -55,6 +55,8 @@ pub struct PlanSpec {
     pub retire_when_unused_for: Option<Duration>,
     /// With `retire_when_unused_for`: retire regardless this long after the successor was published (defaulted).
     pub max_grace_period: Duration,
+    /// `spec.rotation.windows`: when a scheduled renewal may happen (empty: whenever due), or why they are unusable.
+    pub windows: Result<super::windows::RotationWindows, super::windows::WindowError>,
     /// `spec.secretId`: adopt this existing EIAM secret at first issue instead of minting one.
     pub import_secret_id: Option<String>,
     /// What deletion of the resource does to the EIAM secrets and the Secret.

@@ -98,7 +98,32 @@ pub fn renewal_time(status: &PlanStatus, spec: &super::model::PlanSpec) -> Optio
     };
     // Whole seconds, like every instant the status stores (RFC 3339 seconds in the CRD), so that
     // a fractional renewBefore does not make the status differ after each round trip.
-    Some(floor_to_second(sub(not_after, renew_before)))
+    let due = floor_to_second(sub(not_after, renew_before));
+    Some(within_window(due, not_after, spec))
+}
+
+/// A scheduled renewal due at `due` moved to the next opening of a rotation window, unless no window is open then
+/// and waiting would bring the published secret within [`expiry_margin`] of its expiry: then it stays at `due`
+/// (safety first; the rotation then says `RotatedOutsideWindow`).
+fn within_window(due: Timestamp, not_after: Timestamp, spec: &super::model::PlanSpec) -> Timestamp {
+    let Ok(windows) = &spec.windows else {
+        return due;
+    };
+    if windows.is_empty() || windows.is_open(due) {
+        return due;
+    }
+    let latest = sub(not_after, expiry_margin(due, not_after));
+    match windows.next_open(due) {
+        Some(open) if open <= latest => ceil_to_second(open),
+        _ => due,
+    }
+}
+
+/// How close to expiry a secret may get before a rotation stops waiting (for a window) or a blocked rotation
+/// stalls: a quarter of the time between the renewal and expiry, at least [`BLOCKED_STALL_MIN`].
+pub fn expiry_margin(renewal: Timestamp, not_after: Timestamp) -> Duration {
+    let window = Duration::try_from(renewal.duration_until(not_after)).unwrap_or_default();
+    (window / 4).max(BLOCKED_STALL_MIN)
 }
 
 /// How a pass ends.
@@ -228,6 +253,16 @@ impl<'a> Pass<'a> {
         }
         if let Some(message) = &input.restart_denied {
             return Self::stalled(reasons::RESTART_NOT_PERMITTED, message.clone());
+        }
+        let unusable_window = match &input.spec.windows {
+            Err(error) => Some(error.clone()),
+            Ok(windows) => windows.never_opening(self.now()),
+        };
+        if let Some(error) = unusable_window {
+            return Self::stalled(
+                reasons::INVALID_ROTATION_WINDOW,
+                format!("{error}: renewals cannot be scheduled"),
+            );
         }
         if input.kube_secret != super::model::KubeSecret::Missing && !input.kube_secret.is_ours() {
             return Self::stalled(
@@ -418,8 +453,23 @@ impl<'a> Pass<'a> {
             if self.status.previous.is_some() {
                 deferred = true;
             } else {
+                let outside = self.outside_window();
+                let before_mint = self.actions.len();
                 match self.mint(listed, false) {
-                    Ok(outcome) => return outcome,
+                    Ok(outcome) => {
+                        // Before the write-ahead marker and the Create: the plan must end with the Create barrier.
+                        if let Some(note) = outside {
+                            self.actions.insert(
+                                before_mint,
+                                Action::Event(Event {
+                                    kind: EventKind::Warning,
+                                    reason: reasons::ROTATED_OUTSIDE_WINDOW.to_string(),
+                                    note,
+                                }),
+                            );
+                        }
+                        return outcome;
+                    }
                     Err(Outcome::Stalled { reason, message })
                         if reason == reasons::SLOTS_EXHAUSTED && !self.about_to_expire() =>
                     {
@@ -789,6 +839,32 @@ impl<'a> Pass<'a> {
             look_again,
             deadline,
         }
+    }
+
+    /// Why a due rotation happens outside `spec.rotation.windows`, if it does: a scheduled one (a requested
+    /// rotation is never held by windows) while no window is open, because the next one opens too late.
+    fn outside_window(&self) -> Option<String> {
+        let input = self.input;
+        let requested = input.rotate_request.is_some()
+            && input.rotate_request != self.status.last_handled_rotate_at;
+        let Ok(windows) = &input.spec.windows else {
+            return None;
+        };
+        if requested || windows.is_empty() || windows.is_open(self.now()) {
+            return None;
+        }
+        let current = self.status.current.as_ref()?;
+        let next = windows
+            .next_open(self.now())
+            .map_or_else(|| "never".to_owned(), |t| t.to_string());
+        let expires = current
+            .not_after
+            .map_or_else(|| "its renewal time".to_owned(), |t| t.to_string());
+        Some(format!(
+            "rotating secret {} outside spec.rotation.windows: the next window opens at {next}, too close to its \
+             expiry at {expires}",
+            current.secret_id
+        ))
     }
 
     fn rotation_due(&self) -> bool {

@@ -25,6 +25,7 @@ fn spec() -> PlanSpec {
         grace_period: HOUR,
         retire_when_unused_for: None,
         max_grace_period: HOUR,
+        windows: Ok(RotationWindows::default()),
         import_secret_id: None,
         deletion_policy: DeletionPolicy::Delete,
         has_restart_targets: true,
@@ -1450,4 +1451,122 @@ fn fractional_durations_still_give_whole_second_instants_in_status() {
     let previous = input.status.previous.as_ref().unwrap();
     assert_eq!(previous.retire_at.subsec_nanosecond(), 0);
     assert!(previous.retire_at >= renewal.checked_add(Duration::from_millis(10_250)).unwrap());
+}
+
+// ------------------------------------------------------------------------- rotation windows
+
+fn with_windows(input: &mut PlanInput, specs: &[(&str, u64)]) {
+    let specs: Vec<WindowSpec<'_>> = specs
+        .iter()
+        .map(|(schedule, minutes)| WindowSpec {
+            schedule,
+            duration: Duration::from_secs(minutes * 60),
+            time_zone: "UTC",
+        })
+        .collect();
+    input.spec.windows = RotationWindows::parse(&specs);
+}
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+#[test]
+fn a_scheduled_renewal_waits_for_the_next_window() {
+    let (mut input, mut eiam) = issued();
+    // Due on Tuesday 2027-03-16 08:00 UTC; the window opens on Saturdays at 02:00 for two hours.
+    let due = input.status.renewal_time.unwrap();
+    assert_eq!(due, ts("2027-03-16T08:00:00Z"));
+    with_windows(&mut input, &[("0 2 * * SAT", 120)]);
+    input.kube_secret = holding("sci_new1");
+    input.now = due;
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(actions.is_empty(), "held by the window: {actions:?}");
+    assert_eq!(
+        plan.status.renewal_time,
+        Some(ts("2027-03-20T02:00:00Z")),
+        "status.renewalTime shows the real planned time"
+    );
+    assert_eq!(
+        plan.requeue_after,
+        Some(Duration::from_secs(3 * 86_400 + 18 * 3600))
+    );
+    input.now = ts("2027-03-20T02:00:00Z");
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_new2", "rotated in the window");
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::ROTATED)]
+    );
+}
+
+#[test]
+fn a_renewal_rotates_outside_the_windows_rather_than_let_the_secret_expire() {
+    let (mut input, mut eiam) = issued();
+    // The only window opens on 1 January: after the secret expires (2027-04-15).
+    with_windows(&mut input, &[("0 0 1 JAN *", 60)]);
+    input.kube_secret = holding("sci_new1");
+    let due = renewal_time(&input.status, &input.spec).unwrap();
+    assert_eq!(due, ts("2027-03-16T08:00:00Z"), "not moved past expiry");
+    input.now = due;
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_new2");
+    assert_eq!(
+        events(&actions),
+        vec![
+            (EventKind::Warning, reasons::ROTATED_OUTSIDE_WINDOW),
+            (EventKind::Normal, reasons::ROTATED)
+        ]
+    );
+}
+
+#[test]
+fn a_requested_rotation_is_not_held_by_windows() {
+    let (mut input, mut eiam) = issued();
+    with_windows(&mut input, &[("0 2 * * SAT", 120)]);
+    input.kube_secret = holding("sci_new1");
+    input.now = ts("2027-02-02T12:00:00Z"); // a Tuesday, no window open
+    input.rotate_request = Some("now".into());
+    let (actions, _) = pass(&mut input, &mut eiam);
+    assert_eq!(current_id(&input), "sci_new2");
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::ROTATED)]
+    );
+}
+
+#[test]
+fn unusable_windows_stall_naming_the_entry_without_calling_eiam() {
+    let mut input = fresh();
+    with_windows(&mut input, &[("0 2 * * SAT", 120), ("0 0 30 FEB *", 60)]);
+    let mut eiam = Eiam::with(vec![]);
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert!(eiam.calls.is_empty(), "{:?}", eiam.calls);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSecret { .. }))
+    );
+    let stalled = plan.status.condition(ConditionType::Stalled).unwrap();
+    assert_eq!(stalled.reason, reasons::INVALID_ROTATION_WINDOW);
+    assert!(
+        stalled
+            .message
+            .starts_with("spec.rotation.windows[1].schedule: never opens"),
+        "{stalled:?}"
+    );
+    let mut input = fresh();
+    input.spec.windows = RotationWindows::parse(&[WindowSpec {
+        schedule: "0 2 * * SAT",
+        duration: HOUR,
+        time_zone: "Nowhere/Atlantis",
+    }]);
+    let (_, plan) = pass(&mut input, &mut Eiam::with(vec![]));
+    let stalled = plan.status.condition(ConditionType::Stalled).unwrap();
+    assert!(
+        stalled
+            .message
+            .starts_with("spec.rotation.windows[0].timeZone:"),
+        "{stalled:?}"
+    );
 }
