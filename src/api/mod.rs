@@ -40,5 +40,8 @@ pub const ANNOTATION_ROTATE: &str = "eiam-operator.io/rotate-requested-at";
 pub const ANNOTATION_RESTARTED_AT: &str = "eiam-operator.io/restarted-at";
 /// Label on every Secret the operator writes, and the value; the operator watches only Secrets carrying it.
 pub const LABEL_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "eiam-operator");
+/// Annotation on each CRD written by `crdgen`: the hash of its spec ([`crds::schema_hash`]); the operator refuses to
+/// reconcile until the installed CRDs carry the hashes it was built with.
+pub const ANNOTATION_SCHEMA_HASH: &str = "eiam-operator.io/schema-hash";
 /// Field manager for server-side apply of Secrets and status.
 pub const FIELD_MANAGER: &str = "eiam-operator";
