@@ -3,7 +3,8 @@
 //! `crds/` directory. An operator of this build refuses to act on them and says so — an error log, `/readyz`, the
 //! `eiam_operator_crd_schema_current` metric — and a resource created meanwhile is left untouched. `helm upgrade
 //! --take-ownership` to this chart replaces the CRDs (an upgrade without it is refused by Helm, as the README says);
-//! the operator then starts by itself and reconciles. Uninstalling the release keeps the CRDs and the resources.
+//! the operator then starts by itself and reconciles, using the field the old CRD pruned (`spec.target.template`).
+//! Uninstalling the release keeps the CRDs and the resources.
 
 mod common;
 mod helm_support;
@@ -153,19 +154,28 @@ async fn helm_upgrade_from_the_previous_chart_carries_the_crds_and_the_operator_
     );
     assert_eq!(logged[0]["level"], "ERROR");
 
+    // A resource using a field this release adds: the old CRD silently prunes it — the bug this is all about.
     let api: Api<ApplicationClientSecret> = Api::namespaced(admin.clone(), &apps);
     let resource = json!({
         "apiVersion": "eiam-operator.io/v1alpha1", "kind": "ApplicationClientSecret",
         "metadata": { "name": "creds" },
-        "spec": { "instanceId": INSTANCE, "applicationId": APP, "expiresAfter": "720h" }
+        "spec": { "instanceId": INSTANCE, "applicationId": APP, "expiresAfter": "720h",
+                  "target": { "template": { "data": { "app.env": "SECRET={{ clientSecret }}\n" } } } }
     });
-    api.patch(
-        "creds",
-        &PatchParams::apply("eiam-operator-tests"),
-        &Patch::Apply(&resource),
+    // Created as `kubectl create` would: the API server prunes what the schema does not know (server-side apply
+    // would refuse it outright, which is no better for a GitOps tool that applies the new manifests).
+    api.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(resource.clone()).unwrap(),
     )
     .await
     .expect("the old CRD accepts a resource");
+    let stored = api.get("creds").await.unwrap();
+    assert!(
+        stored.spec.target.template.is_none(),
+        "the old CRD prunes spec.target.template: {:?}",
+        stored.spec.target
+    );
     // Two re-checks of the CRDs later, nothing has happened to it.
     tokio::time::sleep(
         2 * eiam_operator::installed_crds::RECHECK_INTERVAL + Duration::from_secs(1),
@@ -226,7 +236,26 @@ async fn helm_upgrade_from_the_previous_chart_carries_the_crds_and_the_operator_
         "the release owns the CRDs now"
     );
 
-    // The operator notices on its own, starts, and reconciles the resource that waited.
+    // The same manifest applied again (as GitOps would) now keeps the new field.
+    api.patch(
+        "creds",
+        &PatchParams::apply("eiam-operator-tests").force(),
+        &Patch::Apply(&resource),
+    )
+    .await
+    .expect("apply on the new CRD");
+    assert!(
+        api.get("creds")
+            .await
+            .unwrap()
+            .spec
+            .target
+            .template
+            .is_some(),
+        "the new CRD keeps spec.target.template"
+    );
+
+    // The operator notices on its own, starts, and reconciles the resource that waited, template and all.
     wait_until(
         format!("/readyz 200; operator:\n{}", operator.output()),
         SOON,
@@ -264,13 +293,34 @@ async fn helm_upgrade_from_the_previous_chart_carries_the_crds_and_the_operator_
     .await;
     let current = ready.status.unwrap().current_secret_id.unwrap();
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &apps);
-    let secret = secrets.get("creds").await.expect("the Secret was written");
+    // (Should the operator have started between the upgrade and the re-apply, the template change re-publishes.)
+    let secret = wait_until(
+        format!("the templated Secret; operator:\n{}", operator.output()),
+        SOON,
+        || async {
+            let secret = secrets.get_opt("creds").await.ok()??;
+            secret
+                .data
+                .as_ref()?
+                .contains_key("app.env")
+                .then_some(secret)
+        },
+    )
+    .await;
     let held = fake.secrets(INSTANCE, APP).await;
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].secret_id, current);
+    let data = secret.data.unwrap();
+    // The old CRD stored spec.target.keys with its defaults when the resource was created, so the plain keys are
+    // written next to the rendered one: the documented rule for resources from before templates (README).
     assert_eq!(
-        secret.data.unwrap()["clientSecret"].0,
-        held[0].client_secret.as_bytes()
+        data.keys().collect::<Vec<_>>(),
+        ["app.env", "clientId", "clientSecret"]
+    );
+    assert!(api.get("creds").await.unwrap().spec.target.keys.is_some());
+    assert_eq!(
+        data["app.env"].0,
+        format!("SECRET={}\n", held[0].client_secret).into_bytes()
     );
 
     // Uninstall keeps the CRDs (helm.sh/resource-policy: keep) and so every resource.

@@ -14,7 +14,7 @@ pub mod provider;
 pub use application_client_secret::{
     ApplicationClientSecret, ApplicationClientSecretSpec, ApplicationClientSecretStatus,
     CreationPolicy, DeletionPolicy, ProviderKind, ProviderRef, RestartTarget, RestartTargetKind,
-    Rotation, SecretKeys, SecretTarget,
+    Rotation, SecretKeys, SecretTarget, SecretTemplate,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use provider::{

@@ -9,3 +9,4 @@ pub mod provider_status;
 pub mod publish;
 pub mod restart;
 pub mod status;
+pub mod template;

@@ -202,6 +202,9 @@ impl<'a> Pass<'a> {
         if let Some(message) = &input.restart_denied {
             return Self::stalled(reasons::RESTART_NOT_PERMITTED, message.clone());
         }
+        if let Some(message) = &input.invalid_template {
+            return Self::stalled(reasons::INVALID_TEMPLATE, message.clone());
+        }
         if input.kube_secret != super::model::KubeSecret::Missing && !input.kube_secret.is_ours() {
             return Self::stalled(
                 reasons::TARGET_NOT_OWNED,
