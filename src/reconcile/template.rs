@@ -64,6 +64,10 @@ pub struct TemplateValues<'a> {
     pub application_id: &'a str,
 }
 
+/// Work one template may do (minijinja "fuel": roughly instructions, or 64 bytes of allocation each). Config files
+/// take a few hundred; a runaway loop in a tenant's template stops here instead of holding a reconcile worker.
+const FUEL: u64 = 50_000;
+
 /// Values that stand in for the real ones when a template is checked before anything is minted.
 const PLACEHOLDERS: TemplateValues<'static> = TemplateValues {
     client_id: "placeholder-client-id",
@@ -132,6 +136,7 @@ fn render_with(
 fn environment() -> Environment<'static> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    environment.set_fuel(Some(FUEL));
     // Secret data is not HTML: a key named `index.html` must not escape the secret's characters.
     environment.set_auto_escape_callback(|_| AutoEscape::None);
     // Config files end with a newline; keep the one the template ends with. (Building the default syntax with
@@ -266,6 +271,18 @@ mod tests {
             text.contains("\"broken\"") && text.contains("line 2") && text.contains("syntax"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let t = template(&[(
+            "loop",
+            "{% for i in range(10000) %}{% for j in range(10000) %}{{ clientId }}{% endfor %}{% endfor %}",
+        )]);
+        let started = std::time::Instant::now();
+        let text = validate(&t).expect_err("stopped").to_string();
+        assert!(text.contains("\"loop\"") && text.contains("fuel"), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
