@@ -331,7 +331,8 @@ async fn valid_application_client_secrets_are_accepted_with_documented_defaults(
                 "username": "{{ clientId }}",
                 "password": "{{- clientSecret -}}",
                 "config.json": "{\"auth\": {\"secret\": {{ clientSecret | tojson }}, \"expires\": \"{{ expiresAt }}\"}}",
-                "app.env": "{% if expiresAt %}EXPIRES={{ expiresAt }}{% endif %}\n{{ true }}{{ 'x' | upper }}"
+                "app.env": "{% if expiresAt %}EXPIRES={{ expiresAt }}{% endif %}\n{{ true }}{{ 'x' | upper }}",
+                "loop.txt": "{% for x in ['a', 'b'] %}{{ (loop.index) }}{{ (x) }}{% endfor %}"
             }}}}),
         ),
         (

@@ -222,6 +222,11 @@ mod tests {
                 "{{ secretId }} {{ expiresAt }} {{ instanceId }}/{{ applicationId }} <{{ clientSecret }}>",
             ),
             ("config.json", "{\"secret\": {{ clientSecret | tojson }}}"),
+            // Template-local names, printed the way admission lets through (README).
+            (
+                "loop.txt",
+                "{% for x in ['a', 'b'] %}{{ (loop.index) }}{{ (x) }}{% endfor %}",
+            ),
         ]);
         assert_eq!(validate(&t), Ok(()));
         let rendered = render(&t, &real()).expect("renders");
@@ -237,6 +242,7 @@ mod tests {
             rendered["config.json"],
             format!("{{\"secret\": \"{SECRET}\"}}")
         );
+        assert_eq!(rendered["loop.txt"], "1a2b");
     }
 
     #[test]
