@@ -61,15 +61,17 @@ crds:
 	@if [ -x $(TOOLS)/helm ]; then $(MAKE) --no-print-directory manifests; \
 	  else echo "deploy/eiam-operator.yaml embeds the CRDs: run 'make manifests' (builds helm first)"; fi
 
-## chart-crds: copy crds/ into the Helm chart, which must ship the same CRDs byte for byte.
+## chart-crds: copy crds/ into the Helm chart's files/crds/, byte for byte; templates/crds.yaml renders them, so
+## `helm upgrade` upgrades the CRDs (Helm never upgrades a chart's crds/ directory).
 chart-crds:
-	rm -f charts/eiam-operator/crds/*.yaml
-	cp crds/*.yaml charts/eiam-operator/crds/
+	mkdir -p charts/eiam-operator/files/crds
+	rm -f charts/eiam-operator/files/crds/*.yaml
+	cp crds/*.yaml charts/eiam-operator/files/crds/
 
 ## check-chart-crds: fail when the chart's CRDs differ from crds/.
 check-chart-crds:
-	@diff -ru crds charts/eiam-operator/crds || { echo "charts/eiam-operator/crds/ differs from crds/: run 'make chart-crds' and commit"; exit 1; }
-	@echo "charts/eiam-operator/crds/ matches crds/"
+	@diff -ru crds charts/eiam-operator/files/crds || { echo "charts/eiam-operator/files/crds/ differs from crds/: run 'make chart-crds' and commit"; exit 1; }
+	@echo "charts/eiam-operator/files/crds/ matches crds/"
 
 ## check-crds: fail when crds/ differs from what the types generate.
 check-crds:

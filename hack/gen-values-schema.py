@@ -85,6 +85,8 @@ schema = {
     "watchNamespaces": {"type": "array", "maxItems": 1, "uniqueItems": True,
         "description": "Empty: all namespaces. One name: only that namespace (the operator watches one or all).",
         "items": s(minLength=1, maxLength=63, pattern=DNS1123_LABEL)},
+    "crds": obj({"enabled": b("Install and upgrade the CRDs with the release (one release per cluster)."),
+                 "keep": b("Keep the CRDs on helm uninstall (helm.sh/resource-policy: keep).")}),
     "rbac": obj({"create": b(), "restartTargets": b(
         "Let the operator patch Deployments/StatefulSets/DaemonSets (spec.rotation.restartTargets).")}),
     "serviceAccount": obj({"create": b(), "name": s(), "annotations": smap(), "labels": smap(),

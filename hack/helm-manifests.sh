@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints deploy/eiam-operator.yaml: everything needed to run eiam-operator without Helm (kubectl apply
-# --server-side -f deploy/eiam-operator.yaml): the namespace, the CRDs and the chart rendered with its defaults.
+# --server-side -f deploy/eiam-operator.yaml): the namespace and the chart rendered with its defaults, CRDs
+# included (the chart renders them from files/crds/, with crds.enabled).
 # `make manifests` writes it; tests/helm_chart.rs fails when the committed file differs from this output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,4 @@ metadata:
     pod-security.kubernetes.io/enforce: restricted
     pod-security.kubernetes.io/warn: restricted
 YAML
-"$helm" template eiam-operator charts/eiam-operator --namespace eiam-system --include-crds
+"$helm" template eiam-operator charts/eiam-operator --namespace eiam-system

@@ -1,9 +1,9 @@
 //! Liveness and readiness for the kubelet: `/healthz` answers while the process serves HTTP; `/readyz` answers
 //! 200 once this replica is useful — standing by for the leader Lease, or leading with its watches synced — and 503
-//! while it starts, syncs or shuts down.
+//! while it starts, waits for CRDs it was built for, syncs or shuts down.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -24,6 +24,8 @@ pub enum Phase {
     Leading = 3,
     /// SIGTERM received: finishing in-flight reconciles and releasing the Lease.
     Stopping = 4,
+    /// The installed CRDs are not the ones this build was made for: nothing is reconciled until they are.
+    CrdsOutdated = 5,
 }
 
 impl Phase {
@@ -33,6 +35,7 @@ impl Phase {
             2 => Phase::Syncing,
             3 => Phase::Leading,
             4 => Phase::Stopping,
+            5 => Phase::CrdsOutdated,
             _ => Phase::Starting,
         }
     }
@@ -50,6 +53,7 @@ impl Phase {
             Phase::Syncing => "syncing watches",
             Phase::Leading => "leading",
             Phase::Stopping => "stopping",
+            Phase::CrdsOutdated => "CRDs do not match this operator",
         }
     }
 }
@@ -58,6 +62,8 @@ impl Phase {
 #[derive(Debug, Default)]
 pub struct Health {
     phase: AtomicU8,
+    /// Why the replica is in its phase, when the phase name alone does not say what to do (`/readyz` prints it).
+    detail: Mutex<String>,
 }
 
 impl Health {
@@ -66,13 +72,30 @@ impl Health {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    /// Moves to `phase`, except out of `Stopping`, which is final.
+    /// Moves to `phase`, except out of `Stopping`, which is final; clears the detail.
     pub fn set(&self, phase: Phase) {
-        let _ = self
+        self.set_with_detail(phase, String::new());
+    }
+
+    /// Moves to `phase` with a detail for `/readyz` (what is wrong and what to do), except out of `Stopping`.
+    pub fn set_with_detail(&self, phase: Phase, detail: String) {
+        let moved = self
             .phase
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 (current != Phase::Stopping as u8).then_some(phase as u8)
-            });
+            })
+            .is_ok();
+        if moved && let Ok(mut current) = self.detail.lock() {
+            *current = detail;
+        }
+    }
+
+    /// The detail set with the phase (empty when none).
+    pub fn detail(&self) -> String {
+        self.detail
+            .lock()
+            .map(|detail| detail.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -91,7 +114,13 @@ async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, String) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, format!("{}\n", phase.name()))
+    let detail = health.detail();
+    let body = if detail.is_empty() {
+        format!("{}\n", phase.name())
+    } else {
+        format!("{}: {detail}\n", phase.name())
+    };
+    (code, body)
 }
 
 #[cfg(test)]
@@ -108,6 +137,16 @@ mod tests {
         assert!(!health.phase().is_ready());
         health.set(Phase::Leading);
         assert!(health.phase().is_ready());
+    }
+
+    #[test]
+    fn outdated_crds_are_not_ready_and_say_why_until_the_next_phase() {
+        let health = Health::default();
+        health.set_with_detail(Phase::CrdsOutdated, "upgrade the CRDs".to_owned());
+        assert!(!health.phase().is_ready());
+        assert_eq!(health.detail(), "upgrade the CRDs");
+        health.set(Phase::Leading);
+        assert_eq!(health.detail(), "");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod eiam;
 pub mod failpoint;
 pub mod fake;
 pub mod health;
+pub mod installed_crds;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

@@ -250,6 +250,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         leader_election = args.leader_election,
         "eiam-operator starting"
     );
+    // Nothing is reconciled, and the replica does not even stand by, until the installed CRDs are the ones this
+    // binary was built with (src/installed_crds.rs says why).
+    if !crate::installed_crds::wait_until_current(&client, &metrics, &health, stop.wait()).await {
+        tracing::info!("eiam-operator stopped (waiting for matching CRDs)");
+        return Ok(());
+    }
     let controller = ControllerRun {
         client: client.clone(),
         metrics: metrics.clone(),

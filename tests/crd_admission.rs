@@ -270,6 +270,32 @@ async fn invalid_application_client_secrets_are_refused_naming_the_field() {
             json!({"rotation": {"retireWhenUnusedFor": "soon"}}),
             vec!["spec.rotation.retireWhenUnusedFor", "should match"],
         ),
+        (
+            "template printing an unknown variable",
+            json!({"target": {"template": {"data": {"app.env": "ID={{ clientId }}\nSECRET={{ clientSecert }}"}}}}),
+            vec![
+                "spec.target.template.data",
+                "unknown variable; the variables are clientId, clientSecret, secretId, expiresAt, instanceId and applicationId",
+            ],
+        ),
+        (
+            "template key that is no Secret key",
+            json!({"target": {"template": {"data": {"app env": "{{ clientId }}"}}}}),
+            vec!["spec.target.template.data keys must be valid Secret data keys"],
+        ),
+        (
+            "template without data",
+            json!({"target": {"template": {"data": {}}}}),
+            vec![
+                "spec.target.template.data",
+                "should have at least 1 properties",
+            ],
+        ),
+        (
+            "template with an invalid Secret type",
+            json!({"target": {"template": {"type": "not a type", "data": {"a": "{{ clientId }}"}}}}),
+            vec!["spec.target.template.type", "should match"],
+        ),
     ];
     for (case, patch, expected) in cases {
         let object = object(
@@ -305,10 +331,8 @@ async fn valid_application_client_secrets_are_accepted_with_documented_defaults(
         .expect("minimal resource accepted");
     let spec = &minimal.data["spec"];
     assert_eq!(spec["rotation"], json!({"gracePeriod": "1h"}));
-    assert_eq!(
-        spec["target"]["keys"],
-        json!({"clientId": "clientId", "clientSecret": "clientSecret"})
-    );
+    // No stored default for the keys: with a template, only keys set explicitly are written next to it.
+    assert!(spec["target"].get("keys").is_none(), "{spec}");
     assert_eq!(spec["target"]["creationPolicy"], "Owner");
     assert_eq!(spec["deletionPolicy"], "Delete");
     assert!(
@@ -357,6 +381,16 @@ async fn valid_application_client_secrets_are_accepted_with_documented_defaults(
         (
             "fractions and units",
             json!({"expiresAfter": "1.5h1440m", "renewBefore": "90m"}),
+        ),
+        (
+            "a template with filters, statements, literals and JSON braces",
+            json!({"target": {"template": {"type": "kubernetes.io/basic-auth", "data": {
+                "username": "{{ clientId }}",
+                "password": "{{- clientSecret -}}",
+                "config.json": "{\"auth\": {\"secret\": {{ clientSecret | tojson }}, \"expires\": \"{{ expiresAt }}\"}}",
+                "app.env": "{% if expiresAt %}EXPIRES={{ expiresAt }}{% endif %}\n{{ true }}{{ 'x' | upper }}",
+                "loop.txt": "{% for x in ['a', 'b'] %}{{ (loop.index) }}{{ (x) }}{% endfor %}"
+            }}}}),
         ),
         (
             "everything",

@@ -183,6 +183,16 @@ fn application_client_secret_rules_sit_on_their_fields() {
         cel::GRACE_PERIOD_MAXIMUM,
     );
     assert_rule(&schema, "spec.target.keys", cel::TARGET_KEYS_DISTINCT);
+    assert_rule(
+        &schema,
+        "spec.target.template.data",
+        cel::TEMPLATE_KEYS_VALID,
+    );
+    assert_rule(
+        &schema,
+        "spec.target.template.data",
+        cel::TEMPLATE_VARIABLES_KNOWN,
+    );
     assert_rule(&schema, "spec.target.labels", cel::TARGET_LABELS_RESERVED);
     assert_rule(
         &schema,
@@ -424,8 +434,10 @@ fn a_minimal_resource_gets_the_documented_defaults() {
         ApplicationClientSecretSpec::new("idaas_1", "app_1")
     );
     assert_eq!(resource.secret_name(), "web");
-    assert_eq!(resource.spec.target.keys.client_id, "clientId");
-    assert_eq!(resource.spec.target.keys.client_secret, "clientSecret");
+    // Without a template, the plain keys default to clientId and clientSecret.
+    let keys = resource.spec.target.plain_keys().expect("plain keys");
+    assert_eq!(keys.client_id, "clientId");
+    assert_eq!(keys.client_secret, "clientSecret");
     assert_eq!(resource.spec.target.creation_policy, CreationPolicy::Owner);
     assert_eq!(resource.spec.deletion_policy, DeletionPolicy::Delete);
     assert_eq!(resource.spec.grace_period(), Ok(Duration::from_secs(3600)));

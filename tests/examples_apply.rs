@@ -50,6 +50,7 @@ async fn every_example_is_accepted_by_the_api_server() {
         "examples/provider-accesskey.yaml",
         "examples/restart-targets.yaml",
         "examples/rotation-policy.yaml",
+        "examples/templated.yaml",
     ] {
         assert!(
             files.contains(&expected.to_owned()),
@@ -235,6 +236,7 @@ async fn the_minimal_import_and_restart_target_examples_work() {
         .application(EXAMPLE_INSTANCE, "app_mkv7rgt4d7i4u7zqtzev2mxxxx")
         .application(EXAMPLE_INSTANCE, "app_legacy000000000000000000xxx")
         .application(EXAMPLE_INSTANCE, "app_web00000000000000000000xxxx")
+        .application(EXAMPLE_INSTANCE, "app_orders000000000000000000xxx")
         .start()
         .await;
     // The secret examples/import.yaml adopts, made in EIAM "by hand" beforehand.
@@ -258,6 +260,7 @@ async fn the_minimal_import_and_restart_target_examples_work() {
         "examples/minimal.yaml",
         "examples/import.yaml",
         "examples/restart-targets.yaml",
+        "examples/templated.yaml",
     ] {
         kubectl(
             &cp.kubeconfig,
@@ -265,7 +268,7 @@ async fn the_minimal_import_and_restart_target_examples_work() {
         );
     }
     let api: Api<ApplicationClientSecret> = ns.api(&admin);
-    for name in ["my-app", "legacy-app", "web"] {
+    for name in ["my-app", "legacy-app", "web", "orders"] {
         wait_until(
             format!("{name} Ready; operator:\n{}", operator.output()),
             SOON,
@@ -314,9 +317,31 @@ async fn the_minimal_import_and_restart_target_examples_work() {
     // restart-targets.yaml: the Secret the Deployment reads is "web-oauth".
     let web = secrets.get("web-oauth").await.unwrap();
     assert!(!value(&web, "clientSecret").is_empty());
+    // templated.yaml: only the two rendered files, the secret quoted for YAML in one and plain in the other.
+    let orders = secrets.get("orders-oauth").await.unwrap();
+    let held = fake
+        .secrets(EXAMPLE_INSTANCE, "app_orders000000000000000000xxx")
+        .await;
+    assert_eq!(
+        orders.data.as_ref().unwrap().keys().collect::<Vec<_>>(),
+        [".env", "application.yaml"]
+    );
+    let yaml: serde_json::Value =
+        serde_yaml::from_str(&value(&orders, "application.yaml")).unwrap();
+    let registration = &yaml["spring"]["security"]["oauth2"]["client"]["registration"]["eiam"];
+    assert_eq!(
+        registration["client-secret"],
+        held[0].client_secret.as_str()
+    );
+    assert_eq!(registration["client-id"], "app_orders000000000000000000xxx");
+    assert!(
+        value(&orders, ".env")
+            .contains(&format!("OAUTH_CLIENT_SECRET={}\n", held[0].client_secret)),
+        "the .env file holds the secret"
+    );
 
     // Clean up while the operator runs, so the finalizers are honoured.
-    for name in ["my-app", "legacy-app", "web"] {
+    for name in ["my-app", "legacy-app", "web", "orders"] {
         api.delete(name, &Default::default()).await.unwrap();
     }
     wait_until("examples deleted", SOON, || async {

@@ -34,6 +34,7 @@ const BLOCKS: &[&str] = &[
     "troubleshoot",
     "argocd",
     "uninstall-kubectl",
+    "upgrade-helm",
     "install-helm",
 ];
 const MARKER: &str = "<!-- tested-by: tests/examples_readme.rs#";
@@ -267,6 +268,39 @@ async fn the_readme_commands_work_as_written() {
         "deleting my-app while the operator ran deleted its EIAM secrets"
     );
     drop(operator);
+
+    // The upgrade from a chart that still shipped crds/ (tests/fixtures/previous-chart): Helm installed those CRDs
+    // outside the release, and the README's command lets the release take them over.
+    let (mut previous, out) = release::Release::install_chart(
+        &cp.kubeconfig,
+        &repo().join("tests/fixtures/previous-chart"),
+        "eiam-operator",
+        "eiam-system",
+        &["--create-namespace"],
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let out = run_block("upgrade-helm", &cp.kubeconfig, home.path());
+    assert!(
+        out.contains("STATUS: deployed") && out.contains("REVISION: 2"),
+        "{out}"
+    );
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(admin.clone());
+    let crd = crds
+        .get("applicationclientsecrets.eiam-operator.io")
+        .await
+        .unwrap();
+    let annotations = crd.metadata.annotations.unwrap_or_default();
+    assert!(
+        annotations.contains_key(eiam_operator::api::ANNOTATION_SCHEMA_HASH)
+            && annotations
+                .get("meta.helm.sh/release-name")
+                .map(String::as_str)
+                == Some("eiam-operator"),
+        "the upgrade replaced the CRDs and the release owns them: {annotations:?}"
+    );
+    previous.uninstall();
 
     let out = run_block("install-helm", &cp.kubeconfig, home.path());
     assert!(out.contains("STATUS: deployed"), "{out}");

@@ -52,6 +52,7 @@ const VALUE_SETS: &[&[&str]] = &[
         "--set",
         "leaderElection.enabled=false",
     ],
+    &["--set", "crds.enabled=false"],
 ];
 
 #[test]
@@ -96,6 +97,21 @@ fn grant(group: &str, resource: &str, verb: &str) -> (String, String, String, St
     (group.into(), resource.into(), verb.into(), String::new())
 }
 
+/// `get` on exactly the operator's own CRDs, by name: what the start-up CRD check reads.
+fn crd_gets() -> Vec<(String, String, String, String)> {
+    eiam_operator::api::crds::expected_schema_hashes()
+        .into_iter()
+        .map(|(name, _)| {
+            (
+                "apiextensions.k8s.io".to_owned(),
+                "customresourcedefinitions".to_owned(),
+                "get".to_owned(),
+                name,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outside_the_release_namespace()
  {
@@ -109,6 +125,7 @@ fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outsid
         grant("eiam-operator.io", "clustereiamproviders", "watch"),
         grant("", "namespaces", "get"),
     ]);
+    expected.extend(crd_gets());
     expected.sort();
     assert_eq!(cluster_role, expected);
 
@@ -232,15 +249,15 @@ fn the_default_provider_serves_only_the_namespaces_and_applications_the_values_g
 fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
     let docs = render(&["--set", "watchNamespaces={team-a}"]);
     let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
-    assert_eq!(
-        cluster_role,
-        vec![
-            grant("", "namespaces", "get"),
-            grant("eiam-operator.io", "clustereiamproviders", "get"),
-            grant("eiam-operator.io", "clustereiamproviders", "list"),
-            grant("eiam-operator.io", "clustereiamproviders", "watch"),
-        ]
-    );
+    let mut expected = vec![
+        grant("", "namespaces", "get"),
+        grant("eiam-operator.io", "clustereiamproviders", "get"),
+        grant("eiam-operator.io", "clustereiamproviders", "list"),
+        grant("eiam-operator.io", "clustereiamproviders", "watch"),
+    ];
+    expected.extend(crd_gets());
+    expected.sort();
+    assert_eq!(cluster_role, expected);
     let role = namespaced_rules();
     for needed in [
         grant("", "secrets", "create"),
@@ -574,24 +591,107 @@ fn templates_refuse_inconsistent_values_with_a_message_that_says_what_to_do() {
 #[test]
 fn chart_crds_are_byte_identical_to_crds() {
     let repo = helm_support::repo();
-    let mut names: Vec<String> = std::fs::read_dir(repo.join("crds"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    let mut chart_names: Vec<String> = std::fs::read_dir(chart().join("crds"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    chart_names.sort();
-    assert_eq!(names, chart_names, "run `make chart-crds`");
-    for name in names {
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let generated = names(&repo.join("crds"));
+    assert_eq!(
+        generated,
+        names(&chart().join("files/crds")),
+        "run `make chart-crds`"
+    );
+    for name in generated {
         assert!(
             std::fs::read(repo.join("crds").join(&name)).unwrap()
-                == std::fs::read(chart().join("crds").join(&name)).unwrap(),
-            "charts/eiam-operator/crds/{name} differs from crds/{name}: run `make chart-crds`"
+                == std::fs::read(chart().join("files/crds").join(&name)).unwrap(),
+            "charts/eiam-operator/files/crds/{name} differs from crds/{name}: run `make chart-crds`"
         );
     }
+    // Helm would install a crds/ directory once and never upgrade it: the chart must not have one.
+    assert!(
+        !chart().join("crds").exists(),
+        "charts/eiam-operator/crds/ is back"
+    );
+}
+
+/// The CRDs of `crds/`, parsed, by name.
+fn generated_crds() -> Vec<(String, Value)> {
+    let repo = helm_support::repo();
+    let mut crds: Vec<(String, Value)> = std::fs::read_dir(repo.join("crds"))
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let crd: Value = serde_yaml::from_str(&text).unwrap();
+            (crd["metadata"]["name"].as_str().unwrap().to_owned(), crd)
+        })
+        .collect();
+    crds.sort_by(|a, b| a.0.cmp(&b.0));
+    crds
+}
+
+/// Every number as an f64: Helm's YAML round trip writes `1000.0` as `1000`, the same JSON number to the API server.
+fn numbers_as_floats(value: Value) -> Value {
+    match value {
+        Value::Number(n) => serde_json::json!(n.as_f64()),
+        Value::Array(items) => Value::Array(items.into_iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[test]
+fn the_chart_renders_the_generated_crds_as_templates_kept_on_uninstall() {
+    let generated = generated_crds();
+    assert_eq!(generated.len(), 3);
+    for (values, keep) in [
+        (&[][..], true),
+        (&["--set", "crds.keep=false"][..], false),
+        (&["--set", "watchNamespaces={team-a}"][..], true),
+    ] {
+        let docs = render(values);
+        let rendered = of_kind(&docs, "CustomResourceDefinition");
+        assert_eq!(rendered.len(), generated.len(), "{values:?}");
+        for (name, crd) in &generated {
+            let mut crd_rendered = find(&docs, "CustomResourceDefinition", name, None).clone();
+            let metadata = crd_rendered["metadata"].as_object_mut().unwrap();
+            let labels = metadata.remove("labels").expect("the chart's labels");
+            assert_eq!(labels["app.kubernetes.io/instance"], "eiam", "{labels}");
+            let annotations = metadata["annotations"].as_object_mut().unwrap();
+            let policy = annotations.remove("helm.sh/resource-policy");
+            assert_eq!(
+                policy.as_ref().and_then(Value::as_str),
+                keep.then_some("keep"),
+                "{values:?}: {name}"
+            );
+            // Everything else — the schema hash the operator checks included — is crds/ as generated.
+            assert_eq!(
+                numbers_as_floats(crd_rendered),
+                numbers_as_floats(crd.clone()),
+                "{values:?}: {name} differs from crds/"
+            );
+            assert!(
+                crd["metadata"]["annotations"]["eiam-operator.io/schema-hash"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with("sha256:")),
+                "{name}"
+            );
+        }
+    }
+    let docs = render(&["--set", "crds.enabled=false"]);
+    assert!(of_kind(&docs, "CustomResourceDefinition").is_empty());
+    assert!(
+        !of_kind(&docs, "ClusterRole").is_empty(),
+        "only the CRDs are left out"
+    );
 }
 
 #[test]

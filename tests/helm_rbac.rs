@@ -199,8 +199,9 @@ async fn delete_and_check_cleanup(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_rbac_is_enough_for_issue_renewal_and_deletion() {
     const APP: &str = "app_helm_rbac_cluster";
-    // An operator that watches every namespace gets a control plane of its own.
-    let cp = IsolatedControlPlane::start().await;
+    // An operator that watches every namespace gets a control plane of its own, without CRDs: the chart installs
+    // them, and the operator's start-up check reads them with the chart's RBAC.
+    let cp = IsolatedControlPlane::start_with_crds(None).await;
     let admin = cp.client().await;
     let release_ns = cp.namespace("eiam-system").await;
     let apps = cp.namespace("apps").await;
@@ -387,6 +388,9 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
         release_ns.name(),
         release_ns.name(),
         &[
+            // The shared control plane already has the CRDs (applied by the harness, cluster-wide).
+            "--set",
+            "crds.enabled=false",
             "--set",
             &format!("watchNamespaces={{{}}}", watched.name()),
             "--set",

@@ -359,6 +359,7 @@ impl World {
             provider: self.provider.clone(),
             conflict: self.conflict.clone(),
             restart_denied: None,
+            invalid_template: None,
             drift_check_due: self.drift_check_due,
         }
     }

@@ -38,6 +38,8 @@ mod providers;
 mod rotation;
 #[path = "reconcile_e2e/steady.rs"]
 mod steady;
+#[path = "reconcile_e2e/templates.rs"]
+mod templates;
 #[path = "reconcile_e2e/tenancy.rs"]
 mod tenancy;
 #[path = "reconcile_e2e/usage.rs"]

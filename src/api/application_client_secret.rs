@@ -9,7 +9,10 @@ use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::cel::{self, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, ID_PATTERN, SECRET_KEY_PATTERN};
+use super::cel::{
+    self, DNS_SUBDOMAIN_PATTERN, DURATION_PATTERN, ID_PATTERN, SECRET_KEY_PATTERN,
+    SECRET_TYPE_PATTERN,
+};
 use super::conditions;
 use super::duration::{DurationError, parse_duration};
 
@@ -288,9 +291,17 @@ pub struct SecretTarget {
     #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
     pub name: Option<String>,
 
-    /// The data keys the client id and client secret are written under.
-    #[serde(default)]
-    pub keys: SecretKeys,
+    /// The data keys the client id and client secret are written under (default `clientId` and
+    /// `clientSecret`). With a `template`, these plain keys are written only when `keys` is set: the rendered
+    /// keys replace them otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SecretKeys>,
+
+    /// Templated data: each entry of `template.data` is rendered and written under its key, for applications
+    /// that want a config file (`application.yaml`, `.env`, JSON) rather than two keys. Only the rendered keys
+    /// are written, plus the plain keys when `keys` is set explicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<SecretTemplate>,
 
     /// Labels copied onto the Secret (the operator adds `app.kubernetes.io/managed-by: eiam-operator`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -307,6 +318,34 @@ pub struct SecretTarget {
     /// it with the resource. `Orphan`: no ownerReference; the Secret outlives the resource.
     #[serde(default)]
     pub creation_policy: CreationPolicy,
+}
+
+/// The Secret's data rendered from templates (Jinja2 syntax, rendered by minijinja in strict mode).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    /// The Secret's `type`, for example `Opaque` (the default) or `kubernetes.io/basic-auth`. Kubernetes cannot
+    /// change the type of an existing Secret: when it changes, the operator deletes the Secret and writes it again.
+    #[serde(rename = "type", default = "default_secret_type")]
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_TYPE_PATTERN))]
+    pub type_: String,
+
+    /// Data key → template. The templates see `clientId`, `clientSecret`, `secretId`, `expiresAt` (RFC 3339,
+    /// empty when the secret never expires), `instanceId` and `applicationId`, for example
+    /// `{"application.yaml": "client-id: {{ clientId }}\nclient-secret: {{ clientSecret }}\n"}`. An unknown
+    /// variable or a syntax error is refused (at admission where it can tell, else condition Stalled with reason
+    /// InvalidTemplate naming the key and line) before anything is minted.
+    #[schemars(extend(
+        "minProperties" = 1,
+        "maxProperties" = 32,
+        "additionalProperties" = {"type": "string", "maxLength": 16384},
+        "x-kubernetes-validations" = [cel::TEMPLATE_KEYS_VALID, cel::TEMPLATE_VARIABLES_KNOWN]
+    ))]
+    pub data: BTreeMap<String, String>,
+}
+
+fn default_secret_type() -> String {
+    "Opaque".to_owned()
 }
 
 /// The Secret data keys.
@@ -479,6 +518,37 @@ impl ApplicationClientSecret {
                 && c.observed_generation.is_some()
                 && c.observed_generation == self.metadata.generation
         })
+    }
+}
+
+impl SecretTarget {
+    /// The plain keys the client id and secret are written under: `keys` (or its defaults) without a template;
+    /// with a template only an explicitly set `keys`.
+    pub fn plain_keys(&self) -> Option<SecretKeys> {
+        match (&self.template, &self.keys) {
+            (None, keys) => Some(keys.clone().unwrap_or_default()),
+            (Some(_), keys) => keys.clone(),
+        }
+    }
+
+    /// Every data key the operator writes (and checks for drift): the plain keys and the template's keys.
+    pub fn data_keys(&self) -> std::collections::BTreeSet<String> {
+        let mut keys: std::collections::BTreeSet<String> = self
+            .plain_keys()
+            .map(|k| [k.client_id, k.client_secret].into_iter().collect())
+            .unwrap_or_default();
+        if let Some(template) = &self.template {
+            keys.extend(template.data.keys().cloned());
+        }
+        keys
+    }
+
+    /// The Secret's type: the template's, else `Opaque`.
+    pub fn secret_type(&self) -> &str {
+        self.template
+            .as_ref()
+            .map(|t| t.type_.as_str())
+            .unwrap_or("Opaque")
     }
 }
 

@@ -44,6 +44,9 @@ pub const DNS_SUBDOMAIN_PATTERN: &str =
 /// A Secret data key.
 pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
 
+/// A Secret type: `Opaque`, or a qualified name such as `kubernetes.io/basic-auth`.
+pub const SECRET_TYPE_PATTERN: &str = "^[-._a-zA-Z0-9]+(/[-._a-zA-Z0-9]+)?$";
+
 /// `spec.instanceId` cannot change: the resource's secrets live in that instance.
 pub const INSTANCE_ID_IMMUTABLE: CelRule = CelRule {
     rule: "self == oldSelf",
@@ -104,6 +107,26 @@ pub const GRACE_PERIOD_MAXIMUM: CelRule = CelRule {
 pub const TARGET_KEYS_DISTINCT: CelRule = CelRule {
     rule: "self.clientId != self.clientSecret",
     message: "spec.target.keys.clientId and spec.target.keys.clientSecret must be different keys",
+    field_path: None,
+};
+
+/// Template data keys become Secret data keys.
+pub const TEMPLATE_KEYS_VALID: CelRule = CelRule {
+    rule: "self.all(k, k.matches('^[-._a-zA-Z0-9]+$'))",
+    message: "spec.target.template.data keys must be valid Secret data keys: letters, digits, '-', '_' and '.'",
+    field_path: None,
+};
+
+/// What admission can tell about a template without a template engine: every `{{ name` prints one of the six
+/// variables (or a literal). A typo is refused here, naming the variables; everything else (syntax, filters) is
+/// checked by the operator before it mints anything (condition `Stalled`, reason `InvalidTemplate`).
+pub const TEMPLATE_VARIABLES_KNOWN: CelRule = CelRule {
+    // One linear match over the whole text (findAll over every reference exceeds the API server's cost budget): the
+    // text is read as plain characters, a lone `{`, or `{{` (with `-` and spaces) followed by a known name that
+    // ends there, or by a character no name starts with (a literal, a bracket). Only the first name of an
+    // expression is checked: `{{ clientId | upper }}` passes, `{{ clientSecert }}` does not.
+    rule: "self.all(k, self[k].matches(r'^(?:[^{]|[{](?:[^{]|$)|[{][{]+-?\\s*(?:(?:clientId|clientSecret|secretId|expiresAt|instanceId|applicationId|true|false|none|True|False|None)(?:[^A-Za-z0-9_{]|$)|[^A-Za-z_\\s{-]|$))*$'))",
+    message: "spec.target.template.data: a template prints an unknown variable; the variables are clientId, clientSecret, secretId, expiresAt, instanceId and applicationId",
     field_path: None,
 };
 
@@ -219,6 +242,8 @@ pub const ALL_RULES: &[CelRule] = &[
     TARGET_KEYS_DISTINCT,
     TARGET_LABELS_RESERVED,
     TARGET_ANNOTATIONS_RESERVED,
+    TEMPLATE_KEYS_VALID,
+    TEMPLATE_VARIABLES_KNOWN,
     PROVIDER_REGION_OR_ENDPOINT,
     PROVIDER_ENDPOINT_HTTPS,
     PROVIDER_AUTH_EXACTLY_ONE,

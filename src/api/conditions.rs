@@ -86,6 +86,9 @@ pub mod reasons {
     /// Stalled: the operator may not patch the kind of a restart target in this namespace (RBAC), so it could
     /// not roll the workloads after a rotation; nothing is minted until it may (or the targets are removed).
     pub const RESTART_NOT_PERMITTED: &str = "RestartNotPermitted";
+    /// Stalled: a `spec.target.template` entry does not render (syntax error, unknown variable); the message names
+    /// the key and line, never a value. Nothing is minted or published until the template is fixed.
+    pub const INVALID_TEMPLATE: &str = "InvalidTemplate";
 
     // Provider problems (Stalled=True; the resource recovers by itself once the provider is fixed).
     /// The referenced EiamProvider/ClusterEiamProvider does not exist or cannot be read.

@@ -1,11 +1,16 @@
 //! The CustomResourceDefinitions as objects and as YAML: the single place that turns the types into `crds/`.
 //!
+//! Each CRD carries the annotation [`ANNOTATION_SCHEMA_HASH`]: a hash of its `spec`, computed here from the types.
+//! The operator computes the same hash at start and compares it with the annotation of the installed CRD, so an
+//! operator never acts on resources whose schema (and so whose pruning) is not the one it was built with.
+//!
 //! `serde_yaml` is used here and nowhere else in the API layer, so swapping the YAML library touches one file.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use sha2::{Digest, Sha256};
 
-use super::{ApplicationClientSecret, ClusterEiamProvider, EiamProvider};
+use super::{ANNOTATION_SCHEMA_HASH, ApplicationClientSecret, ClusterEiamProvider, EiamProvider};
 
 /// Why the CRDs could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -29,13 +34,47 @@ pub struct CrdDocument {
     pub yaml: String,
 }
 
-/// Every CRD of the operator, in a fixed order.
+/// Every CRD of the operator, in a fixed order, each stamped with its [`schema_hash`] annotation.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         ApplicationClientSecret::crd(),
         EiamProvider::crd(),
         ClusterEiamProvider::crd(),
     ]
+    .into_iter()
+    .map(|mut crd| {
+        let hash = schema_hash(&crd);
+        crd.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ANNOTATION_SCHEMA_HASH.to_owned(), hash);
+        crd
+    })
+    .collect()
+}
+
+/// `sha256:<hex>` of the CRD's `spec` as JSON: names, scope, versions, schema, printer columns, CEL rules.
+///
+/// Metadata is left out, so the annotation that carries the hash does not feed into it. The same types always
+/// give the same JSON (struct fields in declaration order, maps sorted), so `crdgen` and the operator agree.
+pub fn schema_hash(crd: &CustomResourceDefinition) -> String {
+    // Serialising plain data (strings, numbers, maps with string keys) cannot fail; an empty input would only
+    // produce a hash no installed CRD carries, which the operator reports as a mismatch.
+    let json = serde_json::to_vec(&crd.spec).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(&json)))
+}
+
+/// `(name, schema hash)` of every CRD this build of the operator expects to find installed.
+pub fn expected_schema_hashes() -> Vec<(String, String)> {
+    all()
+        .iter()
+        .map(|crd| {
+            (
+                crd.metadata.name.clone().unwrap_or_default(),
+                schema_hash(crd),
+            )
+        })
+        .collect()
 }
 
 /// Every CRD rendered as YAML, deterministic (the same types always give the same bytes).

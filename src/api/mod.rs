@@ -14,7 +14,7 @@ pub mod provider;
 pub use application_client_secret::{
     ApplicationClientSecret, ApplicationClientSecretSpec, ApplicationClientSecretStatus,
     CreationPolicy, DeletionPolicy, ProviderKind, ProviderRef, RestartTarget, RestartTargetKind,
-    Rotation, RotationWindow, SecretKeys, SecretTarget,
+    Rotation, RotationWindow, SecretKeys, SecretTarget, SecretTemplate,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use provider::{
@@ -45,5 +45,8 @@ pub const ANNOTATION_FIRST_CREATE_SINCE: &str = "eiam-operator.io/first-create-s
 pub const ANNOTATION_RESTARTED_AT: &str = "eiam-operator.io/restarted-at";
 /// Label on every Secret the operator writes, and the value; the operator watches only Secrets carrying it.
 pub const LABEL_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "eiam-operator");
+/// Annotation on each CRD written by `crdgen`: the hash of its spec ([`crds::schema_hash`]); the operator refuses to
+/// reconcile until the installed CRDs carry the hashes it was built with.
+pub const ANNOTATION_SCHEMA_HASH: &str = "eiam-operator.io/schema-hash";
 /// Field manager for server-side apply of Secrets and status.
 pub const FIELD_MANAGER: &str = "eiam-operator";

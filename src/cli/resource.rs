@@ -105,7 +105,6 @@ impl SecretView {
         let Some(secret) = secret else {
             return SecretView::Missing;
         };
-        let keys = &resource.spec.target.keys;
         SecretView::Present {
             secret_id: secret
                 .metadata
@@ -113,7 +112,7 @@ impl SecretView {
                 .as_ref()
                 .and_then(|a| a.get(ANNOTATION_SECRET_ID))
                 .cloned(),
-            data_as_written: data_as_written(secret, &keys.client_id, &keys.client_secret),
+            data_as_written: data_as_written(secret, &resource.spec.target.data_keys()),
         }
     }
 }

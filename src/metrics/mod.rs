@@ -57,6 +57,11 @@ struct BuildLabels {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CrdLabels {
+    crd: String,
+}
+
 /// All metrics of one operator process.
 #[derive(Debug)]
 pub struct Metrics {
@@ -71,6 +76,8 @@ pub struct Metrics {
     pub resources: Arc<ResourceMetrics>,
     /// 1 while this process holds the leader Lease (or runs without leader election), else 0.
     pub leader: Gauge,
+    /// Per CRD: 1 when the installed CRD carries the schema hash this build expects, else 0.
+    crd_schema_current: Family<CrdLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -107,6 +114,14 @@ impl Metrics {
             "Always 1; the labels say which build of the operator runs",
             build_info,
         );
+        let crd_schema_current = Family::<CrdLabels, Gauge>::default();
+        registry.register(
+            "crd_schema_current",
+            "Per CRD: 1 when the installed CRD is the one this operator was built with (its eiam-operator.io/\
+             schema-hash annotation matches), 0 when it is missing, older or newer; the operator reconciles nothing \
+             until every one is 1",
+            crd_schema_current.clone(),
+        );
         Self {
             registry,
             reconcile,
@@ -114,7 +129,17 @@ impl Metrics {
             kube,
             resources,
             leader,
+            crd_schema_current,
         }
+    }
+
+    /// Records whether the installed CRD `name` is the one this build expects.
+    pub fn set_crd_current(&self, name: &str, current: bool) {
+        self.crd_schema_current
+            .get_or_create(&CrdLabels {
+                crd: name.to_owned(),
+            })
+            .set(i64::from(current));
     }
 
     /// The current values of every metric in `format`.

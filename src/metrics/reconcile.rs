@@ -40,7 +40,7 @@ impl ReconcileMetrics {
         registry.register(
             "reconciles",
             "Reconciles of ApplicationClientSecrets by result: success, or the kind of error (eiam_error, \
-             kubernetes_error, invalid_spec, not_converged), conflict (the resource changed meanwhile and is reconciled \
+             kubernetes_error, invalid_spec, invalid_template, not_converged), conflict (the resource changed meanwhile and is reconciled \
              again), or cancelled (abandoned at shutdown)",
             metrics.total.clone(),
         );

@@ -535,6 +535,7 @@ fn result_label(error: &ExecError) -> &'static str {
         ExecError::Eiam { .. } => "eiam_error",
         ExecError::Kube { .. } => "kubernetes_error",
         ExecError::InvalidSpec(_) => "invalid_spec",
+        ExecError::InvalidTemplate(_) => "invalid_template",
         ExecError::NotConverged => "not_converged",
     }
 }

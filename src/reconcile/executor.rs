@@ -63,6 +63,9 @@ pub enum ExecError {
     /// The spec passed admission but cannot be used (e.g. an API server without the CEL rules).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// `spec.target.template` did not render with the real values (the message never quotes them).
+    #[error("{0}")]
+    InvalidTemplate(#[from] super::template::TemplateError),
     /// The planner did not converge within the round limit; retried later.
     #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
     NotConverged,
@@ -76,7 +79,7 @@ impl ExecError {
                 !(source.is_retryable() || create_retried_with_new_facts(source))
             }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
-            ExecError::InvalidSpec(_) => true,
+            ExecError::InvalidSpec(_) | ExecError::InvalidTemplate(_) => true,
             ExecError::Kube { .. } | ExecError::NotConverged => false,
         }
     }
@@ -100,6 +103,7 @@ impl ExecError {
             ExecError::Eiam { .. } => reasons::EIAM_ERROR,
             ExecError::Kube { .. } => reasons::KUBERNETES_ERROR,
             ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
+            ExecError::InvalidTemplate(_) => reasons::INVALID_TEMPLATE,
             ExecError::NotConverged => reasons::NOT_CONVERGED,
         };
         ActionFailure {
@@ -221,8 +225,10 @@ pub async fn reconcile(
     let layout = SecretLayout {
         namespace: &namespace,
         name: &secret_name,
-        client_id_key: &resource.spec.target.keys.client_id,
-        client_secret_key: &resource.spec.target.keys.client_secret,
+        instance_id: &resource.spec.instance_id,
+        application_id: &resource.spec.application_id,
+        plain_keys: resource.spec.target.plain_keys(),
+        template: resource.spec.target.template.as_ref(),
         labels: &resource.spec.target.labels,
         annotations: &resource.spec.target.annotations,
         owner: match resource.spec.target.creation_policy {
@@ -285,6 +291,14 @@ pub async fn reconcile(
         } else {
             None
         },
+        // Checked with placeholder values before anything is minted or published.
+        invalid_template: resource
+            .spec
+            .target
+            .template
+            .as_ref()
+            .and_then(|t| super::template::validate(t).err())
+            .map(|err| err.to_string()),
         drift_check_due,
     };
 
@@ -499,14 +513,8 @@ impl Run<'_> {
                         client_secret: value.expose(),
                         not_after: *not_after,
                     },
-                );
-                let written = self
-                    .secrets
-                    .patch(
-                        self.layout.name,
-                        &PatchParams::apply(FIELD_MANAGER).force(),
-                        &Patch::Apply(&desired),
-                    )
+                )?;
+                let written = apply_secret(self.secrets, self.layout.name, &desired)
                     .await
                     .map_err(kube_err(format!("apply Secret {}", self.layout.name)))?;
                 self.secret_version = written.metadata.resource_version.clone();
@@ -884,6 +892,28 @@ fn rotation_windows(
         })
         .collect();
     planner::RotationWindows::parse(&specs)
+}
+
+/// Server-side applies the Secret. Kubernetes cannot change a Secret's `type` in place (422, field is immutable):
+/// when `spec.target.template.type` changed, the old Secret is deleted and the new one written.
+async fn apply_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    desired: &Secret,
+) -> Result<Secret, kube::Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match secrets.patch(name, &params, &Patch::Apply(desired)).await {
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            let existing = secrets.get_opt(name).await?;
+            if existing.is_none_or(|s| s.type_ == desired.type_) {
+                return Err(kube::Error::Api(status));
+            }
+            tracing::info!(secret = name, "the Secret's type changed: re-creating it");
+            secrets.delete(name, &DeleteParams::default()).await?;
+            secrets.patch(name, &params, &Patch::Apply(desired)).await
+        }
+        result => result,
+    }
 }
 
 fn owner_reference(resource: &ApplicationClientSecret) -> Option<OwnerReference> {

@@ -12,3 +12,4 @@ pub mod restart;
 pub mod secret_versions;
 pub mod status;
 pub mod synced;
+pub mod template;

@@ -31,7 +31,17 @@ impl Release {
         namespace: &str,
         extra: &[&str],
     ) -> (Self, String) {
-        let chart = helm_support::chart();
+        Self::install_chart(kubeconfig, &helm_support::chart(), name, namespace, extra)
+    }
+
+    /// [`Release::install`] of another chart directory, e.g. the previous release's chart in tests/fixtures.
+    pub fn install_chart(
+        kubeconfig: &Path,
+        chart: &Path,
+        name: &str,
+        namespace: &str,
+        extra: &[&str],
+    ) -> (Self, String) {
         let mut args = vec![
             "install",
             name,
@@ -233,6 +243,11 @@ impl Drop for IsolatedControlPlane {
 impl IsolatedControlPlane {
     /// Starts `target/testenv/testenv` with the CRDs of `crds/` installed.
     pub async fn start() -> Self {
+        Self::start_with_crds(Some(&helm_support::repo().join("crds"))).await
+    }
+
+    /// Starts `target/testenv/testenv` with the CRDs of `crds` installed, or none (for a chart that installs them).
+    pub async fn start_with_crds(crds: Option<&Path>) -> Self {
         let binary = helm_support::repo().join("target/testenv/testenv");
         assert!(
             binary.exists(),
@@ -243,11 +258,13 @@ impl IsolatedControlPlane {
             .prefix("isolated-testenv-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("a directory for the control plane");
-        let mut process = crate::common::ProcessSpec::new("testenv-isolated", &binary)
+        let mut spec = crate::common::ProcessSpec::new("testenv-isolated", &binary)
             .arg("--out-dir")
-            .arg(dir.path())
-            .arg("--crds")
-            .arg(helm_support::repo().join("crds"))
+            .arg(dir.path());
+        if let Some(crds) = crds {
+            spec = spec.arg("--crds").arg(crds);
+        }
+        let mut process = spec
             .arg("--log-file")
             .arg(dir.path().join("control-plane.log"))
             .arg("--parent-pid")

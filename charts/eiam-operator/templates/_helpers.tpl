@@ -117,6 +117,15 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get"]
+# Check at start that the installed CRDs are the ones the operator was built with (their
+# eiam-operator.io/schema-hash annotation); it reconciles nothing until they are.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames:
+    - applicationclientsecrets.eiam-operator.io
+    - eiamproviders.eiam-operator.io
+    - clustereiamproviders.eiam-operator.io
+  verbs: ["get"]
 {{- end }}
 
 {{/*

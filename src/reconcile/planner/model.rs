@@ -35,6 +35,9 @@ pub struct PlanInput {
     /// `Some(message)` when the operator may not patch the kind of a restart target (RBAC): nothing is minted
     /// that it could not roll out.
     pub restart_denied: Option<String>,
+    /// `Some(message)` when `spec.target.template` does not render: nothing is minted or published that could
+    /// not be written.
+    pub invalid_template: Option<String>,
     /// The periodic drift check is due: list EIAM once even if nothing else needs it.
     pub drift_check_due: bool,
 }

@@ -264,6 +264,9 @@ impl<'a> Pass<'a> {
                 format!("{error}: renewals cannot be scheduled"),
             );
         }
+        if let Some(message) = &input.invalid_template {
+            return Self::stalled(reasons::INVALID_TEMPLATE, message.clone());
+        }
         if input.kube_secret != super::model::KubeSecret::Missing && !input.kube_secret.is_ours() {
             return Self::stalled(
                 reasons::TARGET_NOT_OWNED,

@@ -46,6 +46,7 @@ fn fresh() -> PlanInput {
         provider: ProviderState::Ready,
         conflict: None,
         restart_denied: None,
+        invalid_template: None,
         drift_check_due: false,
     }
 }
@@ -1195,6 +1196,65 @@ fn conflict_not_allowed_and_unavailable_provider_stall_without_eiam_calls() {
             "Warning only on transition"
         );
     }
+}
+
+#[test]
+fn an_invalid_template_stalls_before_minting_or_publishing_but_not_deletion() {
+    let message = "spec.target.template.data[\"app.env\"] line 2: undefined value".to_owned();
+    // At first issue: nothing minted.
+    let mut input = fresh();
+    input.invalid_template = Some(message.clone());
+    let plan = plan(&input);
+    assert_eq!(eiam_calls(&plan.actions), 0);
+    assert_eq!(
+        events(&plan.actions),
+        vec![(EventKind::Warning, reasons::INVALID_TEMPLATE)]
+    );
+    assert_eq!(
+        condition(&plan.status, ConditionType::Stalled),
+        (ConditionStatus::True, reasons::INVALID_TEMPLATE.into())
+    );
+    let stalled = plan
+        .status
+        .condition(ConditionType::Stalled)
+        .map(|c| c.message.clone());
+    assert_eq!(stalled.as_deref(), Some(message.as_str()));
+
+    // With a published secret whose Secret no longer matches (the template was edited): no publish either.
+    let (mut published, mut eiam) = issued();
+    published.kube_secret = KubeSecret::Present {
+        secret_id: Some("sci_new1".into()),
+        data_in_sync: false,
+        owned_by_us: true,
+    };
+    published.invalid_template = Some(message);
+    let calls_before = eiam.calls.len();
+    let (actions, _) = pass(&mut published, &mut eiam);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Publish { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(eiam.calls.len(), calls_before, "no EIAM call");
+    // Fixed: the edited template is published again, without minting.
+    published.invalid_template = None;
+    let (actions, _) = pass(&mut published, &mut eiam);
+    assert!(matches!(&actions[1], Action::Publish { secret_id, .. } if secret_id == "sci_new1"));
+    assert!(
+        !eiam.calls[calls_before..].contains(&"Create"),
+        "{:?}",
+        eiam.calls
+    );
+
+    // Once fixed, the same resource mints; deletion never needed a template.
+    let mut fixed = input.clone();
+    fixed.invalid_template = None;
+    assert!(eiam_calls(&super::plan(&fixed).actions) > 0);
+    let mut deleting = input.clone();
+    deleting.deleting = true;
+    assert_eq!(
+        super::plan(&deleting).actions,
+        vec![Action::RemoveFinalizer]
+    );
 }
 
 #[test]
