@@ -1,6 +1,11 @@
 //! The operator's own `EiamClient` against the fake EIAM: all seven actions in both signature versions with
 //! AccessKey and STS credentials, and the client's error classification for what the fake injects.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,6 +4,11 @@
 //! Not every test binary uses every helper, hence the `dead_code` and `unused_imports` allowances.
 #![allow(dead_code, unused_imports)]
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 pub mod control_plane;
 pub mod fake_eiam;
 pub mod namespace;
