@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build build-testing test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build build-testing image image-binary image-rootfs podman test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -31,8 +31,37 @@ build:
 build-testing:
 	$(CARGO) build --locked --bins $(TESTING)
 
+## image: the container image, with no registry (hack/image.sh): the static, stripped release binary, the CA bundle
+## and passwd/group (65532) FROM scratch, tagged $(IMAGE) and written to target/image/eiam-operator.oci.tar.
+## Cargo keeps the release build incremental; the podman build of an unchanged root filesystem takes seconds.
+IMAGE ?= localhost/eiam-operator:dev
+# The gnu target with crt-static gives a static binary (no musl target here); naming --target keeps RUSTFLAGS off
+# build scripts and proc-macros, and keeps this build in its own target/ directory. Paths are remapped so that the
+# binary does not depend on where the repository or cargo's home is: the same commit gives the same image.
+# opt-level "s" (size): about 15 % smaller than the default level 3 (16.8 MB against 19.7 MB when measured), for an
+# operator that waits on the network; fat LTO would save more but redoes the whole program on every crate change.
+IMAGE_TARGET := x86_64-unknown-linux-gnu
+IMAGE_BIN := target/$(IMAGE_TARGET)/release/eiam-operator
+IMAGE_RUSTFLAGS := -C target-feature=+crt-static -C strip=symbols --remap-path-prefix=$(CURDIR)=/src \
+  --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
+image: podman image-rootfs
+	IMAGE=$(IMAGE) hack/image.sh build
+
+## image-rootfs: the image's root filesystem in target/image/context/rootfs (the Dockerfile's build stage runs this).
+image-rootfs: image-binary
+	hack/image.sh rootfs $(IMAGE_BIN)
+
+image-binary:
+	RUSTFLAGS="$(IMAGE_RUSTFLAGS)" CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+	  $(CARGO) build --locked --release --target $(IMAGE_TARGET) --bin eiam-operator
+
+## podman: Debian's podman and runc, which build and run the image (tests/image.rs), installed when missing.
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null || { echo "podman missing: installing podman and runc"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc; }
+
 ## test: install what is missing, build, and run every test — against one control plane for the whole run.
-test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
+test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules image
 	$(CARGO) test --locked --all-targets $(TESTING) --no-run
 	hack/with-testenv.sh $(CARGO) test --locked --all-targets $(TESTING) -- --nocapture
 

@@ -14,6 +14,7 @@ pub mod fake_eiam;
 pub mod namespace;
 pub mod operator;
 pub mod process;
+pub mod tls;
 pub mod wait;
 
 pub use control_plane::{ControlPlane, control_plane, private_control_plane};
