@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build build-testing image image-binary image-rootfs podman test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
@@ -17,22 +17,59 @@ TOOLS := target/tools
 TOOL_BINS := $(TOOLS)/helm $(TOOLS)/kubectl $(TOOLS)/kstatus
 LUA ?= lua5.4
 
+# Test-only code (the fake EIAM, the crash failpoint) sits behind the `testing` cargo feature: every target that
+# runs tests or the fake turns it on; `build` and `image` leave it off, so the shipped binary holds none of it.
+TESTING := --features testing
+
 all: build
 
-## build: the binaries (the Dockerfile runs this with CARGO_BUILD_FLAGS=--release).
+## build: the operator's binaries, without test-only code (`fake-eiam` needs the `testing` feature: build-testing).
 build:
 	$(CARGO) build --locked --bins $(CARGO_BUILD_FLAGS)
 
+## build-testing: the binaries with the test-only code, `fake-eiam` among them (what `make demo` runs).
+build-testing:
+	$(CARGO) build --locked --bins $(TESTING)
+
+## image: the container image, with no registry (hack/image.sh): the static, stripped release binary, the CA bundle
+## and passwd/group (65532) FROM scratch, tagged $(IMAGE) and written to target/image/eiam-operator.oci.tar.
+## Cargo keeps the release build incremental; the podman build of an unchanged root filesystem takes seconds.
+IMAGE ?= localhost/eiam-operator:dev
+# The gnu target with crt-static gives a static binary (no musl target here); naming --target keeps RUSTFLAGS off
+# build scripts and proc-macros, and keeps this build in its own target/ directory. Paths are remapped so that the
+# binary does not depend on where the repository or cargo's home is: the same commit gives the same image.
+# opt-level "s" (size): about 15 % smaller than the default level 3 (16.8 MB against 19.7 MB when measured), for an
+# operator that waits on the network; fat LTO would save more but redoes the whole program on every crate change.
+IMAGE_TARGET := x86_64-unknown-linux-gnu
+IMAGE_BIN := target/$(IMAGE_TARGET)/release/eiam-operator
+IMAGE_RUSTFLAGS := -C target-feature=+crt-static -C strip=symbols --remap-path-prefix=$(CURDIR)=/src \
+  --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
+image: podman image-rootfs
+	IMAGE=$(IMAGE) hack/image.sh build
+
+## image-rootfs: the image's root filesystem in target/image/context/rootfs (the Dockerfile's build stage runs this).
+image-rootfs: image-binary
+	hack/image.sh rootfs $(IMAGE_BIN)
+
+image-binary:
+	RUSTFLAGS="$(IMAGE_RUSTFLAGS)" CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+	  $(CARGO) build --locked --release --target $(IMAGE_TARGET) --bin eiam-operator
+
+## podman: Debian's podman and runc, which build and run the image (tests/image.rs), installed when missing.
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null || { echo "podman missing: installing podman and runc"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc; }
+
 ## test: install what is missing, build, and run every test — against one control plane for the whole run.
-test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules
-	$(CARGO) test --locked --all-targets --no-run
-	hack/with-testenv.sh $(CARGO) test --locked --all-targets -- --nocapture
+test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules image
+	$(CARGO) test --locked --all-targets $(TESTING) --no-run
+	hack/with-testenv.sh $(CARGO) test --locked --all-targets $(TESTING) -- --nocapture
 
 ## bench: convergence of N resources (BENCH_SIZES, default 10,100,500) with the release build of the operator on
 ## the test control plane: time to Ready, EIAM and API-server calls per resource, idle calls, CPU and memory, then one
 ## rotation of every resource at once (README "Benchmarks").
 bench: testenv
-	hack/with-testenv.sh $(CARGO) bench --locked --bench convergence
+	hack/with-testenv.sh $(CARGO) bench --locked $(TESTING) --bench convergence
 
 ## chaos: the chaos suite at scale (tests/reconcile_e2e/chaos.rs): CHAOS_RESOURCES resources rotating every ~15 s
 ## under every fault the fake EIAM has and CHAOS_KILLS SIGKILLs of the operator over CHAOS_SECONDS, then the
@@ -43,12 +80,13 @@ CHAOS_SECONDS ?= 180
 CHAOS_SEED ?= $(shell od -An -N3 -tu4 /dev/urandom | tr -d ' ')
 chaos: testenv
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_RESOURCES=$(CHAOS_RESOURCES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SECONDS=$(CHAOS_SECONDS) \
-	  hack/with-testenv.sh $(CARGO) test --locked --test reconcile_e2e -- chaos --nocapture
+	  hack/with-testenv.sh $(CARGO) test --locked $(TESTING) --test reconcile_e2e -- chaos --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
 	@test -z "$$(gofmt -l tests/testenv)" || { gofmt -l tests/testenv; echo "run gofmt -w tests/testenv"; exit 1; }
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets $(TESTING) -- -D warnings
+	$(CARGO) clippy --locked --lib --bins -- -D warnings
 	@test -z "$$(gofmt -l tests/kstatus hack/tools)" || { gofmt -l tests/kstatus hack/tools; echo "run gofmt -w tests/kstatus hack/tools"; exit 1; }
 
 fmt:
@@ -135,7 +173,7 @@ check-rules: promtool
 	cd examples/prometheus && $(PROMTOOL) test rules eiam-operator-rules.test.yaml
 
 ## demo: the operator end to end on a local control plane with the fake EIAM (KEEP=1 leaves it running).
-demo: $(TESTENV) build $(TOOLS)/kubectl
+demo: $(TESTENV) build-testing $(TOOLS)/kubectl
 	KEEP=$(KEEP) hack/demo.sh
 
 ## demo-stop: stop a demo left running with KEEP=1.

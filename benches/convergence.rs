@@ -22,6 +22,11 @@
 
 #![allow(dead_code, unused_imports)]
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/ops_e2e/support.rs"]

@@ -1,5 +1,6 @@
 //! Test-only failpoints: `EIAM_OPERATOR_FAILPOINT=<name>` kills the process at that point, so a test can prove
-//! crash safety exactly where a crash hurts most. Unset (always, in production) it costs one environment lookup.
+//! crash safety exactly where a crash hurts most. Compiled only with the `testing` feature: the shipped binary has
+//! no failpoint at all.
 
 /// The environment variable naming the failpoint to die at.
 pub const ENV: &str = "EIAM_OPERATOR_FAILPOINT";

@@ -1,6 +1,11 @@
 //! The admin CLI as a user runs it: the real `eiam-operator` binary against a real `fake-eiam` process, for all
 //! seven actions with V1 and V3 signatures and with AccessKey and STS credentials, plus the failure paths.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 

@@ -1,6 +1,11 @@
 //! The RRSA and ECS RAM role providers against the STS and metadata stand-ins on 127.0.0.1:0, with a shared fixed
 //! clock so that refresh timing is tested by moving time rather than by sleeping.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

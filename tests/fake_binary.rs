@@ -1,6 +1,11 @@
 //! The `fake-eiam` binary: configuration from a JSON file plus flags, the URL on the first stdout line, and a clear
 //! error naming the field for a bad configuration.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;

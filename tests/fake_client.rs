@@ -1,21 +1,33 @@
 //! The operator's own `EiamClient` against the fake EIAM: all seven actions in both signature versions with
 //! AccessKey and STS credentials, and the client's error classification for what the fake injects.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use eiam_operator::eiam::{
-    ClientConfig, CredentialProvider, EiamClient, Endpoint, SignatureVersion, StaticProvider,
+    ClientConfig, CredentialProvider, EiamClient, EiamError, Endpoint, SignatureVersion,
+    StaticProvider,
 };
 use eiam_operator::fake::{
-    AccessKeyConfig, FakeConfig, FakeEiam, FakeHandle, FaultPlan, MIN_VALIDITY_MS,
+    AccessKeyConfig, FakeConfig, FakeEiam, FakeHandle, FaultPlan, MIN_VALIDITY_MS, TlsFiles,
 };
+
+#[path = "common/tls.rs"]
+mod tls;
 
 const INSTANCE: &str = "idaas_client";
 const APP: &str = "app_client";
 
 async fn start() -> FakeHandle {
-    let mut config = FakeConfig::default();
+    start_with(FakeConfig::default()).await
+}
+
+async fn start_with(mut config: FakeConfig) -> FakeHandle {
     config.access_keys.push(
         AccessKeyConfig::parse_flag("--access-key", "LTAIclient:client-secret", false).unwrap(),
     );
@@ -199,4 +211,48 @@ async fn the_client_classifies_what_the_fake_answers() {
     let err = wrong.list_secrets(INSTANCE, APP).await.unwrap_err();
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
     assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn over_https_the_client_trusts_the_system_roots_plus_a_ca_bundle() {
+    let pki = tls::test_pki(&["localhost"]);
+    let fake = start_with(FakeConfig {
+        tls: Some(TlsFiles {
+            cert_file: pki.server_cert.clone(),
+            key_file: pki.server_key.clone(),
+        }),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert!(fake.url().starts_with("https://"), "{}", fake.url());
+    let url = format!("https://localhost:{}", fake.addr().port());
+    let client_with = |ca_bundle: Option<Vec<u8>>| {
+        let credentials: Arc<dyn CredentialProvider> =
+            Arc::new(StaticProvider::access_key("LTAIclient", "client-secret"));
+        let mut config = ClientConfig::new(Endpoint::parse(&url).unwrap(), credentials);
+        config.ca_bundle = ca_bundle;
+        EiamClient::new(config).map_err(|e| e.to_string())
+    };
+
+    let untrusting = client_with(None).unwrap();
+    let refused = untrusting.list_secrets(INSTANCE, APP).await.unwrap_err();
+    assert!(
+        matches!(refused, EiamError::Transport { sent: false, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("spec.caBundle"), "{refused}");
+    assert!(
+        fake.calls().is_empty(),
+        "no request got past the TLS handshake"
+    );
+
+    let trusting = client_with(Some(pki.ca_pem_text().into_bytes())).unwrap();
+    let listed = trusting.list_secrets(INSTANCE, APP).await.unwrap();
+    assert!(listed.application_client_secrets.is_empty());
+
+    let not_pem = client_with(Some(b"MIIB not PEM".to_vec())).unwrap_err();
+    assert!(
+        not_pem.contains("invalid caBundle") && not_pem.contains("PEM"),
+        "{not_pem}"
+    );
 }

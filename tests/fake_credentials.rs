@@ -1,6 +1,11 @@
 //! The fake EIAM serves the STS and ECS metadata stand-ins next to itself, and accepts the credentials they
 //! issue: an operator using RRSA or an ECS RAM role can run end to end against the fake.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::sync::Arc;
 
 use eiam_operator::eiam::credentials::{

@@ -5,6 +5,11 @@
 //! Needs the virtualenv that `make pyenv` (a dependency of `make test`) installs under `target/pyenv`. Without it
 //! this test FAILS: a skipped anchor would silently stop proving anything.
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,11 @@
 //! The fake EIAM enforces EIAM's rules and the gateway's checks, over real HTTP, with requests signed by the
 //! crate's own signer (`eiam::request::sign`, itself built on `eiam::signer`).
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

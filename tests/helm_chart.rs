@@ -766,24 +766,21 @@ fn the_kubectl_install_manifest_is_the_chart_rendered_with_its_defaults() {
 }
 
 #[test]
-fn the_dockerfile_builds_with_make_build_and_runs_as_the_charts_user() {
+fn the_dockerfile_builds_with_make_image_rootfs_and_runs_as_the_charts_user() {
     let repo = helm_support::repo();
     let dockerfile = std::fs::read_to_string(repo.join("Dockerfile")).unwrap();
     assert!(
-        dockerfile.contains("make build CARGO_BUILD_FLAGS=--release"),
-        "the Rust build is `make build`"
+        dockerfile.contains("make image-rootfs"),
+        "the Rust build and the root filesystem are `make image-rootfs`, as for `make image`"
     );
     let makefile = std::fs::read_to_string(repo.join("Makefile")).unwrap();
-    assert!(makefile.contains("$(CARGO) build --locked --bins $(CARGO_BUILD_FLAGS)"));
+    assert!(makefile.contains("image-rootfs: image-binary"));
     let stages: Vec<&str> = dockerfile
         .lines()
         .filter(|l| l.starts_with("FROM "))
         .collect();
     assert_eq!(stages.len(), 2, "multi-stage: {stages:?}");
-    assert!(
-        stages[1].starts_with("FROM gcr.io/distroless/static"),
-        "{stages:?}"
-    );
+    assert_eq!(stages[1], "FROM scratch", "{stages:?}");
     let docs = render(&[]);
     let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
     let pod = &deployment["spec"]["template"]["spec"];

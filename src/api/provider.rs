@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -71,6 +72,14 @@ pub struct EiamProviderSpec {
     /// Request signature: `v1` (RPC style, HMAC-SHA1; the default) or `v3` (ACS3-HMAC-SHA256).
     #[serde(default)]
     pub signature_version: SignatureVersion,
+
+    /// Extra certificate authorities to trust for TLS to EIAM, base64-encoded PEM (one or more `CERTIFICATE`
+    /// blocks): for a private endpoint with its own CA, or a TLS-inspecting proxy. They are added to the system
+    /// roots (the image's CA bundle), not used instead of them. STS and the ECS metadata service are reached with
+    /// the system roots only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("format" = "byte"))]
+    pub ca_bundle: Option<ByteString>,
 
     /// How to authenticate: exactly one of `accessKey` (a RAM AccessKey in a Secret of this namespace: the
     /// way for a team to bring its own identity) or `rrsa`. Without `auth`, or with `rrsa`, the provider would act
@@ -154,6 +163,14 @@ pub struct ClusterEiamProviderSpec {
     /// Request signature: `v1` (RPC style, HMAC-SHA1; the default) or `v3` (ACS3-HMAC-SHA256).
     #[serde(default)]
     pub signature_version: SignatureVersion,
+
+    /// Extra certificate authorities to trust for TLS to EIAM, base64-encoded PEM (one or more `CERTIFICATE`
+    /// blocks): for a private endpoint with its own CA, or a TLS-inspecting proxy. They are added to the system
+    /// roots (the image's CA bundle), not used instead of them. STS and the ECS metadata service are reached with
+    /// the system roots only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("format" = "byte"))]
+    pub ca_bundle: Option<ByteString>,
 
     /// How to authenticate: exactly one of `accessKey` (whose secretRef must name a namespace) or `rrsa`.
     /// When absent, the operator's own credentials are used (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/
@@ -413,6 +430,8 @@ pub struct ProviderSettings<'a> {
     pub endpoint: Option<&'a str>,
     /// `spec.signatureVersion`.
     pub signature_version: SignatureVersion,
+    /// `spec.caBundle`, decoded: PEM text.
+    pub ca_bundle: Option<&'a [u8]>,
     /// `spec.auth`.
     pub auth: Option<&'a ProviderAuth>,
     /// `spec.qps`.
@@ -453,6 +472,7 @@ impl EiamProviderSpec {
             region: self.region.as_deref(),
             endpoint: self.endpoint.as_deref(),
             signature_version: self.signature_version,
+            ca_bundle: self.ca_bundle.as_ref().map(|bundle| bundle.0.as_slice()),
             auth: self.auth.as_ref(),
             qps: self.qps,
             allowed_applications: self.allowed_applications.as_deref(),
@@ -468,6 +488,7 @@ impl ClusterEiamProviderSpec {
             region: self.region.as_deref(),
             endpoint: self.endpoint.as_deref(),
             signature_version: self.signature_version,
+            ca_bundle: self.ca_bundle.as_ref().map(|bundle| bundle.0.as_slice()),
             auth: self.auth.as_ref(),
             qps: self.qps,
             allowed_applications: self.allowed_applications.as_deref(),
@@ -552,6 +573,7 @@ mod tests {
             region: Some("cn-hangzhou".into()),
             endpoint: None,
             signature_version: SignatureVersion::V1,
+            ca_bundle: None,
             auth: None,
             qps: None,
             allowed_applications: None,

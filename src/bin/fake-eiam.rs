@@ -1,6 +1,6 @@
 //! `fake-eiam`: the fake EIAM client-secret API as a process, for tests that run real binaries and for `make demo`.
 //!
-//! Prints `fake-eiam listening on http://ADDR` as the first line on stdout once it accepts connections (so a
+//! Prints `fake-eiam listening on http://ADDR` (`https://` with `--tls-cert`) as the first line on stdout once it accepts connections (so a
 //! caller using port 0 can parse the URL), then `fake-eiam sts on ...` / `fake-eiam metadata on ...` for the
 //! credential stand-ins it was asked to serve; logs calls to stderr, and stops on SIGINT or SIGTERM.
 
@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use eiam_operator::fake::{AccessKeyConfig, FakeConfig, FakeEiam, NeverExpiresAs, StandInSettings};
+use eiam_operator::fake::{
+    AccessKeyConfig, FakeConfig, FakeEiam, NeverExpiresAs, StandInSettings, TlsFiles,
+};
 
 /// A faithful stand-in for Alibaba Cloud IDaaS EIAM's client-secret API (2021-12-01), for tests.
 #[derive(Debug, Parser)]
@@ -62,6 +64,12 @@ struct Args {
     /// Also serve the ECS metadata RAM-role endpoints here; their credentials are accepted by the fake.
     #[arg(long, value_name = "ADDR")]
     metadata_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -132,6 +140,12 @@ fn build_config(args: &Args) -> Result<FakeConfig, String> {
             .metadata
             .get_or_insert_with(|| StandInSettings::listening_on(listen))
             .listen = listen;
+    }
+    if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsFiles {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        });
     }
     Ok(config)
 }

@@ -55,6 +55,8 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// The signing clock (tests inject a fixed or skewed one).
     pub clock: Arc<dyn Clock>,
+    /// Extra CA certificates (PEM) to trust besides the system roots: a provider's `spec.caBundle`.
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -68,6 +70,7 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             clock: Arc::new(SystemClock),
+            ca_bundle: None,
         }
     }
 }
@@ -104,7 +107,11 @@ impl EiamClient {
             }
         };
         super::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &config.ca_bundle {
+            builder = builder.tls_certs_merge(extra_roots(pem)?);
+        }
+        let http = builder
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             // HTTP/1.1 like the official SDK: the `host` header we sign is then exactly the one on the wire.
@@ -418,6 +425,26 @@ fn non_empty(field: &'static str, value: &str) -> Result<String, EiamError> {
         });
     }
     Ok(value.to_owned())
+}
+
+/// The certificates of a `caBundle`: PEM `CERTIFICATE` blocks, at least one.
+fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, EiamError> {
+    let invalid = |reason: String| EiamError::InvalidInput {
+        field: "caBundle",
+        reason,
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+        invalid(format!(
+            "not a PEM certificate bundle ({e}); give base64-encoded PEM CERTIFICATE blocks"
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            "holds no PEM CERTIFICATE block; give base64-encoded PEM (-----BEGIN CERTIFICATE-----...)"
+                .to_owned(),
+        ));
+    }
+    Ok(certs)
 }
 
 fn app_params(

@@ -104,8 +104,10 @@ pub enum EiamError {
         sent: bool,
     },
     /// The connection failed or broke.
-    #[error("EIAM {action}: cannot talk to {endpoint}: {source}{}; check network access to the endpoint",
-        if *.sent { " (the request may have taken effect)" } else { "" })]
+    #[error("EIAM {action}: cannot talk to {endpoint}: {source}{}{}; {}",
+        transport_causes(.source),
+        if *.sent { " (the request may have taken effect)" } else { "" },
+        transport_next_step(.source))]
     Transport {
         /// The action called.
         action: Action,
@@ -341,6 +343,29 @@ impl EiamError {
             EiamError::InvalidInput { .. } => "InvalidInput",
             EiamError::HttpClient(_) => "HttpClient",
         }
+    }
+}
+
+/// The causes under a transport error: reqwest's own message ("error sending request") says nothing of DNS,
+/// refused connections or certificates.
+fn transport_causes(error: &reqwest::Error) -> String {
+    let mut causes = String::new();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        causes.push_str(": ");
+        causes.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    causes
+}
+
+/// What to do about a transport error: an untrusted certificate needs a CA, anything else network access.
+fn transport_next_step(error: &reqwest::Error) -> &'static str {
+    if transport_causes(error).contains("certificate") {
+        "the endpoint's certificate is not trusted: if a private CA or a TLS-inspecting proxy signs it, give that \
+         CA in the provider's spec.caBundle"
+    } else {
+        "check network access to the endpoint"
     }
 }
 

@@ -4,6 +4,7 @@
 //! The same struct is read from a JSON file (`--config`) and built from command-line flags.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,18 @@ pub struct FakeConfig {
     pub sts: Option<StandInSettings>,
     /// Also serve the ECS metadata RAM-role endpoints on their own listener; their credentials are accepted.
     pub metadata: Option<StandInSettings>,
+    /// Serve the EIAM API over HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its PEM private key, for serving HTTPS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The server certificate, then any intermediates.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// A credential stand-in (STS or ECS metadata) served next to the fake EIAM. Omitted fields keep the stand-in's
@@ -110,6 +123,7 @@ impl Default for FakeConfig {
             host_id: None,
             sts: None,
             metadata: None,
+            tls: None,
         }
     }
 }

@@ -26,10 +26,11 @@ pub use auth::SignatureVersion;
 pub use calls::RecordedCall;
 pub use config::{
     AccessKeyConfig, ApplicationConfig, ErrorCode, ErrorCodes, FakeConfig, InstanceConfig,
-    NeverExpiresAs, StandInSettings,
+    NeverExpiresAs, StandInSettings, TlsFiles,
 };
 pub use directory::{
     MAX_VALIDITY_MS, MIN_VALIDITY_MS, RuleViolation, StoredSecret, mask_client_secret,
 };
 pub use faults::{DropWhen, FaultKind, FaultPlan, FaultPlanError, FaultRule, RuleReport};
+pub use listener::TlsSetupError;
 pub use server::{FakeEiam, FakeHandle, InjectedSecret, StartError, StateSnapshot};

@@ -28,7 +28,7 @@ use super::faults::{
     DropWhen, FaultEngine, FaultKind, FaultPlan, FaultPlanError, Injected, RuleReport,
 };
 use super::keyring::{AccessKeySummary, Keyring};
-use super::listener::{AbortableListener, ConnectionControl};
+use super::listener::{AbortableListener, ConnectionControl, tls_acceptor};
 use super::metadata::MetadataStandIn;
 use super::nonces::NonceCache;
 use super::stand_ins::{self, RunningStandIn};
@@ -48,6 +48,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `tls` names files that do not make a TLS server.
+    #[error("fake-eiam cannot serve HTTPS: {0}")]
+    Tls(#[from] super::listener::TlsSetupError),
 }
 
 /// Everything the fake knows, guarded by one lock.
@@ -360,12 +363,25 @@ impl FakeEiam {
     /// Like [`FakeEiam::start`], with extra routes merged in (for example stand-ins for STS or ECS metadata).
     pub async fn start_with(config: FakeConfig, extra: Router) -> Result<FakeHandle, StartError> {
         let addr = config.listen;
+        let acceptor = match &config.tls {
+            Some(files) => Some(tls_acceptor(&files.cert_file, &files.key_file)?),
+            None => None,
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
+        let listener = match acceptor {
+            Some(acceptor) => AbortableListener::with_tls(listener, acceptor),
+            None => AbortableListener::new(listener),
+        }
+        .map_err(|source| StartError::Bind { addr, source })?;
+        let local = axum::serve::Listener::local_addr(&listener)
             .map_err(|source| StartError::Bind { addr, source })?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let shared = Arc::new(Shared {
             core: Mutex::new(Core::new(config.clone())),
             initial: config,
@@ -387,16 +403,16 @@ impl FakeEiam {
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<ConnectionControl>();
-            let server = axum::serve(AbortableListener::new(listener), service)
-                .with_graceful_shutdown(async {
-                    let _ = signal.await;
-                });
+            let server = axum::serve(listener, service).with_graceful_shutdown(async {
+                let _ = signal.await;
+            });
             if let Err(error) = server.await {
                 tracing::error!(%error, "fake-eiam server stopped");
             }
         });
         Ok(FakeHandle {
             addr: local,
+            scheme,
             shared,
             shutdown: Some(shutdown),
             task,
@@ -409,6 +425,8 @@ impl FakeEiam {
 /// A running fake EIAM (and its credential stand-ins, if configured). Dropping it stops them all.
 pub struct FakeHandle {
     addr: SocketAddr,
+    /// `http`, or `https` when serving with a certificate.
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -425,9 +443,9 @@ impl std::fmt::Debug for FakeHandle {
 }
 
 impl FakeHandle {
-    /// The API endpoint, e.g. `http://127.0.0.1:34567`.
+    /// The API endpoint, e.g. `http://127.0.0.1:34567` (`https://` when serving with a certificate).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The bound address.

@@ -460,6 +460,7 @@ impl Run<'_> {
                 )
                 .await?;
                 let secret = created.application_client_secret;
+                #[cfg(feature = "testing")]
                 crate::failpoint::hit("after-create");
                 self.held.insert(
                     secret.secret_id.clone(),

@@ -271,6 +271,7 @@ impl ProviderCache {
                         region: default.region.as_deref(),
                         endpoint: default.endpoint.as_deref(),
                         signature_version: default.signature_version,
+                        ca_bundle: None,
                         auth: None,
                         qps: None,
                         allowed_applications: None,
@@ -401,6 +402,7 @@ fn build_client(
     let mut config = ClientConfig::new(endpoint, credentials);
     config.signature_version = settings.provider.signature_version.into();
     config.qps = Some(settings.provider.qps.unwrap_or(default_qps));
+    config.ca_bundle = settings.provider.ca_bundle.map(<[u8]>::to_vec);
     EiamClient::new(config).map_err(|err| invalid(err.to_string()))
 }
 
@@ -879,6 +881,7 @@ mod tests {
                 region: Some("cn-hangzhou".into()),
                 endpoint: None,
                 signature_version: SignatureVersion::V1,
+                ca_bundle: None,
                 auth,
                 qps: None,
                 allowed_applications: None,
@@ -887,6 +890,24 @@ mod tests {
         );
         provider.metadata.namespace = Some("team-a".into());
         provider
+    }
+
+    #[test]
+    fn a_ca_bundle_without_a_certificate_makes_the_provider_invalid() {
+        let mut provider = eiam_provider(None, false);
+        provider.spec.ca_bundle = Some(k8s_openapi::ByteString(b"not a certificate".to_vec()));
+        let settings = Settings::of_eiam_provider(&provider, "team-a");
+        let credentials: Arc<dyn CredentialProvider> =
+            Arc::new(crate::eiam::StaticProvider::access_key("LTAIid", "secret"));
+        let problem = build_client(&settings, credentials, 10.0).unwrap_err();
+        assert_eq!(problem.reason, reasons::PROVIDER_INVALID);
+        assert!(
+            problem
+                .message
+                .contains("EiamProvider team-a/team: invalid caBundle"),
+            "{}",
+            problem.message
+        );
     }
 
     fn access_key(namespace: Option<&str>) -> Option<ProviderAuth> {

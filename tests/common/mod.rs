@@ -4,11 +4,17 @@
 //! Not every test binary uses every helper, hence the `dead_code` and `unused_imports` allowances.
 #![allow(dead_code, unused_imports)]
 
+#[cfg(not(feature = "testing"))]
+compile_error!(
+    "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
+);
+
 pub mod control_plane;
 pub mod fake_eiam;
 pub mod namespace;
 pub mod operator;
 pub mod process;
+pub mod tls;
 pub mod wait;
 
 pub use control_plane::{ControlPlane, control_plane, private_control_plane};
