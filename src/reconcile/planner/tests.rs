@@ -668,6 +668,15 @@ fn due_renewal_rotates_into_the_free_slot_and_restarts_targets() {
     assert_eq!(plan.requeue_after, Some(HOUR), "next: the retirement");
 }
 
+/// EIAM shows `secret_id` last used at `when`.
+fn mark_used(eiam: &mut Eiam, secret_id: &str, when: Option<Timestamp>) {
+    for secret in &mut eiam.secrets {
+        if secret.secret_id == secret_id {
+            secret.last_used = when;
+        }
+    }
+}
+
 /// Rotated once under `retireWhenUnusedFor: 1h, maxGracePeriod: 24h`, at the end of the grace period, with EIAM
 /// showing the previous secret (`sci_new1`) last used at `last_used`.
 fn past_grace_with_usage(last_used: Option<Timestamp>) -> (PlanInput, Eiam) {
@@ -679,11 +688,7 @@ fn past_grace_with_usage(last_used: Option<Timestamp>) -> (PlanInput, Eiam) {
     pass(&mut input, &mut eiam);
     input.kube_secret = holding("sci_new2");
     input.now = input.status.previous.as_ref().unwrap().retire_at;
-    for secret in &mut eiam.secrets {
-        if secret.secret_id == "sci_new1" {
-            secret.last_used = last_used;
-        }
-    }
+    mark_used(&mut eiam, "sci_new1", last_used);
     (input, eiam)
 }
 
@@ -691,11 +696,7 @@ fn past_grace_with_usage(last_used: Option<Timestamp>) -> (PlanInput, Eiam) {
 fn a_previous_secret_in_use_is_kept_past_the_grace_period_and_polled() {
     let (mut input, mut eiam) = past_grace_with_usage(None);
     let used = input.now - Duration::from_secs(600);
-    for secret in &mut eiam.secrets {
-        if secret.secret_id == "sci_new1" {
-            secret.last_used = Some(used);
-        }
-    }
+    mark_used(&mut eiam, "sci_new1", Some(used));
     let (actions, plan) = pass(&mut input, &mut eiam);
     assert_eq!(
         actions,
@@ -739,11 +740,7 @@ fn a_previous_secret_still_used_at_max_grace_period_retires_with_a_warning() {
     let published = input.status.previous.as_ref().unwrap().retire_at - HOUR;
     input.now = published + hours(24);
     let used = input.now - Duration::from_secs(60);
-    for secret in &mut eiam.secrets {
-        if secret.secret_id == "sci_new1" {
-            secret.last_used = Some(used);
-        }
-    }
+    mark_used(&mut eiam, "sci_new1", Some(used));
     let (actions, plan) = pass(&mut input, &mut eiam);
     assert!(actions.contains(&Action::DisableSecret {
         secret_id: "sci_new1".into()
@@ -771,11 +768,7 @@ fn a_rotation_due_while_the_previous_is_in_use_waits_and_says_so() {
     let (mut input, mut eiam) = past_grace_with_usage(None);
     input.rotate_request = Some("now".into());
     let used = input.now;
-    for secret in &mut eiam.secrets {
-        if secret.secret_id == "sci_new1" {
-            secret.last_used = Some(used);
-        }
-    }
+    mark_used(&mut eiam, "sci_new1", Some(used));
     let (actions, plan) = pass(&mut input, &mut eiam);
     assert_eq!(
         actions,
