@@ -250,10 +250,12 @@ pub async fn reconcile(
         .drift
         .is_due(&key, &identity(resource), jiff::Timestamp::now());
     // The Secret is read only when the watch cannot vouch for it; the periodic drift check reads it regardless.
-    let (observed_secret, secret_version) = match unchanged_secret(resource, &secret_name, context)
-        .await
-        .filter(|_| !drift_check_due)
-    {
+    let unchanged = if drift_check_due {
+        None
+    } else {
+        unchanged_secret(resource, &secret_name, context).await
+    };
+    let (observed_secret, secret_version) = match unchanged {
         Some(unchanged) => unchanged,
         None => {
             let existing = secrets

@@ -809,10 +809,10 @@ impl<'a> Pass<'a> {
         let Some(not_after) = current.not_after else {
             return false;
         };
-        let window = renewal_time(&self.status, &self.input.spec)
-            .and_then(|renewal| Duration::try_from(renewal.duration_until(not_after)).ok())
-            .unwrap_or_default();
-        let threshold = (window / 4).max(BLOCKED_STALL_MIN);
+        let threshold = renewal_time(&self.status, &self.input.spec)
+            .map_or(BLOCKED_STALL_MIN, |renewal| {
+                expiry_margin(renewal, not_after)
+            });
         self.now() >= sub(not_after, threshold)
     }
 
