@@ -17,9 +17,11 @@ use std::time::Duration;
 /// Flags of the operator. Every flag can also be set through the environment variable named in its help.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "EIAM_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces: repeatable, or comma-separated (default: all namespaces). One watch per
+    /// namespace; the operator is ready once every one has listed. ClusterEiamProvider status is written only by an
+    /// operator that watches all namespaces.
+    #[arg(long, env = "EIAM_OPERATOR_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
 
     /// How often every resource is checked against EIAM even when nothing is due (one List call), each at a fixed
     /// phase of the interval derived from its uid: checks spread evenly, and a restart checks nothing early.
@@ -194,6 +196,11 @@ fn parse_signature_version(text: &str) -> Result<SignatureVersion, String> {
 
 impl RunArgs {
     /// The provider used by resources without `spec.providerRef`, and what ambient credentials may serve.
+    /// The namespaces `--namespace` names (all when none).
+    pub fn watch_scope(&self) -> crate::reconcile::scope::WatchScope {
+        crate::reconcile::scope::WatchScope::new(&self.namespace)
+    }
+
     pub fn tenancy_policy(&self) -> TenancyPolicy {
         TenancyPolicy {
             default_provider: DefaultProvider {
@@ -245,7 +252,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .with_layer(&metrics.kube.layer())
         .build();
     tracing::info!(
-        namespace = ?args.namespace,
+        namespaces = ?args.watch_scope().namespaces(),
         version = env!("CARGO_PKG_VERSION"),
         leader_election = args.leader_election,
         "eiam-operator starting"

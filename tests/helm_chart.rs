@@ -246,6 +246,55 @@ fn the_default_provider_serves_only_the_namespaces_and_applications_the_values_g
 }
 
 #[test]
+fn several_watched_namespaces_get_a_role_each_and_one_comma_separated_flag() {
+    let docs = render(&["--set", "watchNamespaces={team-a,team-b}"]);
+    let expected = namespaced_rules();
+    for namespace in ["team-a", "team-b"] {
+        let role = grants(&find(&docs, "Role", "eiam-eiam-operator", Some(namespace))["rules"]);
+        assert_eq!(role, expected, "Role in {namespace}");
+        let binding = find(&docs, "RoleBinding", "eiam-eiam-operator", Some(namespace));
+        assert_eq!(binding["subjects"][0]["namespace"], "eiam-system");
+    }
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        env(deployment).contains(&("EIAM_OPERATOR_NAMESPACE".into(), "team-a,team-b".into())),
+        "{:?}",
+        env(deployment)
+    );
+    // Nothing namespaced is granted cluster-wide.
+    let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
+    assert!(
+        cluster_role
+            .iter()
+            .all(|(_, resource, _, _)| resource != "secrets"),
+        "{cluster_role:?}"
+    );
+}
+
+#[test]
+fn the_tenant_group_example_renders_a_role_per_namespace_and_its_cluster_provider() {
+    let values = helm_support::repo().join("examples/helm/tenant-group.yaml");
+    let docs = render(&["-f", values.to_str().expect("utf-8 path")]);
+    for namespace in ["payments-api", "payments-batch"] {
+        find(&docs, "Role", "eiam-eiam-operator", Some(namespace));
+    }
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        env(deployment).contains(&(
+            "EIAM_OPERATOR_NAMESPACE".into(),
+            "payments-api,payments-batch".into()
+        )),
+        "{:?}",
+        env(deployment)
+    );
+    let provider = find(&docs, "ClusterEiamProvider", "payments", None);
+    assert_eq!(
+        provider["spec"]["allowedNamespaces"]["names"],
+        serde_json::json!(["payments-api", "payments-batch"])
+    );
+}
+
+#[test]
 fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
     let docs = render(&["--set", "watchNamespaces={team-a}"]);
     let cluster_role = grants(&find(&docs, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
@@ -510,7 +559,7 @@ fn optional_objects_appear_only_when_enabled() {
 fn the_values_schema_rejects_bad_values_and_names_them() {
     let cases: &[(&[&str], &str)] = &[
         (&["--set", "replicaCount=0"], "replicaCount"),
-        (&["--set", "watchNamespaces={a,b}"], "watchNamespaces"),
+        (&["--set", "watchNamespaces={a,a}"], "watchNamespaces"),
         (
             &["--set", "watchNamespaces={Not_A_Namespace}"],
             "watchNamespaces",

@@ -550,3 +550,176 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
         "list Secrets in its own namespace (it may only get them)",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_watched_namespaces_are_both_served_under_their_roles_and_a_third_is_not() {
+    const APP_A: &str = "app_helm_rbac_multi_a";
+    const APP_B: &str = "app_helm_rbac_multi_b";
+    const APP_C: &str = "app_helm_rbac_multi_c";
+    let cp = common::control_plane().await;
+    let admin = cp.client().await;
+    let release_ns = cp.namespace("rbac-multi-op").await;
+    let first = cp.namespace("rbac-multi-a").await;
+    let second = cp.namespace("rbac-multi-b").await;
+    let unwatched = cp.namespace("rbac-multi-c").await;
+    let fake = FakeSpec::new()
+        .access_key(AK_ID, AK_SECRET)
+        .application(INSTANCE, APP_A)
+        .application(INSTANCE, APP_B)
+        .application(INSTANCE, APP_C)
+        .start()
+        .await;
+
+    // Every namespace, the unwatched one included, is allowed by the ClusterEiamProvider: only the watch scope
+    // keeps the third one out.
+    let tenant = json!({ "eiam-operator.io/tenant": release_ns.name() });
+    for ns in [&first, &second, &unwatched] {
+        Api::<Namespace>::all(admin.clone())
+            .patch(
+                ns.name(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "metadata": { "labels": tenant } })),
+            )
+            .await
+            .unwrap();
+    }
+    let provider_name = format!("{}-shared", release_ns.name());
+    let provider_spec = json!({
+        "endpoint": fake.url(),
+        "auth": { "accessKey": { "secretRef": { "name": "eiam-ak", "namespace": release_ns.name() } } },
+        "allowedNamespaces": { "selector": { "matchLabels": tenant } },
+        "allowedApplications": [{ "instanceId": INSTANCE, "applicationId": "app_helm_rbac_multi_*" }]
+    });
+    let (release, _) = Release::install(
+        &cp.kubeconfig,
+        release_ns.name(),
+        release_ns.name(),
+        &[
+            "--set",
+            "crds.enabled=false",
+            "--set",
+            &format!("watchNamespaces={{{},{}}}", first.name(), second.name()),
+            "--set",
+            "clusterEiamProvider.create=true",
+            "--set",
+            &format!("clusterEiamProvider.name={provider_name}"),
+            "--set-json",
+            &format!("clusterEiamProvider.spec={provider_spec}"),
+        ],
+    );
+    let access_key = json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "eiam-ak" },
+        "stringData": { "accessKeyId": AK_ID, "accessKeySecret": AK_SECRET }
+    });
+    for ns in [&release_ns, &second, &unwatched] {
+        apply(
+            &Api::<Secret>::namespaced(admin.clone(), ns.name()),
+            access_key.clone(),
+        )
+        .await;
+    }
+    // The second namespace uses its own EiamProvider: namespaced providers are watched per namespace too.
+    let own_provider = json!({
+        "apiVersion": "eiam-operator.io/v1alpha1", "kind": "EiamProvider",
+        "metadata": { "name": "own" },
+        "spec": { "endpoint": fake.url(), "auth": { "accessKey": { "secretRef": { "name": "eiam-ak" } } } }
+    });
+    for ns in [&second, &unwatched] {
+        apply(
+            &Api::<eiam_operator::api::EiamProvider>::namespaced(admin.clone(), ns.name()),
+            own_provider.clone(),
+        )
+        .await;
+    }
+    let resource = |app: &str, provider: Value| {
+        json!({
+            "apiVersion": "eiam-operator.io/v1alpha1", "kind": "ApplicationClientSecret",
+            "metadata": { "name": "creds" },
+            "spec": { "instanceId": INSTANCE, "applicationId": app, "expiresAfter": "720h",
+                      "providerRef": provider }
+        })
+    };
+    let cluster_ref = json!({ "kind": "ClusterEiamProvider", "name": provider_name });
+    let own_ref = json!({ "kind": "EiamProvider", "name": "own" });
+    // The unwatched namespace's resource exists before the operator starts, so it is in any list the operator
+    // could make of it.
+    let third: Api<ApplicationClientSecret> = unwatched.api(&admin);
+    apply(&third, resource(APP_C, cluster_ref.clone())).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let operator =
+        start_operator_as_service_account(&cp.kubeconfig, &admin, &release, dir.path()).await;
+    let a: Api<ApplicationClientSecret> = first.api(&admin);
+    let b: Api<ApplicationClientSecret> = second.api(&admin);
+    apply(&a, resource(APP_A, cluster_ref)).await;
+    apply(&b, resource(APP_B, own_ref)).await;
+    for (api, secrets, app) in [
+        (&a, first.api::<Secret>(&admin), APP_A),
+        (&b, second.api::<Secret>(&admin), APP_B),
+    ] {
+        let issued = wait_ready(api, "creds", &operator).await;
+        let current = issued.status.unwrap().current_secret_id.unwrap();
+        let secret = secrets.get("creds").await.unwrap();
+        assert_eq!(
+            secret.annotations().get("eiam-operator.io/secret-id"),
+            Some(&current)
+        );
+        assert_eq!(fake.secrets(INSTANCE, app).await.len(), 1, "{app}");
+    }
+    // The watched namespace's EiamProvider gets a status; the unwatched one's does not.
+    let providers =
+        |ns: &str| Api::<eiam_operator::api::EiamProvider>::namespaced(admin.clone(), ns);
+    wait_until(
+        format!("EiamProvider own Ready in {}", second.name()),
+        SOON,
+        || async {
+            let provider = providers(second.name()).get("own").await.ok()?;
+            provider
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Both watched namespaces are served, so both watches have listed and the operator has been reconciling for
+    // a while: the unwatched namespace's resource, older than both, was never touched.
+    let untouched = third.get("creds").await.unwrap();
+    assert!(untouched.status.is_none(), "{:?}", untouched.status);
+    assert!(
+        untouched.finalizers().is_empty(),
+        "{:?}",
+        untouched.finalizers()
+    );
+    assert!(fake.secrets(INSTANCE, APP_C).await.is_empty());
+    assert!(
+        providers(unwatched.name())
+            .get("own")
+            .await
+            .unwrap()
+            .status
+            .is_none(),
+        "the unwatched namespace's EiamProvider has no status"
+    );
+    assert!(
+        !operator.output().contains(unwatched.name()),
+        "the operator never named the unwatched namespace:\n{}",
+        operator.output()
+    );
+    // Cluster provider status is left to an operator that watches every namespace.
+    let cluster_provider = Api::<eiam_operator::api::ClusterEiamProvider>::all(admin.clone())
+        .get(&provider_name)
+        .await
+        .unwrap();
+    assert!(
+        cluster_provider.status.is_none(),
+        "{:?}",
+        cluster_provider.status
+    );
+
+    delete_and_check_cleanup(&a, &first.api(&admin), &fake, "creds", APP_A, &operator).await;
+    delete_and_check_cleanup(&b, &second.api(&admin), &fake, "creds", APP_B, &operator).await;
+    stop(operator).await;
+}

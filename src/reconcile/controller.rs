@@ -10,6 +10,7 @@ use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
+use super::scope::metadata_key;
 use super::secret_versions::SecretVersions;
 use super::synced::Synced;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
@@ -137,22 +138,7 @@ pub struct Operations {
 
 /// Runs the controller until `operations.shutdown` resolves and in-flight reconciles have finished.
 pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
-    let (resources, secrets, providers): (
-        Api<ApplicationClientSecret>,
-        Api<PartialObjectMeta<Secret>>,
-        Api<EiamProvider>,
-    ) = match &args.namespace {
-        Some(ns) => (
-            Api::namespaced(kube.clone(), ns),
-            Api::namespaced(kube.clone(), ns),
-            Api::namespaced(kube.clone(), ns),
-        ),
-        None => (
-            Api::all(kube.clone()),
-            Api::all(kube.clone()),
-            Api::all(kube.clone()),
-        ),
-    };
+    let scope = args.watch_scope();
     let cluster_providers: Api<ClusterEiamProvider> = Api::all(kube.clone());
 
     // Our own reflector rather than `Controller::new`, to see the first list complete (readiness): the store's
@@ -162,11 +148,15 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let health = operations.health;
     let primary = reflector(
         writer,
-        watcher(resources, watcher::Config::default().any_semantic())
-            .default_backoff()
+        scope
+            .watch(
+                &kube,
+                watcher::Config::default().any_semantic(),
+                from_store(&store),
+            )
             // Nothing reads them, and on objects applied with kubectl they are the bulk of the memory a cached
             // resource takes.
-            .modify(|resource| {
+            .modify(|resource: &mut ApplicationClientSecret| {
                 resource.managed_fields_mut().clear();
                 resource
                     .annotations_mut()
@@ -199,6 +189,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // versions of the Secrets the operator does not publish: a provider's client is rebuilt, and its AccessKey
     // Secret read, only when that Secret's version changes.
     let (eiam_providers, eiam_providers_writer) = reflector::store();
+    let eiam_providers_reader = eiam_providers.clone();
     let (cluster_providers_store, cluster_providers_writer) = reflector::store();
     let eiam_providers_synced = Arc::new(Synced::default());
     let cluster_providers_synced = Arc::new(Synced::default());
@@ -241,8 +232,12 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // Secrets are watched as metadata only (`Api<PartialObjectMeta<_>>` asks the server for no `data`): the
     // executor reads the one Secret it needs fresh, so no Secret value sits in the operator's caches or crosses the
     // wire on a watch. The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
-    let owned_secrets = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
-        .default_backoff()
+    let owned_secrets = scope
+        .watch(
+            &kube,
+            watcher::Config::default().labels(&managed),
+            metadata_key,
+        )
         .inspect_ok({
             let context = context.clone();
             move |event| context.secret_versions.observe(event)
@@ -255,8 +250,8 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // Credentials Secrets are not labelled: watch all Secret metadata, and wake only the resources stalled because
     // their provider's credentials are missing, so they recover as soon as the Secret appears (not at the next
     // slow retry).
-    let credential_secrets = watcher(secrets, watcher::Config::default())
-        .default_backoff()
+    let credential_secrets = scope
+        .watch(&kube, watcher::Config::default(), metadata_key)
         .inspect_ok(move |event| match event {
             // The Secrets we publish have their own map (`Context::secret_versions`); keep the rest.
             watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)
@@ -268,8 +263,12 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         .try_filter(|secret| std::future::ready(!published(secret)));
     let eiam_provider_events = reflector(
         eiam_providers_writer,
-        watcher(providers, watcher::Config::default())
-            .default_backoff()
+        scope
+            .watch(
+                &kube,
+                watcher::Config::default(),
+                from_store(&eiam_providers_reader),
+            )
             .modify(|provider| provider.managed_fields_mut().clear()),
     )
     .inspect_ok(move |event| {
@@ -326,12 +325,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                 tracing::debug!(error = %err, "reconcile loop event");
             }
         });
-    let provider_status = super::provider_status::run(
-        kube,
-        args.namespace.clone(),
-        args.tenancy_policy(),
-        shutdown,
-    );
+    let provider_status = super::provider_status::run(kube, scope, args.tenancy_policy(), shutdown);
     // Once the resources' controller has drained, the providers' status loop is not waited for: it only writes
     // provider conditions, which the next leader rewrites. (A kube controller told to shut down before its store
     // finished its first list waits for a readiness that never comes — a stop seconds after start hung until the
@@ -367,6 +361,15 @@ fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
         .map(|t| t.0.as_second())
         .hash(&mut hasher);
     Some(hasher.finish())
+}
+
+/// Finds an object the store holds, for the `Delete` a merged watch replays after a relist (see `super::scope`).
+fn from_store<K>(store: &Store<K>) -> impl Fn(&ObjectRef<K>) -> Option<K> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let store = store.clone();
+    move |key| store.get(key).map(|object| object.as_ref().clone())
 }
 
 /// Whether a Secret is one the operator publishes (its managed-by label).

@@ -9,6 +9,7 @@ pub mod provider;
 pub mod provider_status;
 pub mod publish;
 pub mod restart;
+pub mod scope;
 pub mod secret_versions;
 pub mod status;
 pub mod synced;

@@ -4,7 +4,7 @@
 //!
 //! No EIAM call is made: no EIAM action checks credentials without naming an application, and the resources that
 //! use a provider report what EIAM itself answered. ClusterEiamProviders get a status only from an operator that
-//! watches all namespaces: operators confined to one namespace each (the chart's `watchNamespaces`) may see a
+//! watches all namespaces: operators confined to some namespaces (the chart's `watchNamespaces`) may see a
 //! cluster provider differently and would overwrite each other.
 
 use std::fmt::Debug;
@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +28,7 @@ use serde_json::json;
 use super::provider::{
     ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider,
 };
+use super::scope::{WatchScope, metadata_key};
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
@@ -44,8 +45,8 @@ struct Context {
     policy: TenancyPolicy,
 }
 
-/// Keeps the providers' status current until `shutdown` resolves. `namespace`: the operator's `--namespace`.
-pub async fn run<F>(kube: Client, namespace: Option<String>, policy: TenancyPolicy, shutdown: F)
+/// Keeps the providers' status current until `shutdown` resolves, for the providers in `scope` (`--namespace`).
+pub async fn run<F>(kube: Client, scope: WatchScope, policy: TenancyPolicy, shutdown: F)
 where
     F: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -53,35 +54,36 @@ where
         kube: kube.clone(),
         policy,
     });
-    let namespaced: Api<EiamProvider> = match &namespace {
-        Some(ns) => Api::namespaced(kube.clone(), ns),
-        None => Api::all(kube.clone()),
-    };
     // Credentials Secrets are watched as metadata only: one appearing, changing or going away re-checks the
     // providers that name it at once.
-    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
-        Some(ns) => Api::namespaced(kube.clone(), ns),
-        None => Api::all(kube.clone()),
-    };
-    let controller = Controller::new(namespaced, watcher::Config::default());
-    let store = controller.store();
-    let namespaced = controller
-        .watches(secrets.clone(), watcher::Config::default(), move |secret| {
-            referencing(&store, &secret)
+    let secrets = || scope.watch(&kube, watcher::Config::default(), metadata_key);
+    let (store, writer) = reflector::store::<EiamProvider>();
+    let providers = reflector(
+        writer,
+        scope.watch(&kube, watcher::Config::default(), {
+            let store = store.clone();
+            move |key| store.get(key).map(|provider| provider.as_ref().clone())
+        }),
+    )
+    .applied_objects();
+    let referenced = store.clone();
+    let namespaced = Controller::for_stream(providers, store)
+        .watches_stream(secrets().touched_objects(), move |secret| {
+            referencing(&referenced, &secret)
         })
         .with_config(controller::Config::default().concurrency(2))
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_namespaced, error_policy, context.clone())
         .for_each(|_| async {});
     let cluster = async {
-        if namespace.is_none() {
+        if scope.is_all() {
             let controller = Controller::new(
                 Api::<ClusterEiamProvider>::all(kube.clone()),
                 watcher::Config::default(),
             );
             let store = controller.store();
             controller
-                .watches(secrets, watcher::Config::default(), move |secret| {
+                .watches_stream(secrets().touched_objects(), move |secret| {
                     referencing(&store, &secret)
                 })
                 .with_config(controller::Config::default().concurrency(2))
