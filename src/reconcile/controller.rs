@@ -8,6 +8,7 @@
 use super::claims::Claims;
 use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
+use super::fanout::Fanout;
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
 use super::scope::metadata_key;
@@ -225,19 +226,20 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     });
     operations.metrics.resources.watch(store.clone());
 
-    let managed = format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1);
     let namespaced_users = store.clone();
     let cluster_users = store.clone();
     let credential_waiters = store.clone();
     // Secrets are watched as metadata only (`Api<PartialObjectMeta<_>>` asks the server for no `data`): the
     // executor reads the one Secret it needs fresh, so no Secret value sits in the operator's caches or crosses the
-    // wire on a watch. The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
-    let owned_secrets = scope
-        .watch(
-            &kube,
-            watcher::Config::default().labels(&managed),
-            metadata_key,
-        )
+    // wire on a watch. One watch serves every reader (see `super::fanout`).
+    let mut secret_watch = Fanout::new(
+        "Secret metadata",
+        scope.watch(&kube, watcher::Config::default(), metadata_key),
+    );
+    // The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
+    let owned_secrets = secret_watch
+        .reader()
+        .filter_map(|event| std::future::ready(event.map(published_only).transpose()))
         .inspect_ok({
             let context = context.clone();
             move |event| context.secret_versions.observe(event)
@@ -247,11 +249,11 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             let context = context.clone();
             move |secret| std::future::ready(!context.own_writes.take_if_own(secret))
         });
-    // Credentials Secrets are not labelled: watch all Secret metadata, and wake only the resources stalled because
+    // Credentials Secrets are not labelled: read all Secret metadata, and wake only the resources stalled because
     // their provider's credentials are missing, so they recover as soon as the Secret appears (not at the next
     // slow retry).
-    let credential_secrets = scope
-        .watch(&kube, watcher::Config::default(), metadata_key)
+    let credential_secrets = secret_watch
+        .reader()
         .inspect_ok(move |event| match event {
             // The Secrets we publish have their own map (`Context::secret_versions`); keep the rest.
             watcher::Event::Apply(secret) | watcher::Event::InitApply(secret)
@@ -325,7 +327,19 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                 tracing::debug!(error = %err, "reconcile loop event");
             }
         });
-    let provider_status = super::provider_status::run(kube, scope, args.tenancy_policy(), shutdown);
+    let provider_status = super::provider_status::run(
+        kube,
+        &scope,
+        super::provider_status::SecretReaders {
+            namespaced: secret_watch.reader(),
+            // Cluster providers get a status only from an operator that watches every namespace; a reader nobody
+            // reads would hold the watch back.
+            cluster: scope.is_all().then(|| secret_watch.reader()),
+        },
+        args.tenancy_policy(),
+        shutdown,
+    );
+    let secret_watch = secret_watch.spawn();
     // Once the resources' controller has drained, the providers' status loop is not waited for: it only writes
     // provider conditions, which the next leader rewrites. (A kube controller told to shut down before its store
     // finished its first list waits for a readiness that never comes — a stop seconds after start hung until the
@@ -336,6 +350,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         () = &mut controller => {}
         () = &mut provider_status => controller.await,
     }
+    secret_watch.abort();
     tracing::info!("controller stopped");
 }
 
@@ -370,6 +385,21 @@ where
 {
     let store = store.clone();
     move |key| store.get(key).map(|object| object.as_ref().clone())
+}
+
+/// The shared Secret watch as a watch of the Secrets the operator publishes would see it (its label selector): a
+/// Secret that loses the label leaves the view as a deletion, so the version last seen of it is forgotten and its
+/// owner looks at it again.
+fn published_only(
+    event: watcher::Event<PartialObjectMeta<Secret>>,
+) -> Option<watcher::Event<PartialObjectMeta<Secret>>> {
+    match event {
+        watcher::Event::InitApply(secret) if !published(&secret) => None,
+        watcher::Event::Apply(secret) if !published(&secret) => {
+            Some(watcher::Event::Delete(secret))
+        }
+        event => Some(event),
+    }
 }
 
 /// Whether a Secret is one the operator publishes (its managed-by label).

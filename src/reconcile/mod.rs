@@ -4,6 +4,7 @@ pub mod claims;
 pub mod controller;
 pub mod drift;
 pub mod executor;
+pub mod fanout;
 pub mod planner;
 pub mod provider;
 pub mod provider_status;

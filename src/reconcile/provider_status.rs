@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
@@ -28,7 +29,7 @@ use serde_json::json;
 use super::provider::{
     ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider,
 };
-use super::scope::{WatchScope, metadata_key};
+use super::scope::WatchScope;
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
@@ -45,18 +46,30 @@ struct Context {
     policy: TenancyPolicy,
 }
 
+/// Readers of the operator's shared Secret metadata watch (see `super::fanout`), one per providers' controller.
+pub struct SecretReaders {
+    pub namespaced: BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Secret>>>>,
+    /// Only when every namespace is watched: ClusterEiamProviders get a status only then.
+    pub cluster:
+        Option<BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Secret>>>>>,
+}
+
 /// Keeps the providers' status current until `shutdown` resolves, for the providers in `scope` (`--namespace`).
-pub async fn run<F>(kube: Client, scope: WatchScope, policy: TenancyPolicy, shutdown: F)
-where
+/// Credentials Secrets come as metadata from `secrets`: one appearing, changing or going away re-checks the
+/// providers that name it at once.
+pub async fn run<F>(
+    kube: Client,
+    scope: &WatchScope,
+    secrets: SecretReaders,
+    policy: TenancyPolicy,
+    shutdown: F,
+) where
     F: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
     let context = Arc::new(Context {
         kube: kube.clone(),
         policy,
     });
-    // Credentials Secrets are watched as metadata only: one appearing, changing or going away re-checks the
-    // providers that name it at once.
-    let secrets = || scope.watch(&kube, watcher::Config::default(), metadata_key);
     let (store, writer) = reflector::store::<EiamProvider>();
     let providers = reflector(
         writer,
@@ -68,7 +81,7 @@ where
     .applied_objects();
     let referenced = store.clone();
     let namespaced = Controller::for_stream(providers, store)
-        .watches_stream(secrets().touched_objects(), move |secret| {
+        .watches_stream(secrets.namespaced.touched_objects(), move |secret| {
             referencing(&referenced, &secret)
         })
         .with_config(controller::Config::default().concurrency(2))
@@ -76,14 +89,14 @@ where
         .run(reconcile_namespaced, error_policy, context.clone())
         .for_each(|_| async {});
     let cluster = async {
-        if scope.is_all() {
+        if let Some(cluster_secrets) = secrets.cluster {
             let controller = Controller::new(
                 Api::<ClusterEiamProvider>::all(kube.clone()),
                 watcher::Config::default(),
             );
             let store = controller.store();
             controller
-                .watches_stream(secrets().touched_objects(), move |secret| {
+                .watches_stream(cluster_secrets.touched_objects(), move |secret| {
                     referencing(&store, &secret)
                 })
                 .with_config(controller::Config::default().concurrency(2))
