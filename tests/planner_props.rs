@@ -12,7 +12,7 @@ use std::time::Duration;
 use eiam_operator::eiam::expiration::expiration_for;
 use eiam_operator::reconcile::planner::{
     ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
-    DeletionPolicy, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
+    DeletionPolicy, EiamView, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
     ProviderState, RotationWindows, SLOT_LIMIT, WindowSpec, plan, reasons, renewal_time,
     status_after_failure,
 };
@@ -124,6 +124,11 @@ struct Stats {
     lost_create_responses: usize,
     recovered_pending_creates: usize,
     rotations: usize,
+    /// Scheduled or requested rotations whose pass sent no List (Create on the status's word), retirements
+    /// likewise (Disable and Delete only), and Creates EIAM refused for quota (then the pass lists).
+    listless_rotations: usize,
+    listless_retirements: usize,
+    quota_refusals: usize,
     deferred_rotations: usize,
     retirements: usize,
     /// Previous secrets kept past their grace period because EIAM showed them in use, and retirements under
@@ -150,6 +155,9 @@ impl Stats {
         self.lost_create_responses += other.lost_create_responses;
         self.recovered_pending_creates += other.recovered_pending_creates;
         self.rotations += other.rotations;
+        self.listless_rotations += other.listless_rotations;
+        self.listless_retirements += other.listless_retirements;
+        self.quota_refusals += other.quota_refusals;
         self.deferred_rotations += other.deferred_rotations;
         self.retirements += other.retirements;
         self.held_in_use += other.held_in_use;
@@ -188,6 +196,8 @@ struct World {
     ever_current: BTreeSet<String>,
     deleted_in_eiam: BTreeSet<String>,
     deleted_by_us: BTreeSet<String>,
+    /// Every secret this resource's Creates minted, alive or not.
+    minted_by_us: BTreeSet<String>,
     last_restart: Option<String>,
     restarts: usize,
     creates: usize,
@@ -248,6 +258,7 @@ impl World {
             ever_current: BTreeSet::new(),
             deleted_in_eiam: BTreeSet::new(),
             deleted_by_us: BTreeSet::new(),
+            minted_by_us: BTreeSet::new(),
             last_restart: None,
             restarts: 0,
             creates: 0,
@@ -287,6 +298,9 @@ impl World {
             last_used: None,
         };
         self.eiam.push(secret.clone());
+        if ours {
+            self.minted_by_us.insert(secret.id.clone());
+        }
         secret
     }
 
@@ -354,7 +368,8 @@ impl World {
             spec: self.spec.clone(),
             rotate_request: self.rotate_request.clone(),
             status: self.persisted.clone(),
-            eiam: None,
+            eiam: EiamView::Unobserved,
+            create_refused: false,
             kube_secret: self.kube.clone(),
             provider: self.provider.clone(),
             conflict: self.conflict.clone(),
@@ -635,20 +650,14 @@ impl World {
                 self.persisted = stored(plan.status.clone());
                 ActionOutcome::Done
             }
-            // EIAM refuses a Create with both slots taken. The planner sends one only when it could not know: a
-            // race since its List, or a first issue, which creates without listing (one EIAM call per new
-            // resource) and lists after the refusal.
+            // EIAM refuses a Create with both slots taken, and the executor hands the refusal to the planner. The
+            // planner sends one only when it could not know: a race since its List, or a Create without a List (a
+            // first issue, a rotation) on the word of a status that does not record what took the slot since.
             Action::CreateSecret { .. }
-                if self.eiam.len() >= SLOT_LIMIT
-                    && (self.raced
-                        || (!self.listed_in_pass
-                            && self.persisted.last_rotation_time.is_none())) =>
+                if self.eiam.len() >= SLOT_LIMIT && (self.raced || !self.listed_in_pass) =>
             {
-                return Err(ActionFailure {
-                    permanent: false,
-                    reason: "EiamError".into(),
-                    message: "QuotaExceeded.ApplicationClientSecret (RequestId model)".into(),
-                });
+                self.stats.quota_refusals += 1;
+                ActionOutcome::QuotaExceeded
             }
             Action::Publish { secret_id, .. } if self.raced && !self.usable(secret_id) => {
                 // Obtain of a secret deleted or disabled since the List: the executor reports it.
@@ -659,10 +668,21 @@ impl World {
                 });
             }
             Action::DisableSecret { secret_id } | Action::DeleteSecret { secret_id }
-                if self.raced && !self.eiam.iter().any(|s| &s.id == secret_id) =>
+                if (self.raced || !self.listed_in_pass)
+                    && !self.eiam.iter().any(|s| &s.id == secret_id) =>
             {
-                // Gone since the List: EIAM answers EntityNotExists, which counts as done.
-                assert!(self.deleted_in_eiam.contains(secret_id));
+                // Gone since the List (or, without a List in this pass, since the last one: deleted behind our
+                // back, or by us before a crash lost the status write): EIAM answers EntityNotExists, which counts
+                // as done.
+                assert!(
+                    self.deleted_in_eiam.contains(secret_id)
+                        || self.deleted_by_us.contains(secret_id),
+                    "{action:?} names a secret that never existed"
+                );
+                assert!(
+                    self.minted_by_us.contains(secret_id) || self.ever_current.contains(secret_id),
+                    "{action:?} names a secret this resource did not mint or import"
+                );
                 ActionOutcome::Done
             }
             Action::CreateSecret { lifetime } => {
@@ -789,6 +809,9 @@ impl World {
         stats.recovered_pending_creates += usize::from(start_pending && adopted);
         stats.rotations += usize::from(seen(reasons::ROTATED));
         stats.retirements += usize::from(seen(reasons::RETIRED));
+        let listed = executed.contains(&Action::ListSecrets);
+        stats.listless_rotations += usize::from(seen(reasons::ROTATED) && !listed);
+        stats.listless_retirements += usize::from(seen(reasons::RETIRED) && !listed);
         stats.repairs += usize::from(seen(reasons::REPAIRED));
         stats.imports += usize::from(seen(reasons::IMPORTED));
         stats.slots_exhausted += usize::from(seen(reasons::SLOTS_EXHAUSTED));
@@ -1401,6 +1424,100 @@ fn first_issue_costs_one_create_and_no_list() {
     assert!(matches!(eiam[1], Action::Publish { .. }));
 }
 
+/// The EIAM calls of the actions of one pass, by kind (Publish is not one: its value comes from the Create).
+fn eiam_calls(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ListSecrets => Some("List"),
+            Action::CreateSecret { .. } => Some("Create"),
+            Action::DisableSecret { .. } => Some("Disable"),
+            Action::DeleteSecret { .. } => Some("Delete"),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_scheduled_rotation_with_a_clean_status_costs_one_create_and_no_list() {
+    let mut world = issued(e2e_spec());
+    let first = world.persisted.current.clone().expect("issued");
+    world.now = add(world.now, Duration::from_secs(15));
+    let actions = world.reconcile(None, None);
+    assert_eq!(eiam_calls(&actions), ["Create"], "{actions:?}");
+    assert_eq!(world.rotations, 1);
+    let previous = world.persisted.previous.as_ref().expect("the old current");
+    assert_eq!(previous.secret_id, first.secret_id);
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Publish { .. })),
+        "the new secret is published: {actions:?}"
+    );
+
+    // The retirement after the grace period: Disable and Delete, no List.
+    world.now = add(world.now, Duration::from_secs(10));
+    let actions = world.reconcile(None, None);
+    assert_eq!(eiam_calls(&actions), ["Disable", "Delete"], "{actions:?}");
+    assert_eq!(world.persisted.previous, None);
+    assert_eq!(world.eiam.len(), 1);
+    world.settle();
+    world.check_converged();
+}
+
+#[test]
+fn a_retirement_waiting_on_usage_still_lists() {
+    let mut spec = e2e_spec();
+    spec.retire_when_unused_for = Some(Duration::from_secs(10));
+    let mut world = issued(spec);
+    world.now = add(world.now, Duration::from_secs(15));
+    world.reconcile(None, None);
+    assert!(world.persisted.previous.is_some());
+    world.now = add(world.now, Duration::from_secs(10));
+    let actions = world.reconcile(None, None);
+    assert_eq!(
+        eiam_calls(&actions),
+        ["List", "Disable", "Delete"],
+        "LastUsedTime comes from the List: {actions:?}"
+    );
+}
+
+/// A secret of someone else appears after the last List, so the status's word is wrong: EIAM refuses the
+/// rotation's Create, the same pass lists, records the foreign secret and waits (Ready, RotationBlocked) without
+/// touching it; the next look lists first instead of knocking again. This one even carries the ExpirationTime the
+/// refused Create sent: it is still not adopted (the refusal says that Create minted nothing).
+#[test]
+fn a_rotation_refused_for_quota_lists_in_the_same_pass_and_adopts_nothing() {
+    let mut world = issued(e2e_spec());
+    world.now = add(world.now, Duration::from_secs(15));
+    let twin = world
+        .spec
+        .expires_after
+        .map(|l| expiration_for(world.now, l));
+    let foreign = world.mint(twin, false);
+    let actions = world.reconcile(None, None);
+    assert_eq!(eiam_calls(&actions), ["Create", "List"], "{actions:?}");
+    assert_eq!(world.stats.quota_refusals, 1);
+    assert_eq!(world.creates, 1, "nothing minted");
+    assert_eq!(world.persisted.pending_create_since, None);
+    assert_eq!(
+        world.persisted.unmanaged_secret_ids,
+        vec![foreign.id.clone()]
+    );
+    assert_ne!(
+        world.persisted.current.as_ref().map(|c| &c.secret_id),
+        Some(&foreign.id),
+        "the foreign secret is not adopted"
+    );
+    let blocked = world
+        .persisted
+        .condition(ConditionType::RotationBlocked)
+        .expect("RotationBlocked");
+    assert_eq!(blocked.status, ConditionStatus::True);
+    world.now = add(world.now, Duration::from_secs(60));
+    let again = world.reconcile(None, None);
+    assert_eq!(eiam_calls(&again), ["List"], "{again:?}");
+    assert!(world.eiam.iter().any(|s| s.id == foreign.id));
+}
+
 /// The generator reaches every rule: a fixed sample of histories (deterministic seed) must crash
 /// mid-pass, lose Create responses, recover pending Creates, rotate, defer, retire, repair,
 /// replace broken secrets, import, hit exhausted slots, race, and delete with both policies.
@@ -1425,6 +1542,9 @@ fn random_histories_reach_every_rule() {
         ("lost_create_responses", total.lost_create_responses),
         ("recovered_pending_creates", total.recovered_pending_creates),
         ("rotations", total.rotations),
+        ("listless_rotations", total.listless_rotations),
+        ("listless_retirements", total.listless_retirements),
+        ("quota_refusals", total.quota_refusals),
         ("deferred_rotations", total.deferred_rotations),
         ("retirements", total.retirements),
         ("held_in_use", total.held_in_use),

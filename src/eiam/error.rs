@@ -285,6 +285,17 @@ impl EiamError {
         self.code().is_some_and(|c| c.starts_with("EntityNotExist"))
     }
 
+    /// EIAM says the client secret named in the request does not exist (`EntityNotExist*` for a secret entity,
+    /// `EntityNotExists.ApplicationClientSecret` in eiam-api.md), as opposed to its instance or application: only
+    /// that makes a Disable or Delete of it as good as done.
+    pub fn is_secret_not_found(&self) -> bool {
+        self.code().is_some_and(|c| {
+            c.starts_with("EntityNotExist")
+                && c.split_once('.')
+                    .is_some_and(|(_, entity)| entity.ends_with("Secret"))
+        })
+    }
+
     /// EIAM says the application already has its two secrets (`QuotaExceeded*` / `ExceedLimit*`).
     pub fn is_quota_exceeded(&self) -> bool {
         self.code()
@@ -439,6 +450,21 @@ mod tests {
             )
             .is_not_found()
         );
+        // A Disable or Delete counts as done only when the secret itself is missing, not its application.
+        for (code, secret) in [
+            ("EntityNotExists.ApplicationClientSecret", true),
+            ("EntityNotExist.Secret", true),
+            ("EntityNotExists.Application", false),
+            ("EntityNotExists.Instance", false),
+            ("EntityNotExists", false),
+            ("InvalidParameter.Secret", false),
+        ] {
+            assert_eq!(
+                api(Action::Disable, 404, code).is_secret_not_found(),
+                secret,
+                "{code}"
+            );
+        }
         assert!(
             api(Action::Create, 400, "QuotaExceeded.ApplicationClientSecret").is_quota_exceeded()
         );

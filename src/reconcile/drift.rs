@@ -42,11 +42,19 @@ impl<K: std::hash::Hash + Eq + Clone> DriftSchedule<K> {
     /// Whether the resource (`identity`: its uid) should list EIAM now.
     pub fn is_due(&self, key: &K, identity: &str, now: Timestamp) -> bool {
         let slot = previous_slot(now, phase(identity, self.interval), self.interval);
-        match self.checks.lock().ok().and_then(|c| c.get(key).copied()) {
+        let Ok(mut checks) = self.checks.lock() else {
+            return false;
+        };
+        match checks.get(key).copied() {
             Some(Checked::Forced) => true,
             Some(Checked::At(at)) => at < slot,
-            // Not checked by this process: the previous slot was the previous process's.
-            None => false,
+            None => {
+                // Not checked by this process: the previous slot was the previous process's (or, for a new
+                // resource, its first issue's). Counting from now makes the next slot due; without this a resource
+                // that never needs a List for anything else (no rotation does) would never be checked.
+                checks.insert(key.clone(), Checked::At(now));
+                false
+            }
         }
     }
 
@@ -175,11 +183,11 @@ mod tests {
         let schedule = DriftSchedule::<&str>::new(HOUR);
         let now = at(0);
         assert!(!schedule.is_due(&"a", "uid-a", now), "not at start");
-        // It wakes up at its slot, checks, and is not due again until the following slot.
+        // It wakes up at its slot, checks, and is not due again until the following slot: without having listed
+        // in between (a resource that needs no List for anything else still gets its drift check).
         let wake = now
             .checked_add(schedule.until_next("uid-a", now))
             .expect("a time");
-        schedule.checked(&"a", now);
         assert!(schedule.is_due(&"a", "uid-a", wake));
         schedule.checked(&"a", wake);
         assert!(!schedule.is_due(&"a", "uid-a", wake));

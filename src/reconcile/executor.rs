@@ -4,7 +4,7 @@
 use super::controller::Context;
 use super::planner::{
     self, Action as PlanAction, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
-    EventKind, KubeSecret, PlanInput, PlanSpec, ProviderState,
+    EiamView, EventKind, KubeSecret, PlanInput, PlanSpec, ProviderState,
 };
 use super::provider::{ProviderProblem, ResolvedProvider};
 use super::publish::{self, PublishedSecret, SecretLayout};
@@ -33,13 +33,15 @@ const EXPIRATION_TIME_INVALID: &str = "InvalidParameter.ExpirationTime";
 
 /// Create refusals that EIAM calls permanent but that the next attempt decides with new facts: the ExpirationTime is
 /// recomputed at every attempt, inside EIAM's bounds with a margin (a refusal means latency or clock skew ate the
-/// margin); and with both slots taken the next reconcile lists (the write-ahead marker says a Create was attempted)
-/// and finds out by whom, which decides between adopting, waiting and SlotsExhausted.
+/// margin). A refusal because both slots are taken is not even a failure: `Run::execute` hands it to the planner,
+/// which lists in the same pass and finds out by whom (it is kept here should one ever escape as an error: the next
+/// reconcile would list, since the write-ahead marker says a Create was attempted).
 fn create_retried_with_new_facts(source: &EiamError) -> bool {
     source.code() == Some(EXPIRATION_TIME_INVALID) || source.is_quota_exceeded()
 }
 
-/// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three).
+/// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three; a
+/// Create EIAM refuses for quota, the List after it, a Create and its publish four).
 const MAX_ROUNDS: usize = 6;
 
 /// A reconcile failed. Transient failures are retried with backoff; permanent ones wait for a human.
@@ -280,7 +282,8 @@ pub async fn reconcile(
         spec,
         rotate_request: resource.rotate_requested_at().map(str::to_owned),
         status: planned_status(resource),
-        eiam: None,
+        eiam: EiamView::Unobserved,
+        create_refused: false,
         kube_secret: observed_secret,
         provider: provider_state,
         // A resource its provider refuses claims nothing: it says NotAllowed, not Conflict.
@@ -455,12 +458,24 @@ impl Run<'_> {
             }
             PlanAction::CreateSecret { lifetime } => {
                 let client = self.client()?;
-                let (created, expiration) = retrying(
+                let sent = retrying(
                     &self.context.metrics.eiam,
                     "CreateApplicationClientSecret",
                     || client.create_secret_with_lifetime(&instance_id, &application_id, *lifetime),
                 )
-                .await?;
+                .await;
+                let (created, expiration) = match sent {
+                    // A Create sent without a List (the status said a slot was free) meets a secret it did not
+                    // know of. Nothing was minted: the planner lists next, in this same pass, and finds out by whom.
+                    Err(ExecError::Eiam { source, .. }) if source.is_quota_exceeded() => {
+                        tracing::info!(
+                            error = %source,
+                            "EIAM refused the Create: both slots are taken; listing to find out by whom"
+                        );
+                        return Ok(ActionOutcome::QuotaExceeded);
+                    }
+                    sent => sent?,
+                };
                 let secret = created.application_client_secret;
                 #[cfg(feature = "testing")]
                 crate::failpoint::hit("after-create");
@@ -556,7 +571,9 @@ impl Run<'_> {
             }
             PlanAction::DisableSecret { secret_id } => {
                 let client = self.client()?;
-                // Already gone is as good as done.
+                // Already gone is as good as done (a retirement without a List names a secret it has not seen
+                // since the last one). Only the secret's own not-found code: a missing instance or application
+                // says nothing about the secret (a wrong endpoint or region must not make us forget a live one).
                 retrying(
                     &self.context.metrics.eiam,
                     "DisableApplicationClientSecret",
@@ -565,7 +582,7 @@ impl Run<'_> {
                             .disable_secret(&instance_id, &application_id, secret_id)
                             .await
                         {
-                            Err(err) if !err.is_not_found() => Err(err),
+                            Err(err) if !err.is_secret_not_found() => Err(err),
                             _ => Ok(()),
                         }
                     },
@@ -574,7 +591,7 @@ impl Run<'_> {
             }
             PlanAction::DeleteSecret { secret_id } => {
                 let client = self.client()?;
-                // Already gone is as good as done.
+                // Already gone is as good as done (see Disable).
                 retrying(
                     &self.context.metrics.eiam,
                     "DeleteApplicationClientSecret",
@@ -583,7 +600,7 @@ impl Run<'_> {
                             .delete_secret(&instance_id, &application_id, secret_id)
                             .await
                         {
-                            Err(err) if !err.is_not_found() => Err(err),
+                            Err(err) if !err.is_secret_not_found() => Err(err),
                             _ => Ok(()),
                         }
                     },

@@ -32,6 +32,7 @@ async fn b03_renewal_rotates_within_two_slots_and_retires_after_grace() {
     .await;
     let first = s.wait_ready("renewing").await;
     let a = current_id(&first).expect("a first secret");
+    let issued = s.fake.counts().await;
 
     // The renewal: a new current secret, the old one becomes previous.
     let rotated = s
@@ -99,6 +100,43 @@ async fn b03_renewal_rotates_within_two_slots_and_retires_after_grace() {
         .await;
     let counts = s.fake.counts().await;
     eprintln!("[b03] EIAM calls for issue + one renewal + one retirement: {counts:?}");
+    // One rotation and one retirement cost exactly the Create and the Disable and Delete: the status says which
+    // slot is free and which secret to retire, so neither lists first, and the new value comes from the Create
+    // (no Obtain). The only List allowed is the periodic drift check, if this resource's slot of the hour (phased
+    // by its uid) happened to fall within the test.
+    let spent = |action: &str| {
+        counts.get(action).copied().unwrap_or_default()
+            - issued.get(action).copied().unwrap_or_default()
+    };
+    let created = first
+        .metadata
+        .creation_timestamp
+        .clone()
+        .expect("creationTimestamp")
+        .0;
+    let hour = Duration::from_secs(3600);
+    let drift_slot = eiam_operator::reconcile::drift::next_slot(
+        created,
+        eiam_operator::reconcile::drift::phase(&first.uid().expect("uid"), hour),
+        hour,
+    );
+    let drift_checks = usize::from(drift_slot <= jiff::Timestamp::now());
+    assert_eq!(
+        (
+            spent("Create"),
+            spent("Disable"),
+            spent("Delete"),
+            spent("Obtain")
+        ),
+        (1, 1, 1, 0),
+        "one rotation + one retirement: Create 1, Disable 1, Delete 1, no Obtain: {counts:?} (after the first issue: \
+         {issued:?})"
+    );
+    assert_eq!(
+        spent("List"),
+        drift_checks,
+        "no List for the rotation or the retirement (drift checks due in between: {drift_checks}): {counts:?}"
+    );
     let disables = s.calls_of("Disable").await;
     let deletes = s.calls_of("Delete").await;
     assert_eq!(disables.len(), 1, "one Disable: {disables:?}");

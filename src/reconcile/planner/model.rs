@@ -24,8 +24,13 @@ pub struct PlanInput {
     /// The status as last persisted (or as the previous plan of the same pass left it, see
     /// [`Plan::needs_replan`]).
     pub status: PlanStatus,
-    /// The application's secrets as EIAM lists them; `None` when not listed in this pass.
-    pub eiam: Option<Vec<ObservedSecret>>,
+    /// What this pass knows of the application's secrets in EIAM: nothing yet, only what its own Create returned,
+    /// or a List.
+    pub eiam: EiamView,
+    /// EIAM refused this pass's Create because both slots are taken (`QuotaExceeded`): that Create minted nothing,
+    /// so the write-ahead marker it left adopts nothing (a secret of someone else whose expiry happens to match
+    /// the one sent must not pass for ours). Reset by the next Create.
+    pub create_refused: bool,
     /// The target Kubernetes Secret as observed.
     pub kube_secret: KubeSecret,
     /// Whether the provider may be used for this resource.
@@ -76,6 +81,74 @@ pub enum DeletionPolicy {
     Delete,
     /// Keep the EIAM secrets and the Secret; drop the Secret's ownerReference.
     Retain,
+}
+
+/// What one pass knows of the application's secrets in EIAM.
+///
+/// A List shows every secret; a Create sent without a List shows only the secret it minted. Rules that would act
+/// on a secret's absence (it was deleted behind our back, it frees a slot) may only do so in a complete view: in a
+/// partial one an absent secret is unknown, not missing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EiamView {
+    /// No EIAM call in this pass yet.
+    #[default]
+    Unobserved,
+    /// Only what this pass's own calls returned (a Create sent without a List, what it disabled or deleted since):
+    /// a secret absent from it may exist.
+    Partial(Vec<ObservedSecret>),
+    /// A List in this pass (with what this pass's calls did since): a secret absent from it does not exist.
+    Listed(Vec<ObservedSecret>),
+}
+
+/// A secret looked up in an [`EiamView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen<'v> {
+    /// The view shows it.
+    Shown(&'v ObservedSecret),
+    /// The view is complete and does not show it: it does not exist.
+    Absent,
+    /// The view is partial and does not show it: it may or may not exist.
+    Unknown,
+}
+
+impl EiamView {
+    /// The secrets the view shows (none when unobserved).
+    pub fn secrets(&self) -> &[ObservedSecret] {
+        match self {
+            EiamView::Unobserved => &[],
+            EiamView::Partial(secrets) | EiamView::Listed(secrets) => secrets,
+        }
+    }
+
+    /// The view shows every secret of the application (a List in this pass).
+    pub fn is_complete(&self) -> bool {
+        matches!(self, EiamView::Listed(_))
+    }
+
+    /// What the view says about one secret.
+    pub fn lookup(&self, secret_id: &str) -> Seen<'_> {
+        match self.secrets().iter().find(|s| s.secret_id == secret_id) {
+            Some(secret) => Seen::Shown(secret),
+            None if self.is_complete() => Seen::Absent,
+            None => Seen::Unknown,
+        }
+    }
+
+    /// Adds a secret this pass minted.
+    pub(super) fn add(&mut self, secret: ObservedSecret) {
+        match self {
+            EiamView::Unobserved => *self = EiamView::Partial(vec![secret]),
+            EiamView::Partial(secrets) | EiamView::Listed(secrets) => secrets.push(secret),
+        }
+    }
+
+    /// The secrets, to record what this pass did to them.
+    pub(super) fn secrets_mut(&mut self) -> Option<&mut Vec<ObservedSecret>> {
+        match self {
+            EiamView::Unobserved => None,
+            EiamView::Partial(secrets) | EiamView::Listed(secrets) => Some(secrets),
+        }
+    }
 }
 
 /// One secret of the application as `ListApplicationClientSecrets` returns it (value masked, so

@@ -1,7 +1,7 @@
 //! Folding the result of an executed action back into the observation, so that the plan that
 //! follows a barrier in the same pass sees what the actions did (the executor's in-memory view).
 
-use super::model::{Action, KubeSecret, ObservedSecret, PlanInput};
+use super::model::{Action, EiamView, KubeSecret, ObservedSecret, PlanInput};
 
 /// What an action that succeeded produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,9 @@ pub enum ActionOutcome {
     Listed(Vec<ObservedSecret>),
     /// `CreateSecret`: the new secret (enabled, with the expiration that was sent).
     Created(ObservedSecret),
+    /// `CreateSecret`: EIAM refused it because the application already holds two secrets (`QuotaExceeded`), so
+    /// it minted nothing. Not a failure: the re-plan lists to find out by whom, and waits or stalls.
+    QuotaExceeded,
 }
 
 impl PlanInput {
@@ -20,11 +23,17 @@ impl PlanInput {
     pub fn observe(&mut self, action: &Action, outcome: ActionOutcome) {
         match (action, outcome) {
             (Action::ListSecrets, ActionOutcome::Listed(secrets)) => {
-                self.eiam = Some(secrets);
+                self.eiam = EiamView::Listed(secrets);
                 self.drift_check_due = false;
             }
             (Action::CreateSecret { .. }, ActionOutcome::Created(secret)) => {
-                self.eiam.get_or_insert_with(Vec::new).push(secret);
+                self.eiam.add(secret);
+                self.create_refused = false;
+            }
+            (Action::CreateSecret { .. }, ActionOutcome::QuotaExceeded) => {
+                // Whatever this pass saw is outdated (something holds the slot it thought free).
+                self.eiam = EiamView::Unobserved;
+                self.create_refused = true;
             }
             (
                 Action::WritePendingCreate {
@@ -47,14 +56,14 @@ impl PlanInput {
                 };
             }
             (Action::DisableSecret { secret_id }, _) => {
-                if let Some(secrets) = &mut self.eiam {
+                if let Some(secrets) = self.eiam.secrets_mut() {
                     for secret in secrets.iter_mut().filter(|s| &s.secret_id == secret_id) {
                         secret.enabled = false;
                     }
                 }
             }
             (Action::DeleteSecret { secret_id }, _) => {
-                if let Some(secrets) = &mut self.eiam {
+                if let Some(secrets) = self.eiam.secrets_mut() {
                     secrets.retain(|s| &s.secret_id != secret_id);
                 }
             }

@@ -12,8 +12,8 @@ use crate::eiam::expiration::expiration_for;
 
 use super::conditions;
 use super::model::{
-    Action, CurrentSecret, DeletionPolicy, Event, EventKind, ObservedSecret, Plan, PlanInput,
-    PlanStatus, PreviousSecret, ProviderState,
+    Action, CurrentSecret, DeletionPolicy, EiamView, Event, EventKind, ObservedSecret, Plan,
+    PlanInput, PlanStatus, PreviousSecret, ProviderState, Seen,
 };
 use super::reasons;
 
@@ -138,9 +138,12 @@ enum Outcome {
     Finalized,
 }
 
-/// The state of the recorded current secret against the List.
+/// The state of the recorded current secret in EIAM's view.
 enum CurrentState {
     Usable,
+    /// A partial view does not show it: usable as far as we know (nothing says otherwise since the last List),
+    /// but not published on that word alone.
+    Unseen,
     Missing,
     Disabled,
     Expired,
@@ -276,12 +279,13 @@ impl<'a> Pass<'a> {
             );
         }
         match &input.eiam {
-            None => self.without_list(),
-            Some(listed) => self.with_list(listed),
+            EiamView::Unobserved => self.without_list(),
+            view => self.with_view(view),
         }
     }
 
-    /// Nothing listed yet: list only when something needs EIAM; else steady state.
+    /// Nothing observed yet: list only when a decision needs the whole of EIAM's view; act on the status alone
+    /// when it is enough (a first issue, a scheduled rotation, a retirement); else steady state.
     fn without_list(&mut self) -> Outcome {
         let input = self.input;
         let now = self.now();
@@ -292,47 +296,60 @@ impl<'a> Pass<'a> {
             return self.list();
         };
         let expired = current.not_after.is_some_and(|t| now >= t);
+        if input.drift_check_due
+            || self.status.pending_create_since.is_some()
+            || expired
+            || !input.kube_secret.holds(&current.secret_id)
+        {
+            return self.list();
+        }
         let retire_due = self
             .status
             .previous
             .as_ref()
             .is_some_and(|p| now >= p.retire_at);
-        if input.drift_check_due
-            || self.status.pending_create_since.is_some()
-            || expired
-            || retire_due
-            || !input.kube_secret.holds(&current.secret_id)
+        let rotation_due = self.rotation_due();
+        if !retire_due {
+            match &self.status.previous {
+                // Both slots are ours (current + previous in grace): nothing to list, just wait.
+                Some(previous) if rotation_due => {
+                    return Outcome::Ready {
+                        message: deferred_message(&current, previous),
+                    };
+                }
+                _ if !rotation_due => {
+                    return Outcome::Ready {
+                        message: self.ready_message(&current),
+                    };
+                }
+                _ => {}
+            }
+        }
+        // Something is due. A retirement under retireWhenUnusedFor needs EIAM's LastUsedTime; a rotation needs
+        // the List unless a Create may go out on the status's word.
+        if (retire_due && input.spec.retire_when_unused_for.is_some())
+            || (rotation_due && !self.create_needs_no_list())
         {
             return self.list();
         }
-        if self.rotation_due() {
-            // Both slots are ours (current + previous in grace): nothing to list, just wait.
-            if let Some(previous) = &self.status.previous {
-                return Outcome::Ready {
-                    message: deferred_message(&current, previous),
-                };
-            }
-            return self.list();
-        }
-        Outcome::Ready {
-            message: self.ready_message(&current),
-        }
+        self.with_view(&EiamView::Partial(Vec::new()))
     }
 
-    fn with_list(&mut self, listed: &[ObservedSecret]) -> Outcome {
+    fn with_view(&mut self, view: &EiamView) -> Outcome {
         let now = self.now();
 
         // A previous secret EIAM no longer lists needs no retirement; one it lists shows when it was last used.
         if let Some(previous) = self.status.previous.as_mut() {
-            match find(listed, &previous.secret_id) {
-                None => self.status.previous = None,
-                Some(listed) => previous.last_used = listed.last_used,
+            match view.lookup(&previous.secret_id) {
+                Seen::Absent => self.status.previous = None,
+                Seen::Shown(listed) => previous.last_used = listed.last_used,
+                Seen::Unknown => {}
             }
         }
 
         // An interrupted (or just completed) Create: adopt its secret, never mint a third one.
         if let Some(since) = self.status.pending_create_since {
-            match self.find_pending(listed, since) {
+            match self.find_pending(view.secrets(), since) {
                 PendingCreate::Ambiguous(ids) => {
                     return Self::stalled(
                         reasons::ADOPTION_AMBIGUOUS,
@@ -343,7 +360,7 @@ impl<'a> Pass<'a> {
                         ),
                     );
                 }
-                PendingCreate::Found(secret) => self.adopt_created(listed, secret),
+                PendingCreate::Found(secret) => self.adopt_created(view, secret),
                 PendingCreate::NotFound => {}
             }
             self.status.pending_create_since = None;
@@ -353,9 +370,9 @@ impl<'a> Pass<'a> {
         let warn = self.input.status.pending_create_since.is_none();
         if let Some(current) = self.status.current.clone() {
             let id = current.secret_id.clone();
-            let (reason, note) = match self.classify(listed, &current) {
+            let (reason, note) = match self.classify(view, &current) {
                 CurrentState::Usable => {
-                    if let Some(secret) = find(listed, &id) {
+                    if let Seen::Shown(secret) = view.lookup(&id) {
                         let refreshed = CurrentSecret {
                             secret_id: id.clone(),
                             client_id: secret.client_id.clone(),
@@ -365,6 +382,7 @@ impl<'a> Pass<'a> {
                     }
                     (None, String::new())
                 }
+                CurrentState::Unseen => (None, String::new()),
                 CurrentState::Missing => (
                     Some(reasons::SECRET_DELETED_IN_EIAM),
                     format!("current secret {id} no longer exists in EIAM; minting a replacement"),
@@ -387,7 +405,7 @@ impl<'a> Pass<'a> {
                     self.event(EventKind::Warning, reason, note);
                 }
                 // Ours and useless: free its slot now (a no-op when it is gone).
-                self.retire(listed, &id);
+                self.retire(view, &id);
                 self.broken = true;
                 self.new_current = None;
             }
@@ -402,9 +420,13 @@ impl<'a> Pass<'a> {
                 .as_ref()
                 .is_none_or(|n| n.replaces.as_deref() != Some(previous.secret_id.as_str()))
         {
+            if !view.is_complete() && self.input.spec.retire_when_unused_for.is_some() {
+                // Whether it is still in use is EIAM's LastUsedTime, which only a List shows.
+                return self.list();
+            }
             match self.usage(&previous) {
                 Usage::Idle => {
-                    self.retire(listed, &previous.secret_id);
+                    self.retire(view, &previous.secret_id);
                     self.status.previous = None;
                     self.event(
                         EventKind::Normal,
@@ -416,7 +438,7 @@ impl<'a> Pass<'a> {
                     );
                 }
                 Usage::Overdue { last_used } => {
-                    self.retire(listed, &previous.secret_id);
+                    self.retire(view, &previous.secret_id);
                     self.status.previous = None;
                     self.event(
                         EventKind::Warning,
@@ -440,6 +462,10 @@ impl<'a> Pass<'a> {
         let mut stall = None;
         let mut deferred = false;
         if self.status.current.is_none() || self.broken {
+            let EiamView::Listed(listed) = view else {
+                // Importing, or minting a replacement into whatever slot is free, takes the whole picture.
+                return self.list();
+            };
             let import = self.input.spec.import_secret_id.clone();
             match import {
                 Some(import) if self.status.last_rotation_time.is_none() => {
@@ -447,7 +473,7 @@ impl<'a> Pass<'a> {
                         return outcome;
                     }
                 }
-                _ => match self.mint(listed, true) {
+                _ => match self.mint(view, true) {
                     Ok(outcome) => return outcome,
                     Err(outcome) => stall = Some(outcome),
                 },
@@ -458,10 +484,12 @@ impl<'a> Pass<'a> {
             } else {
                 let outside = self.outside_window();
                 let before_mint = self.actions.len();
-                match self.mint(listed, false) {
+                match self.mint(view, false) {
                     Ok(outcome) => {
                         // Before the write-ahead marker and the Create: the plan must end with the Create barrier.
-                        if let Some(note) = outside {
+                        let creates =
+                            matches!(self.actions.last(), Some(Action::CreateSecret { .. }));
+                        if let Some(note) = outside.filter(|_| creates) {
                             self.actions.insert(
                                 before_mint,
                                 Action::Event(Event {
@@ -483,12 +511,20 @@ impl<'a> Pass<'a> {
             }
         }
 
-        // Publish the current secret where it is not (first issue, rotation, drift).
+        // Publish the current secret where it is not (first issue, rotation, drift), only on EIAM's word that it
+        // is usable: the Create of this pass, or the List.
         if let Some(current) = self.status.current.clone().filter(|_| !self.broken) {
+            let shown = matches!(view.lookup(&current.secret_id), Seen::Shown(_));
+            if !shown && !self.input.kube_secret.holds(&current.secret_id) {
+                return self.list();
+            }
             self.publish(&current);
         }
 
-        self.status.unmanaged_secret_ids = self.unmanaged(listed);
+        // Only a List tells which secrets are someone else's; a partial view keeps what the last one said.
+        if view.is_complete() {
+            self.status.unmanaged_secret_ids = self.unmanaged(view.secrets());
+        }
         if let Some(outcome) = stall {
             return outcome;
         }
@@ -518,6 +554,10 @@ impl<'a> Pass<'a> {
         listed: &'l [ObservedSecret],
         since: Timestamp,
     ) -> PendingCreate<'l> {
+        if self.input.create_refused {
+            // EIAM refused it (QuotaExceeded): it minted nothing to look for.
+            return PendingCreate::NotFound;
+        }
         let known = self.status.owned_secret_ids();
         // The Create that may have happened was signed at or after `since`: its ExpirationTime is what
         // `expiration_for` gave then, a little later at most (ADOPTION_TOLERANCE).
@@ -546,16 +586,17 @@ impl<'a> Pass<'a> {
     }
 
     /// Makes the secret our Create minted the current one; a valid old current becomes previous.
-    fn adopt_created(&mut self, listed: &[ObservedSecret], secret: &ObservedSecret) {
+    fn adopt_created(&mut self, view: &EiamView, secret: &ObservedSecret) {
         let old = self.status.current.take();
         let mut rotated = false;
         if let Some(old) = &old {
-            match self.classify(listed, old) {
-                CurrentState::Usable => {
+            match self.classify(view, old) {
+                // Unseen: a Create without a List does not show the old current; nothing says it stopped working.
+                CurrentState::Usable | CurrentState::Unseen => {
                     // EIAM holds at most two: a previous still listed next to both is an anomaly;
                     // it is ours, so retire it rather than lose track of it.
                     if let Some(stale) = self.status.previous.take() {
-                        self.retire(listed, &stale.secret_id);
+                        self.retire(view, &stale.secret_id);
                     }
                     self.status.previous = Some(PreviousSecret {
                         secret_id: old.secret_id.clone(),
@@ -564,9 +605,7 @@ impl<'a> Pass<'a> {
                     });
                     rotated = true;
                 }
-                CurrentState::Disabled | CurrentState::Expired => {
-                    self.retire(listed, &old.secret_id)
-                }
+                CurrentState::Disabled | CurrentState::Expired => self.retire(view, &old.secret_id),
                 CurrentState::Missing => {}
             }
         }
@@ -628,30 +667,37 @@ impl<'a> Pass<'a> {
         Ok(())
     }
 
-    /// A first issue needs one EIAM call, the Create: a List before it would only tell what EIAM answers anyway
-    /// (`QuotaExceeded` when both slots are taken, which the executor follows with a List). It is needed when a
-    /// Create may already have happened (the write-ahead marker: adopt, never mint a third), for an import, and for
-    /// a secret that never expires: after a crash its adoption tells ours from a foreign secret by the
-    /// ExpirationTime it sent, which a never-expiring foreign secret would match too unless recorded before.
-    fn first_issue_needs_no_list(&self) -> bool {
-        let input = self.input;
-        self.status.last_rotation_time.is_none()
-            && self.status.previous.is_none()
-            && self.status.pending_create_since.is_none()
-            && input.spec.import_secret_id.is_none()
-            && input.spec.expires_after.is_some()
-            // Secrets of someone else already seen (e.g. a SlotsExhausted stall): list, do not knock again.
+    /// A Create may go out on the status's word, without a List: a List before it would only tell what EIAM
+    /// answers anyway (`QuotaExceeded` when something the status does not record holds the free slot; the re-plan
+    /// then lists and waits or stalls as after any List). The List is needed when a Create may already have
+    /// happened (the write-ahead marker: adopt, never mint a third), when secrets of someone else were seen (a
+    /// SlotsExhausted stall, a blocked rotation: list, do not knock again), and for a secret that never expires:
+    /// after a crash its adoption tells ours from a foreign secret by the ExpirationTime it sent, which a
+    /// never-expiring foreign secret would match too unless recorded before.
+    fn create_needs_no_list(&self) -> bool {
+        self.status.pending_create_since.is_none()
             && self.status.unmanaged_secret_ids.is_empty()
+            && self.input.spec.expires_after.is_some()
     }
 
-    /// The first Create without a List: the write-ahead marker, then the Create barrier. The plan after it sees
-    /// only the new secret, which is all a first issue needs; the drift check lists the rest later.
+    /// A first issue needs one EIAM call, the Create (see [`Self::create_needs_no_list`]); an import lists to find
+    /// the secret it names.
+    fn first_issue_needs_no_list(&self) -> bool {
+        self.status.last_rotation_time.is_none()
+            && self.status.previous.is_none()
+            && self.input.spec.import_secret_id.is_none()
+            && self.create_needs_no_list()
+    }
+
+    /// A Create without a List: the write-ahead marker, then the Create barrier. The plan after it sees only the
+    /// new secret (a partial view), which is all an issue or a rotation needs; the drift check lists the rest
+    /// later.
     fn mint_unlisted(&mut self) -> Outcome {
         let since = self.stamp;
         self.status.pending_create_since = Some(since);
         self.push(Action::WritePendingCreate {
             since,
-            unmanaged_secret_ids: Vec::new(),
+            unmanaged_secret_ids: self.status.unmanaged_secret_ids.clone(),
         });
         self.push(Action::CreateSecret {
             lifetime: self.input.spec.expires_after,
@@ -660,14 +706,24 @@ impl<'a> Pass<'a> {
     }
 
     /// Writes the write-ahead marker and mints a secret into a free slot. `Ok`: the plan ends with
-    /// the Create barrier. `Err`: stalled (slots exhausted). `broken`: there is no usable current
-    /// secret, so an owned previous secret may be retired early to make room.
-    fn mint(&mut self, listed: &[ObservedSecret], broken: bool) -> Result<Outcome, Outcome> {
+    /// the Create barrier (or, in a partial view that cannot vouch for a free slot, with a List). `Err`: stalled
+    /// (slots exhausted). `broken`: there is no usable current secret, so an owned previous secret may be retired
+    /// early to make room.
+    fn mint(&mut self, view: &EiamView, broken: bool) -> Result<Outcome, Outcome> {
+        let EiamView::Listed(listed) = view else {
+            // Without a List, only on the status's word: ours that stay and the unmanaged ones recorded leave a slot.
+            let taken =
+                self.status.owned_secret_ids().len() + self.status.unmanaged_secret_ids.len();
+            if broken || !self.create_needs_no_list() || taken >= SLOT_LIMIT {
+                return Ok(self.list());
+            }
+            return Ok(self.mint_unlisted());
+        };
         if self.occupied(listed).len() >= SLOT_LIMIT
             && broken
             && let Some(previous) = self.status.previous.take()
         {
-            self.retire(listed, &previous.secret_id);
+            self.retire(view, &previous.secret_id);
             self.event(
                 EventKind::Warning,
                 reasons::RETIRED_EARLY,
@@ -749,25 +805,29 @@ impl<'a> Pass<'a> {
         }
     }
 
-    fn classify(&self, listed: &[ObservedSecret], current: &CurrentSecret) -> CurrentState {
+    fn classify(&self, view: &EiamView, current: &CurrentSecret) -> CurrentState {
         let now = self.now();
-        match find(listed, &current.secret_id) {
-            None => CurrentState::Missing,
-            Some(s) if !s.enabled => CurrentState::Disabled,
-            Some(s) if s.expires_at.is_some_and(|t| now >= t) => CurrentState::Expired,
-            Some(_) => CurrentState::Usable,
+        match view.lookup(&current.secret_id) {
+            Seen::Absent => CurrentState::Missing,
+            Seen::Unknown => CurrentState::Unseen,
+            Seen::Shown(s) if !s.enabled => CurrentState::Disabled,
+            Seen::Shown(s) if s.expires_at.is_some_and(|t| now >= t) => CurrentState::Expired,
+            Seen::Shown(_) => CurrentState::Usable,
         }
     }
 
-    /// Disables (if enabled) then deletes an owned secret.
-    fn retire(&mut self, listed: &[ObservedSecret], secret_id: &str) {
+    /// Disables (if enabled, or not known to be disabled) then deletes an owned secret. One a partial view does
+    /// not show may be gone already: EIAM then answers that it does not exist, which counts as done.
+    fn retire(&mut self, view: &EiamView, secret_id: &str) {
         if self.retiring.iter().any(|id| id == secret_id) {
             return;
         }
-        let Some(secret) = find(listed, secret_id) else {
-            return;
+        let enabled = match view.lookup(secret_id) {
+            Seen::Absent => return,
+            Seen::Shown(secret) => secret.enabled,
+            Seen::Unknown => true,
         };
-        if secret.enabled {
+        if enabled {
             self.push(Action::DisableSecret {
                 secret_id: secret_id.to_string(),
             });
@@ -957,7 +1017,9 @@ impl<'a> Pass<'a> {
                     return Self::stalled(reason, deletion_blocked(message));
                 }
             }
-            let Some(listed) = &input.eiam else {
+            // Deletion lists first: what an interrupted Create minted, and what is gone already.
+            let view = &input.eiam;
+            let EiamView::Listed(listed) = view else {
                 return self.list();
             };
             let mut owned: Vec<String> = self
@@ -983,7 +1045,7 @@ impl<'a> Pass<'a> {
                 }
             }
             for id in &owned {
-                self.retire(listed, id);
+                self.retire(view, id);
             }
             if !self.retiring.is_empty() {
                 let deleted = self.retiring.join(", ");

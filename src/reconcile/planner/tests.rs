@@ -41,7 +41,8 @@ fn fresh() -> PlanInput {
         spec: spec(),
         rotate_request: None,
         status: PlanStatus::default(),
-        eiam: None,
+        eiam: EiamView::Unobserved,
+        create_refused: false,
         kube_secret: KubeSecret::Missing,
         provider: ProviderState::Ready,
         conflict: None,
@@ -91,10 +92,11 @@ impl Eiam {
 /// the state the next pass starts from (persisted status, Secret; EIAM not listed).
 fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
     let mut all = Vec::new();
-    input.eiam = None;
+    input.eiam = EiamView::Unobserved;
+    input.create_refused = false;
     for _ in 0..5 {
         let plan = plan(input);
-        for (index, action) in plan.actions.iter().enumerate() {
+        for action in &plan.actions {
             let outcome = match action {
                 Action::ListSecrets => {
                     eiam.calls.push("List");
@@ -104,26 +106,14 @@ fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
                     let expiration = lifetime.map(|l| expiration_for(input.now, l));
                     eiam.calls.push("Create");
                     if eiam.secrets.len() >= SLOT_LIMIT {
-                        // EIAM refuses (QuotaExceeded); the executor records the failure, the next pass lists.
-                        let failure = ActionFailure {
-                            permanent: false,
-                            reason: "EiamError".into(),
-                            message: "QuotaExceeded.ApplicationClientSecret".into(),
-                        };
-                        input.status = status_after_failure(input, &plan, index, &failure);
-                        input.eiam = None;
-                        all.push(action.clone());
-                        let failed = Plan {
-                            actions: plan.actions.clone(),
-                            status: input.status.clone(),
-                            requeue_after: None,
-                        };
-                        return (all, failed);
+                        // EIAM refuses (QuotaExceeded): nothing minted; the re-plan lists.
+                        ActionOutcome::QuotaExceeded
+                    } else {
+                        eiam.minted += 1;
+                        let created = secret(&format!("sci_new{}", eiam.minted), true, expiration);
+                        eiam.secrets.push(created.clone());
+                        ActionOutcome::Created(created)
                     }
-                    eiam.minted += 1;
-                    let created = secret(&format!("sci_new{}", eiam.minted), true, expiration);
-                    eiam.secrets.push(created.clone());
-                    ActionOutcome::Created(created)
                 }
                 Action::DisableSecret { secret_id } => {
                     eiam.calls.push("Disable");
@@ -156,7 +146,8 @@ fn pass(input: &mut PlanInput, eiam: &mut Eiam) -> (Vec<Action>, Plan) {
         }
         if !plan.needs_replan() {
             input.status = plan.status.clone();
-            input.eiam = None;
+            input.eiam = EiamView::Unobserved;
+            input.create_refused = false;
             return (all, plan);
         }
         input.status = plan.status.clone();
@@ -323,7 +314,7 @@ fn no_expiry_sends_no_expiration_and_schedules_nothing() {
 #[test]
 fn first_issue_records_the_unmanaged_secrets_before_create() {
     let mut input = fresh();
-    input.eiam = Some(vec![secret("sci_foreign", true, None)]);
+    input.eiam = EiamView::Listed(vec![secret("sci_foreign", true, None)]);
     let plan = plan(&input);
     assert_eq!(
         plan.actions[0],
@@ -342,7 +333,7 @@ fn first_issue_records_the_unmanaged_secrets_before_create() {
 fn write_ahead_timestamps_are_whole_seconds() {
     let mut input = fresh();
     input.now = at(0).checked_add(Duration::from_millis(1500)).unwrap();
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let plan = plan(&input);
     assert_eq!(plan.status.pending_create_since, Some(at(2)));
     assert_eq!(
@@ -358,7 +349,7 @@ fn write_ahead_timestamps_are_whole_seconds() {
 #[test]
 fn crash_after_create_adopts_instead_of_minting() {
     let mut input = fresh();
-    input.eiam = Some(vec![secret("sci_foreign", true, None)]);
+    input.eiam = EiamView::Listed(vec![secret("sci_foreign", true, None)]);
     let write_ahead = plan(&input);
     // Persisted: the write-ahead marker. The Create went through, then the process died.
     let mut restarted = fresh();
@@ -366,7 +357,7 @@ fn crash_after_create_adopts_instead_of_minting() {
     restarted.now = at(30);
     assert_eq!(plan(&restarted).actions, vec![Action::ListSecrets]);
     let expiration = at(0).checked_add(hours(2160)).unwrap();
-    restarted.eiam = Some(vec![
+    restarted.eiam = EiamView::Listed(vec![
         secret("sci_foreign", true, None),
         secret("sci_ours", true, Some(expiration)),
     ]);
@@ -403,7 +394,7 @@ fn crash_between_write_ahead_and_create_mints_again() {
     let mut input = fresh();
     input.status.pending_create_since = Some(at(0));
     input.now = at(60);
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let plan = plan(&input);
     assert_eq!(
         plan.actions,
@@ -425,7 +416,7 @@ fn foreign_secret_appearing_during_a_pending_create_is_not_adopted() {
     input.status.pending_create_since = Some(at(0));
     input.now = at(60);
     // Someone else minted a secret with another lifetime while our Create failed.
-    input.eiam = Some(vec![secret("sci_theirs", true, Some(at(86_400 * 7)))]);
+    input.eiam = EiamView::Listed(vec![secret("sci_theirs", true, Some(at(86_400 * 7)))]);
     let plan = plan(&input);
     assert!(matches!(plan.actions[1], Action::CreateSecret { .. }));
     assert_eq!(
@@ -442,7 +433,7 @@ fn two_indistinguishable_candidates_stall_as_ambiguous_and_touch_nothing() {
     let mut input = fresh();
     input.spec.expires_after = None;
     input.status.pending_create_since = Some(at(0));
-    input.eiam = Some(vec![
+    input.eiam = EiamView::Listed(vec![
         secret("sci_x", true, None),
         secret("sci_y", true, None),
     ]);
@@ -465,7 +456,7 @@ fn candidate_within_tolerance_of_the_sent_expiration_is_adopted() {
     input.status.pending_create_since = Some(at(0));
     let sent = at(0).checked_add(hours(2160)).unwrap();
     // The server rounded the expiration a little; a foreign one is far off.
-    input.eiam = Some(vec![
+    input.eiam = EiamView::Listed(vec![
         secret(
             "sci_ours",
             true,
@@ -488,7 +479,7 @@ fn candidate_within_tolerance_of_the_sent_expiration_is_adopted() {
 #[test]
 fn failed_create_keeps_the_write_ahead_marker_so_the_next_pass_lists_first() {
     let mut input = fresh();
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let plan = plan(&input);
     let failure = ActionFailure {
         permanent: false,
@@ -513,7 +504,7 @@ fn failed_create_keeps_the_write_ahead_marker_so_the_next_pass_lists_first() {
 #[test]
 fn permanent_failure_stalls_with_the_message_and_handles_the_generation() {
     let mut input = fresh();
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let plan = plan(&input);
     let failure = ActionFailure {
         permanent: true,
@@ -649,7 +640,11 @@ fn due_renewal_rotates_into_the_free_slot_and_restarts_targets() {
     input.kube_secret = holding("sci_new1");
     input.now = input.status.renewal_time.unwrap();
     let (actions, plan) = pass(&mut input, &mut eiam);
-    assert_eq!(eiam.calls[1..], ["List", "Create"]);
+    assert_eq!(
+        eiam.calls[1..],
+        ["Create"],
+        "no List: the status shows the free slot"
+    );
     assert_eq!(current_id(&input), "sci_new2");
     let previous = plan.status.previous.as_ref().unwrap();
     assert_eq!(previous.secret_id, "sci_new1");
@@ -813,15 +808,15 @@ fn previous_is_disabled_then_deleted_after_the_grace_period() {
     assert_eq!(
         actions,
         vec![
-            Action::ListSecrets,
             Action::DisableSecret {
                 secret_id: "sci_new1".into()
             },
             Action::DeleteSecret {
                 secret_id: "sci_new1".into()
             },
-            actions[3].clone(),
-        ]
+            actions[2].clone(),
+        ],
+        "no List: the status names the secret to retire"
     );
     assert_eq!(
         events(&actions),
@@ -891,12 +886,11 @@ fn slots_held_by_foreign_secrets_stall_once_and_delete_nothing() {
         secret("sci_f1", true, None),
         secret("sci_f2", true, None),
     ]);
-    // The first issue creates without listing; EIAM refuses, and the next pass lists and stalls.
-    let (refused, _) = pass(&mut input, &mut eiam);
-    assert!(matches!(refused.last(), Some(Action::CreateSecret { .. })));
-    assert_eq!(eiam.minted, 0);
+    // The first issue creates without listing; EIAM refuses, and the same pass lists and stalls.
     let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.minted, 0);
     assert_eq!(eiam.calls, vec!["Create", "List"]);
+    assert_eq!(plan.status.pending_create_since, None, "nothing to adopt");
     assert_eq!(
         events(&actions),
         vec![(EventKind::Warning, reasons::SLOTS_EXHAUSTED)]
@@ -924,11 +918,16 @@ fn rotation_blocked_by_a_foreign_secret_stays_ready_until_the_secret_nears_expir
     let renewal = input.status.renewal_time.unwrap();
     input.now = renewal;
     let (actions, plan) = pass(&mut input, &mut eiam);
+    // The status records no foreign secret, so the rotation creates without listing; EIAM refuses, the same pass
+    // lists and finds out by whom.
+    assert_eq!(eiam.calls[1..], ["Create", "List"]);
+    assert_eq!(eiam.minted, 1, "the refused Create minted nothing");
     assert!(!actions.iter().any(|a| matches!(
         a,
-        Action::DisableSecret { .. } | Action::DeleteSecret { .. } | Action::CreateSecret { .. }
+        Action::DisableSecret { .. } | Action::DeleteSecret { .. }
     )));
     assert_eq!(current_id(&input), "sci_new1");
+    assert_eq!(plan.status.unmanaged_secret_ids, ["sci_f"]);
     // Nothing is broken yet: Ready, not Stalled; the block has a condition and a Warning of its own.
     assert_eq!(
         condition(&plan.status, ConditionType::Ready),
@@ -1018,7 +1017,7 @@ fn broken_current_with_full_slots_retires_the_previous_early() {
     input.kube_secret = holding("sci_a");
     input.now = at(60);
     // The current vanished; the previous and a foreign secret hold both slots.
-    input.eiam = Some(vec![
+    input.eiam = EiamView::Listed(vec![
         secret("sci_p", true, None),
         secret("sci_f", true, None),
     ]);
@@ -1084,6 +1083,178 @@ fn zero_grace_retires_the_previous_on_the_next_pass_after_publishing() {
     assert!(actions.contains(&Action::DeleteSecret {
         secret_id: "sci_new1".into()
     }));
+}
+
+// ------------------------------------------------------------------------- without a List
+
+/// Issued as `sci_new1`, published, and due for renewal.
+fn due() -> (PlanInput, Eiam) {
+    let (mut input, eiam) = issued();
+    input.kube_secret = holding("sci_new1");
+    input.now = input.status.renewal_time.unwrap();
+    (input, eiam)
+}
+
+#[test]
+fn a_due_rotation_with_a_clean_status_creates_without_listing() {
+    let (input, _) = due();
+    let plan = plan(&input);
+    // The renewal time is a whole second, so the marker is `now` itself.
+    let since = input.now;
+    assert_eq!(
+        plan.actions,
+        vec![
+            Action::WritePendingCreate {
+                since,
+                unmanaged_secret_ids: vec![],
+            },
+            Action::CreateSecret {
+                lifetime: input.spec.expires_after,
+            },
+        ]
+    );
+    assert_eq!(plan.status.pending_create_since, Some(since));
+}
+
+/// After a Create without a List the view shows only the new secret: the current one it does not show is unknown,
+/// not deleted in EIAM: it becomes the previous secret (no Warning, no Delete), and the new one is published.
+#[test]
+fn a_partial_view_takes_an_unseen_current_for_unknown_not_missing() {
+    let (mut input, _) = due();
+    let first = plan(&input);
+    for action in &first.actions {
+        let outcome = match action {
+            Action::CreateSecret { lifetime } => ActionOutcome::Created(secret(
+                "sci_b",
+                true,
+                lifetime.map(|l| expiration_for(input.now, l)),
+            )),
+            _ => ActionOutcome::Done,
+        };
+        input.observe(action, outcome);
+    }
+    input.status = first.status;
+    assert!(
+        matches!(&input.eiam, EiamView::Partial(shown) if shown.len() == 1 && shown[0].secret_id == "sci_b"),
+        "{:?}",
+        input.eiam
+    );
+    let plan = plan(&input);
+    assert!(
+        !plan.actions.iter().any(|a| matches!(
+            a,
+            Action::ListSecrets | Action::DisableSecret { .. } | Action::DeleteSecret { .. }
+        )),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(
+        events(&plan.actions),
+        vec![(EventKind::Normal, reasons::ROTATED)]
+    );
+    assert!(plan.actions.contains(&Action::Publish {
+        secret_id: "sci_b".into(),
+        client_id: "app_1".into(),
+        not_after: plan.status.current.as_ref().unwrap().not_after,
+    }));
+    assert_eq!(plan.status.current.as_ref().unwrap().secret_id, "sci_b");
+    assert_eq!(plan.status.previous.as_ref().unwrap().secret_id, "sci_new1");
+    assert_eq!(plan.status.pending_create_since, None);
+    assert!(plan.status.unmanaged_secret_ids.is_empty());
+    assert_eq!(
+        condition(&plan.status, ConditionType::Ready).0,
+        ConditionStatus::True
+    );
+}
+
+/// A partial view never vouches for a secret it does not show: publishing one takes a List first.
+#[test]
+fn a_partial_view_lists_before_publishing_a_secret_it_does_not_show() {
+    let (mut input, _) = issued();
+    input.now = at(60);
+    input.kube_secret = KubeSecret::Missing;
+    input.eiam = EiamView::Partial(vec![]);
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+}
+
+#[test]
+fn a_rotation_lists_first_when_the_status_cannot_vouch_for_a_free_slot() {
+    // Someone else's secret recorded by the last List: list, do not knock.
+    let (mut input, _) = due();
+    input.status.unmanaged_secret_ids = vec!["sci_f".into()];
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+    // A never-expiring secret could not be told from a foreign one after a crash.
+    let (mut input, _) = due();
+    input.spec.expires_after = None;
+    input.spec.renew_before = Duration::ZERO;
+    input.rotate_request = Some("now".into());
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+    // A drift check, a Secret out of sync, an expired current: list as before.
+    let (mut input, _) = due();
+    input.drift_check_due = true;
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+    let (mut input, _) = due();
+    input.kube_secret = KubeSecret::Missing;
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+    let (mut input, _) = due();
+    input.now = input.status.current.as_ref().unwrap().not_after.unwrap();
+    assert_eq!(plan(&input).actions, vec![Action::ListSecrets]);
+}
+
+/// A retirement due together with a rotation: the previous secret is retired, then the rotation creates into the
+/// slot it freed, all on the status's word (the write-ahead status no longer records the retired secret).
+#[test]
+fn a_retirement_and_a_rotation_due_together_need_no_list() {
+    let (mut input, mut eiam) = due();
+    pass(&mut input, &mut eiam);
+    input.kube_secret = holding("sci_new2");
+    input.rotate_request = Some("again".into());
+    input.now = input.status.previous.as_ref().unwrap().retire_at;
+    let plan = plan(&input);
+    let calls: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Event(_)))
+        .collect();
+    assert!(
+        matches!(
+            calls.as_slice(),
+            [
+                Action::DisableSecret { secret_id: d },
+                Action::DeleteSecret { secret_id: x },
+                Action::WritePendingCreate { .. },
+                Action::CreateSecret { .. },
+            ] if d == "sci_new1" && x == "sci_new1"
+        ),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(plan.status.previous, None, "written ahead of the Create");
+    let (_, after) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls[2..], ["Disable", "Delete", "Create"]);
+    assert_eq!(current_id(&input), "sci_new3");
+    assert_eq!(
+        after.status.previous.as_ref().unwrap().secret_id,
+        "sci_new2"
+    );
+}
+
+/// The previous secret was deleted behind the operator's back: a retirement without a List still names it (EIAM
+/// answers that it does not exist, which the executor counts as done) and forgets it.
+#[test]
+fn a_retirement_without_a_list_names_a_previous_secret_already_gone() {
+    let (mut input, mut eiam) = due();
+    pass(&mut input, &mut eiam);
+    input.kube_secret = holding("sci_new2");
+    eiam.secrets.retain(|s| s.secret_id != "sci_new1");
+    input.now = input.status.previous.as_ref().unwrap().retire_at;
+    let (actions, plan) = pass(&mut input, &mut eiam);
+    assert_eq!(eiam.calls[2..], ["Disable", "Delete"]);
+    assert_eq!(
+        events(&actions),
+        vec![(EventKind::Normal, reasons::RETIRED)]
+    );
+    assert_eq!(plan.status.previous, None);
 }
 
 // ------------------------------------------------------------------------- import
@@ -1420,7 +1591,7 @@ fn no_repeated_warning_while_the_replacement_is_being_minted() {
     });
     input.status.last_rotation_time = Some(at(0));
     input.kube_secret = holding("sci_gone");
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let first = plan(&input);
     assert_eq!(
         events(&first.actions),
@@ -1448,7 +1619,7 @@ fn the_write_ahead_status_keeps_the_broken_current_so_its_replacement_restarts_t
     });
     input.status.last_rotation_time = Some(at(0));
     input.kube_secret = holding("sci_gone");
-    input.eiam = Some(vec![]);
+    input.eiam = EiamView::Listed(vec![]);
     let write_ahead = plan(&input);
     assert_eq!(
         write_ahead.status.current.as_ref().unwrap().secret_id,
@@ -1459,7 +1630,7 @@ fn the_write_ahead_status_keeps_the_broken_current_so_its_replacement_restarts_t
     restarted.status = write_ahead.status.clone();
     restarted.kube_secret = holding("sci_new");
     let sent = at(0).checked_add(hours(2160)).unwrap();
-    restarted.eiam = Some(vec![secret("sci_new", true, Some(sent))]);
+    restarted.eiam = EiamView::Listed(vec![secret("sci_new", true, Some(sent))]);
     let recovered = plan(&restarted);
     assert!(recovered.actions.contains(&Action::RestartTargets {
         secret_id: "sci_new".into()
@@ -1476,7 +1647,7 @@ fn an_adopted_secret_already_due_is_rotated_and_the_adoption_is_written_ahead() 
     input.now = at(600);
     // Signed a few seconds after the marker was written, with the margin a 24h lifetime gets.
     let sent = expiration_for(at(3), hours(24));
-    input.eiam = Some(vec![secret("sci_late", true, Some(sent))]);
+    input.eiam = EiamView::Listed(vec![secret("sci_late", true, Some(sent))]);
     let plan = plan(&input);
     assert!(matches!(
         plan.actions.last(),
