@@ -458,3 +458,33 @@ async fn serve(
     });
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn namespaces_are_repeated_or_comma_separated_and_none_means_all() {
+        let flags = Flags::try_parse_from([
+            "eiam-operator",
+            "--namespace",
+            "team-b,team-a",
+            "--namespace",
+            "team-c",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            flags.run.watch_scope().namespaces(),
+            ["team-a", "team-b", "team-c"]
+        );
+        let none = Flags::try_parse_from(["eiam-operator"]).expect("valid flags");
+        assert!(none.run.watch_scope().is_all());
+    }
+}

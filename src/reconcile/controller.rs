@@ -234,7 +234,15 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     // wire on a watch. One watch serves every reader (see `super::fanout`).
     let mut secret_watch = Fanout::new(
         "Secret metadata",
-        scope.watch(&kube, watcher::Config::default(), metadata_key),
+        scope
+            .watch(&kube, watcher::Config::default(), metadata_key)
+            // Every reader needs names, labels, owners and versions only. Annotations go too: kubectl's
+            // last-applied-configuration of a Secret applied with kubectl holds its data.
+            .modify(|secret| {
+                secret.metadata.managed_fields = None;
+                secret.metadata.annotations = None;
+            })
+            .boxed(),
     );
     // The Secrets we publish carry the managed-by label; their changes wake their owner (drift).
     let owned_secrets = secret_watch

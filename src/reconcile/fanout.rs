@@ -12,9 +12,9 @@ use futures::stream::{self, BoxStream};
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
-/// Events a reader may be behind the watch before it holds the watch (and the other readers) back. Large enough to
-/// take a first list's burst while the controllers start.
-const READER_BUFFER: usize = 1024;
+/// Events a reader may be behind the watch before it holds the watch (and the other readers) back. Small: every
+/// buffered event is a copy per reader, and a first list of 10,000 Secrets would otherwise sit in memory four times.
+const READER_BUFFER: usize = 64;
 
 /// A watch stream shared by several readers.
 pub struct Fanout<K> {

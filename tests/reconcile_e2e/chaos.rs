@@ -136,8 +136,17 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
 
     // Invariant: never a third secret requested blindly. A rotation creates on its status's word without listing;
     // where a secret of someone else the status does not record yet holds the other slot, EIAM refuses that Create
-    // (nothing is minted) and the same reconcile lists and records the secret, so it never knocks twice, and never
-    // where every secret is ours.
+    // (nothing is minted) and the same reconcile lists and records the secret, and never where every secret is
+    // ours. It knocks once, again only when a fault or a kill lost what that List taught before it was persisted.
+    let kills = s.operators.len().saturating_sub(1);
+    let faulted_for = |app: &str| {
+        calls_in_chaos
+            .iter()
+            .filter(|c| {
+                c.fault.is_some() && c.params.get("ApplicationId").map(String::as_str) == Some(app)
+            })
+            .count()
+    };
     let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
     for call in calls_in_chaos
         .iter()
@@ -155,7 +164,11 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
             foreign.contains_key(app),
             "{app}: a Create was sent with both slots taken by secrets of ours"
         );
-        assert_eq!(*count, 1, "{app}: a refused Create was sent again");
+        let allowed = 1 + kills + faulted_for(app);
+        assert!(
+            *count <= allowed,
+            "{app}: {count} refused Creates, more than one plus one per kill or fault ({allowed})"
+        );
     }
     for app in &apps {
         assert!(s.fake.max_secrets_held(INSTANCE, app) <= 2, "{app}");
