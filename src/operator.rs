@@ -195,12 +195,12 @@ fn parse_signature_version(text: &str) -> Result<SignatureVersion, String> {
 }
 
 impl RunArgs {
-    /// The provider used by resources without `spec.providerRef`, and what ambient credentials may serve.
     /// The namespaces `--namespace` names (all when none).
     pub fn watch_scope(&self) -> crate::reconcile::scope::WatchScope {
         crate::reconcile::scope::WatchScope::new(&self.namespace)
     }
 
+    /// The provider used by resources without `spec.providerRef`, and what ambient credentials may serve.
     pub fn tenancy_policy(&self) -> TenancyPolicy {
         TenancyPolicy {
             default_provider: DefaultProvider {
@@ -375,7 +375,13 @@ impl ControllerRun {
         self.health.set(Phase::Syncing);
         let controller = crate::reconcile::controller::run(
             self.client,
-            args,
+            crate::reconcile::controller::Settings {
+                scope: args.watch_scope(),
+                resync_interval: args.resync_interval,
+                concurrency: args.concurrency,
+                default_qps: args.default_qps,
+                tenancy: args.tenancy_policy(),
+            },
             crate::reconcile::controller::Operations {
                 metrics: self.metrics.clone(),
                 health: self.health,

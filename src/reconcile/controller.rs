@@ -6,12 +6,13 @@
 //! own `Ready` status is kept beside it by [`super::provider_status`].
 
 use super::claims::Claims;
+use super::context::{Context, OwnWrites};
 use super::drift::DriftSchedule;
 use super::executor::{self, ExecError};
 use super::fanout::Fanout;
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
-use super::scope::metadata_key;
+use super::scope::{WatchScope, metadata_key};
 use super::secret_versions::SecretVersions;
 use super::synced::Synced;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
@@ -21,7 +22,6 @@ use crate::api::{
 };
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
-use crate::operator::RunArgs;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -35,99 +35,11 @@ use kube::{
         watcher::{self, watcher},
     },
 };
-use std::collections::{HashMap, HashSet};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Shared state of all reconciles.
-pub struct Context {
-    pub kube: Client,
-    pub recorder: Recorder,
-    pub providers: ProviderCache,
-    pub tenancy: TenancyPolicy,
-    /// What the operator may patch to roll restart targets, asked of the API server and remembered.
-    pub restart_permissions: RestartPermissions,
-    pub resync_interval: Duration,
-    /// Every resource the controller knows.
-    pub store: Store<ApplicationClientSecret>,
-    /// The resources of each application, for the one-resource-per-application rule.
-    pub claims: Arc<Claims>,
-    /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
-    /// that is not due.
-    pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
-    /// The resources this process has written (finalizer, status): only their cached copy can lag behind what this
-    /// process knows, so only they are read fresh before a reconcile acts.
-    pub written: Mutex<HashSet<ObjectRef<ApplicationClientSecret>>>,
-    /// Consecutive transient failures per resource (drives the backoff).
-    pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
-    /// The process's Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The Secret versions this process wrote, so their own watch events do not wake their owner again.
-    pub own_writes: OwnWrites,
-    /// Every published Secret's current version, from the watch: a Secret still at the version its owner's status
-    /// recorded is not read again.
-    pub secret_versions: SecretVersions,
-}
-
-impl Context {
-    /// Drops what the process remembers about a resource that is gone (its drift schedule and failure count), so
-    /// memory does not grow with churn.
-    pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
-        self.drift.forget(key);
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
-        if let Ok(mut written) = self.written.lock() {
-            written.remove(key);
-        }
-    }
-
-    /// This process wrote the resource.
-    pub fn wrote(&self, key: &ObjectRef<ApplicationClientSecret>) {
-        if let Ok(mut written) = self.written.lock() {
-            written.insert(key.clone());
-        }
-    }
-
-    /// Whether this process has written the resource (a poisoned lock answers yes: read fresh).
-    pub fn has_written(&self, key: &ObjectRef<ApplicationClientSecret>) -> bool {
-        self.written
-            .lock()
-            .map_or(true, |written| written.contains(key))
-    }
-}
-
-/// The `resourceVersion` of each Secret as this process last wrote it, by namespace and name. The watch event of
-/// our own write carries that version and is dropped; any other change to the Secret (an edit, a deletion, a write
-/// by another client) has another version and wakes the owner, which repairs the drift.
-#[derive(Default)]
-pub struct OwnWrites(Mutex<HashMap<(String, String), String>>);
-
-impl OwnWrites {
-    /// Remembers that we wrote `namespace/name` at `resource_version`.
-    pub fn record(&self, namespace: &str, name: &str, resource_version: Option<String>) {
-        if let (Ok(mut writes), Some(version)) = (self.0.lock(), resource_version) {
-            writes.insert((namespace.to_owned(), name.to_owned()), version);
-        }
-    }
-
-    /// Whether `secret` is exactly what we last wrote (forgotten once seen, so the map stays small).
-    fn take_if_own(&self, secret: &PartialObjectMeta<Secret>) -> bool {
-        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-        let Ok(mut writes) = self.0.lock() else {
-            return false;
-        };
-        let own = writes.get(&key).is_some_and(|version| {
-            secret.metadata.resource_version.as_deref() == Some(version.as_str())
-        });
-        if own {
-            writes.remove(&key);
-        }
-        own
-    }
-}
 
 /// What the process around the controller provides: metrics, the readiness it reports, when to stop.
 pub struct Operations {
@@ -138,8 +50,23 @@ pub struct Operations {
 }
 
 /// Runs the controller until `operations.shutdown` resolves and in-flight reconciles have finished.
-pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
-    let scope = args.watch_scope();
+/// What the controller is told by the operator's flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The namespaces watched (`--namespace`).
+    pub scope: WatchScope,
+    /// `--resync-interval`.
+    pub resync_interval: Duration,
+    /// `--concurrency`.
+    pub concurrency: u16,
+    /// `--default-qps`.
+    pub default_qps: f64,
+    /// Who may use which provider.
+    pub tenancy: TenancyPolicy,
+}
+
+pub async fn run(kube: Client, settings: Settings, operations: Operations) {
+    let scope = settings.scope.clone();
     let cluster_providers: Api<ClusterEiamProvider> = Api::all(kube.clone());
 
     // Our own reflector rather than `Controller::new`, to see the first list complete (readiness): the store's
@@ -195,7 +122,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
     let eiam_providers_synced = Arc::new(Synced::default());
     let cluster_providers_synced = Arc::new(Synced::default());
     let credential_versions = Arc::new(SecretVersions::default());
-    let providers_cache = ProviderCache::new(args.default_qps).with_sources(ProviderSources {
+    let providers_cache = ProviderCache::new(settings.default_qps).with_sources(ProviderSources {
         namespaced: eiam_providers,
         namespaced_synced: eiam_providers_synced.clone(),
         cluster: cluster_providers_store,
@@ -213,11 +140,11 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
         kube: kube.clone(),
         providers: providers_cache,
         restart_permissions: RestartPermissions::default(),
-        tenancy: args.tenancy_policy(),
-        resync_interval: args.resync_interval,
+        tenancy: settings.tenancy.clone(),
+        resync_interval: settings.resync_interval,
         store: store.clone(),
         claims,
-        drift: DriftSchedule::new(args.resync_interval),
+        drift: DriftSchedule::new(settings.resync_interval),
         written: Mutex::default(),
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
@@ -327,7 +254,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
                 )
             },
         )
-        .with_config(controller::Config::default().concurrency(args.concurrency))
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -344,7 +271,7 @@ pub async fn run(kube: Client, args: RunArgs, operations: Operations) {
             // reads would hold the watch back.
             cluster: scope.is_all().then(|| secret_watch.reader()),
         },
-        args.tenancy_policy(),
+        settings.tenancy.clone(),
         shutdown,
     );
     let secret_watch = secret_watch.spawn();
@@ -488,7 +415,7 @@ async fn reconcile(
         let until_drift_check = context
             .drift
             .until_next(&executor::identity(&resource), jiff::Timestamp::now());
-        let requeue = jittered(done.requeue).min(until_drift_check);
+        let requeue = super::jitter::jittered(done.requeue).min(until_drift_check);
         // One line per completed reconcile, naming the version it left the resource at: tests (and people) can
         // tell that a given change has been handled, and when the resource is looked at next.
         tracing::debug!(
@@ -561,7 +488,7 @@ fn error_policy(
         retry_in_ms = delay.as_millis() as u64,
         "reconcile failed"
     );
-    Action::requeue(jittered(delay))
+    Action::requeue(super::jitter::jittered(delay))
 }
 
 /// Safety-net requeue after a write conflict (the newer version's watch event normally comes first).
@@ -588,40 +515,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Retry interval of a permanent failure: it needs a human, but recovers by itself once fixed.
 const PERMANENT_RETRY: Duration = Duration::from_secs(600);
 
-/// Adds up to +10% of random jitter so that many resources never wake up in lockstep.
-pub fn jittered(delay: Duration) -> Duration {
-    let spread = delay.as_millis() as u64 / 10;
-    if spread == 0 {
-        return delay;
-    }
-    delay + Duration::from_millis(rand::random_range(0..=spread))
-}
-
 fn trace_id() -> String {
     format!("{:016x}", rand::random::<u64>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secret(namespace: &str, name: &str, version: &str) -> PartialObjectMeta<Secret> {
-        let mut meta = PartialObjectMeta::<Secret>::default();
-        meta.metadata.namespace = Some(namespace.to_owned());
-        meta.metadata.name = Some(name.to_owned());
-        meta.metadata.resource_version = Some(version.to_owned());
-        meta
-    }
-
-    #[test]
-    fn only_the_version_we_wrote_is_ours_and_only_once() {
-        let writes = OwnWrites::default();
-        writes.record("team", "creds", Some("41".to_owned()));
-        // Someone else's change to the same Secret, or the same version of another Secret: not ours.
-        assert!(!writes.take_if_own(&secret("team", "creds", "42")));
-        assert!(!writes.take_if_own(&secret("other", "creds", "41")));
-        // Our write's own event: dropped once; the same version seen again (a relist) wakes the owner.
-        assert!(writes.take_if_own(&secret("team", "creds", "41")));
-        assert!(!writes.take_if_own(&secret("team", "creds", "41")));
-    }
 }

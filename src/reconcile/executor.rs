@@ -1,21 +1,36 @@
 //! The executor: turns one reconcile into observations for the planner, runs the actions it returns, and
-//! persists status. All I/O of a reconcile happens here; every decision happens in the planner.
+//! persists status. All I/O of a reconcile happens here; every decision happens in the planner. How a reconcile
+//! fails is [`error`], the translation into the planner's vocabulary [`input`], the one-owner-per-application rule
+//! [`conflict`].
 
-use super::controller::Context;
+mod conflict;
+mod error;
+mod input;
+
+pub use error::ExecError;
+pub use input::identity;
+
+use super::context::Context;
 use super::planner::{
-    self, Action as PlanAction, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
-    EiamView, EventKind, KubeSecret, PlanInput, PlanSpec, ProviderState,
+    self, Action as PlanAction, ActionOutcome, ConditionStatus, ConditionType, EiamView, EventKind,
+    KubeSecret, PlanInput, ProviderState,
 };
-use super::provider::{ProviderProblem, ResolvedProvider};
+use super::provider::ResolvedProvider;
 use super::publish::{self, PublishedSecret, SecretLayout};
 use super::restart::{self, WorkloadKind};
 use super::status;
 use crate::api::conditions::reasons;
 use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ApplicationClientSecretStatus,
-    CreationPolicy, DeletionPolicy, FIELD_MANAGER, FINALIZER, LABEL_MANAGED_BY, RestartTargetKind,
+    CreationPolicy, FIELD_MANAGER, FINALIZER,
 };
-use crate::eiam::{EiamError, SecretString};
+use crate::eiam::SecretString;
+use conflict::conflicting_owner;
+use error::{MAX_ROUNDS, kube_err, retrying};
+use input::{
+    first_issue_marker, kube_secret, observed_secret, owner_reference, plan_spec, planned_status,
+    provider_state, workload_kind,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
@@ -27,154 +42,6 @@ use kube::{
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// EIAM's refusal of an ExpirationTime outside its bounds (`InvalidParameter.ExpirationTime`).
-const EXPIRATION_TIME_INVALID: &str = "InvalidParameter.ExpirationTime";
-
-/// Create refusals that EIAM calls permanent but that the next attempt decides with new facts: the ExpirationTime is
-/// recomputed at every attempt, inside EIAM's bounds with a margin (a refusal means latency or clock skew ate the
-/// margin). A refusal because both slots are taken is not even a failure: `Run::execute` hands it to the planner,
-/// which lists in the same pass and finds out by whom (it is kept here should one ever escape as an error: the next
-/// reconcile would list, since the write-ahead marker says a Create was attempted).
-fn create_retried_with_new_facts(source: &EiamError) -> bool {
-    source.code() == Some(EXPIRATION_TIME_INVALID) || source.is_quota_exceeded()
-}
-
-/// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three; a
-/// Create EIAM refuses for quota, the List after it, a Create and its publish four).
-const MAX_ROUNDS: usize = 6;
-
-/// A reconcile failed. Transient failures are retried with backoff; permanent ones wait for a human.
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    /// EIAM answered with an error or could not be reached.
-    // The EIAM error's own message already names the action, Code, Message and RequestId.
-    #[error("{source}")]
-    Eiam {
-        action: &'static str,
-        #[source]
-        source: Box<EiamError>,
-    },
-    /// The Kubernetes API server refused or failed a request.
-    #[error("Kubernetes {what} failed: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The spec passed admission but cannot be used (e.g. an API server without the CEL rules).
-    #[error("invalid spec: {0}")]
-    InvalidSpec(String),
-    /// `spec.target.template` did not render with the real values (the message never quotes them).
-    #[error("{0}")]
-    InvalidTemplate(#[from] super::template::TemplateError),
-    /// The planner did not converge within the round limit; retried later.
-    #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
-    NotConverged,
-}
-
-impl ExecError {
-    /// Retrying soon will not help.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            ExecError::Eiam { action, source } if *action == "CreateApplicationClientSecret" => {
-                !(source.is_retryable() || create_retried_with_new_facts(source))
-            }
-            ExecError::Eiam { source, .. } => !source.is_retryable(),
-            ExecError::InvalidSpec(_) | ExecError::InvalidTemplate(_) => true,
-            ExecError::Kube { .. } | ExecError::NotConverged => false,
-        }
-    }
-
-    /// The resource changed since this reconcile read it (HTTP 409 on a write that carries the resourceVersion it
-    /// read): nothing is wrong, the reconcile of the newer version follows at once.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, ExecError::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
-    }
-
-    /// A wait EIAM asked for (`x-acs-retry-after`).
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ExecError::Eiam { source, .. } => source.retry_after(),
-            _ => None,
-        }
-    }
-
-    fn failure(&self) -> ActionFailure {
-        let reason = match self {
-            ExecError::Eiam { .. } => reasons::EIAM_ERROR,
-            ExecError::Kube { .. } => reasons::KUBERNETES_ERROR,
-            ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
-            ExecError::InvalidTemplate(_) => reasons::INVALID_TEMPLATE,
-            ExecError::NotConverged => reasons::NOT_CONVERGED,
-        };
-        ActionFailure {
-            permanent: self.is_permanent(),
-            reason: reason.to_owned(),
-            message: self.to_string(),
-        }
-    }
-}
-
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ExecError {
-    let what = what.into();
-    move |source| ExecError::Kube { what, source }
-}
-
-fn eiam_err(action: &'static str) -> impl FnOnce(EiamError) -> ExecError {
-    move |source| ExecError::Eiam {
-        action,
-        source: Box::new(source),
-    }
-}
-
-/// Waits before each in-place retry of an EIAM call (at least what EIAM asks for with `x-acs-retry-after`).
-const IN_PLACE_BACKOFF: [Duration; 3] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
-/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile (retried by the controller).
-const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(10);
-
-/// Runs an EIAM call, retrying it in place (with backoff) while it fails in a way that certainly had no effect:
-/// throttling, or a transient failure of a read. Retrying only the failed call, not the whole pass, matters: a
-/// pass that always makes two calls would meet a fault on every second call forever. An ambiguous failure of a
-/// mutation (a Create that may have minted a secret) is never retried here: the next pass lists first.
-async fn retrying<T, F, Fut>(
-    metrics: &crate::metrics::eiam::EiamMetrics,
-    action: &'static str,
-    mut call: F,
-) -> Result<T, ExecError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, EiamError>>,
-{
-    let mut waits = IN_PLACE_BACKOFF.iter();
-    loop {
-        let err = match call().await {
-            Ok(value) => return Ok(value),
-            Err(err) => err,
-        };
-        let wait = waits
-            .next()
-            .filter(|_| err.is_retryable() && !err.is_ambiguous())
-            .map(|base| (*base).max(err.retry_after().unwrap_or_default()))
-            .filter(|wait| *wait <= IN_PLACE_MAX_WAIT);
-        let Some(wait) = wait else {
-            return Err(eiam_err(action)(err));
-        };
-        let wait = super::controller::jittered(wait);
-        tracing::info!(
-            action,
-            error = %err,
-            retry_in_ms = wait.as_millis() as u64,
-            "EIAM call failed without effect; retrying it"
-        );
-        metrics.backoff_retry(action);
-        tokio::time::sleep(wait).await;
-    }
-}
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -782,47 +649,6 @@ impl Run<'_> {
     }
 }
 
-fn observed_secret(listed: &crate::eiam::types::ListedSecret) -> planner::ObservedSecret {
-    planner::ObservedSecret {
-        secret_id: listed.secret_id.clone(),
-        client_id: listed.client_id.clone(),
-        enabled: listed.is_enabled(),
-        // EIAM has not said how a never-expiring secret is listed: absent, 0 and far-future all mean "never".
-        expires_at: listed
-            .expires_at_ms()
-            .filter(|ms| *ms > 0)
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-        last_used: listed
-            .last_used_time
-            .filter(|ms| *ms > 0)
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-    }
-}
-
-fn provider_state(problem: &ProviderProblem) -> ProviderState {
-    if problem.is_not_allowed() {
-        ProviderState::NotAllowed {
-            message: problem.message.clone(),
-        }
-    } else {
-        ProviderState::Unavailable {
-            reason: problem.reason.to_owned(),
-            message: problem.message.clone(),
-        }
-    }
-}
-
-/// What a resource's drift-check phase derives from: its uid (stable for its lifetime), else its name.
-pub fn identity(resource: &ApplicationClientSecret) -> String {
-    resource.uid().unwrap_or_else(|| {
-        format!(
-            "{}/{}",
-            resource.namespace().unwrap_or_default(),
-            resource.name_any()
-        )
-    })
-}
-
 /// Whether the operator lacks the permission to roll the resource's restart targets (not asked on deletion,
 /// which rolls nothing).
 async fn restart_denied(resource: &ApplicationClientSecret, context: &Context) -> Option<String> {
@@ -839,79 +665,6 @@ async fn restart_denied(resource: &ApplicationClientSecret, context: &Context) -
         .restart_permissions
         .denied(&context.kube, &namespace, &kinds)
         .await
-}
-
-fn workload_kind(kind: RestartTargetKind) -> WorkloadKind {
-    match kind {
-        RestartTargetKind::Deployment => WorkloadKind::Deployment,
-        RestartTargetKind::StatefulSet => WorkloadKind::StatefulSet,
-        RestartTargetKind::DaemonSet => WorkloadKind::DaemonSet,
-    }
-}
-
-fn plan_spec(resource: &ApplicationClientSecret) -> Result<PlanSpec, ExecError> {
-    let spec = &resource.spec;
-    let invalid = |field: &str, err: crate::api::DurationError| {
-        ExecError::InvalidSpec(format!("{field}: {err}"))
-    };
-    let expires_after = spec
-        .expires_after()
-        .map_err(|e| invalid("spec.expiresAfter", e))?;
-    let renew_before = spec
-        .effective_renew_before()
-        .map_err(|e| invalid("spec.renewBefore", e))?;
-    let grace_period = spec
-        .grace_period()
-        .map_err(|e| invalid("spec.rotation.gracePeriod", e))?;
-    let retire_when_unused_for = spec
-        .retire_when_unused_for()
-        .map_err(|e| invalid("spec.rotation.retireWhenUnusedFor", e))?;
-    let max_grace_period = spec
-        .effective_max_grace_period()
-        .map_err(|e| invalid("spec.rotation.maxGracePeriod", e))?;
-    let windows = rotation_windows(&spec.rotation.windows);
-    Ok(PlanSpec {
-        expires_after,
-        // Imported secrets may expire under a never-expiring spec: renew them an hour ahead.
-        renew_before: renew_before.unwrap_or(Duration::from_secs(3600)),
-        grace_period,
-        retire_when_unused_for,
-        max_grace_period,
-        windows,
-        import_secret_id: spec.secret_id.clone().filter(|id| !id.is_empty()),
-        deletion_policy: match spec.deletion_policy {
-            DeletionPolicy::Delete => planner::DeletionPolicy::Delete,
-            DeletionPolicy::Retain => planner::DeletionPolicy::Retain,
-        },
-        has_restart_targets: !spec.rotation.restart_targets.is_empty(),
-    })
-}
-
-/// `spec.rotation.windows` parsed; an unusable entry makes the resource `Stalled` (`InvalidRotationWindow`).
-fn rotation_windows(
-    windows: &[crate::api::RotationWindow],
-) -> Result<planner::RotationWindows, planner::WindowError> {
-    let durations = windows
-        .iter()
-        .enumerate()
-        .map(|(index, window)| {
-            crate::api::parse_duration(&window.duration).map_err(|e| planner::WindowError {
-                index,
-                field: "duration",
-                reason: e.to_string(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let specs: Vec<planner::WindowSpec<'_>> = windows
-        .iter()
-        .zip(durations)
-        .map(|(window, duration)| planner::WindowSpec {
-            schedule: &window.schedule,
-            duration,
-            time_zone: &window.time_zone,
-        })
-        .collect();
-    planner::RotationWindows::parse(&specs)
 }
 
 /// Server-side applies the Secret. Kubernetes cannot change a Secret's `type` in place (422, field is immutable):
@@ -933,77 +686,6 @@ async fn apply_secret(
             secrets.patch(name, &params, &Patch::Apply(desired)).await
         }
         result => result,
-    }
-}
-
-fn owner_reference(resource: &ApplicationClientSecret) -> Option<OwnerReference> {
-    resource.controller_owner_ref(&())
-}
-
-fn kube_secret(
-    existing: Option<&Secret>,
-    layout: &SecretLayout<'_>,
-    owner: Option<&OwnerReference>,
-) -> KubeSecret {
-    let Some(secret) = existing else {
-        return KubeSecret::Missing;
-    };
-    let observed = publish::observe(Some(secret), layout);
-    let managed = secret
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|labels| labels.get(LABEL_MANAGED_BY.0))
-        .is_some_and(|value| value == LABEL_MANAGED_BY.1);
-    let foreign_controller = secret
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r.controller == Some(true) && Some(&r.uid) != owner.map(|o| &o.uid))
-        });
-    KubeSecret::Present {
-        secret_id: observed.as_ref().and_then(|o| o.secret_id.clone()),
-        data_in_sync: observed.is_some_and(|o| o.in_sync),
-        owned_by_us: managed && !foreign_controller,
-    }
-}
-
-/// The status as the planner sees it: what is stored, plus the first issue's write-ahead marker while the status
-/// records no secret yet (a crash between the first Create and the status write leaves only that marker).
-fn planned_status(resource: &ApplicationClientSecret) -> planner::PlanStatus {
-    let mut planned = status::to_plan(resource.status.as_ref());
-    if records_nothing(&planned) {
-        planned.pending_create_since = resource.first_create_since();
-    }
-    planned
-}
-
-/// No secret, marker or foreign secret recorded: the state before a first issue.
-fn records_nothing(status: &planner::PlanStatus) -> bool {
-    status.current.is_none()
-        && status.previous.is_none()
-        && status.last_rotation_time.is_none()
-        && status.pending_create_since.is_none()
-        && status.unmanaged_secret_ids.is_empty()
-}
-
-/// A first issue's plan starts by adding the finalizer and writing the write-ahead marker. Both must be stored
-/// before the Create; they go in one patch of the resource's metadata (the marker as
-/// `eiam-operator.io/first-create-since`) instead of a metadata patch and a status patch. Only when the marker
-/// records no foreign secrets: those must be in the status before the Create.
-fn first_issue_marker(input: &PlanInput, actions: &[PlanAction]) -> Option<Timestamp> {
-    match actions {
-        [
-            PlanAction::AddFinalizer,
-            PlanAction::WritePendingCreate {
-                since,
-                unmanaged_secret_ids,
-            },
-            ..,
-        ] if unmanaged_secret_ids.is_empty() && records_nothing(&input.status) => Some(*since),
-        _ => None,
     }
 }
 
@@ -1042,62 +724,4 @@ async fn unchanged_secret(
             Some(seen),
         )
     })
-}
-
-/// The other live resource that owns the same instance and application (see the ranking below), if it is not
-/// this one.
-fn conflicting_owner(resource: &ApplicationClientSecret, context: &Context) -> Option<String> {
-    let spec = &resource.spec;
-    // A resource that already holds secrets of the application owns it, whatever its age: creation timestamps have
-    // one-second resolution, and a newcomer created in the same second must not win a tie (on its namespace or
-    // name) against the resource that minted the secret in use. Among resources holding nothing, the oldest wins.
-    let holds = |r: &ApplicationClientSecret| {
-        r.first_create_since().is_some()
-            || r.status.as_ref().is_some_and(|s| {
-                s.current_secret_id.is_some()
-                    || s.previous_secret_id.is_some()
-                    || s.pending_create_since.is_some()
-            })
-    };
-    // A resource its provider refused, holding nothing, claims nothing: otherwise a tenant could block another
-    // team's application by creating a resource for it that is refused.
-    let refused = |r: &ApplicationClientSecret| {
-        !holds(r)
-            && r.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| {
-                    c.type_ == "Stalled" && c.status == "True" && c.reason == reasons::NOT_ALLOWED
-                })
-            })
-    };
-    let rank = |r: &ApplicationClientSecret| {
-        let holds = holds(r);
-        (
-            !holds,
-            r.metadata.creation_timestamp.clone().map(|t| t.0),
-            r.namespace(),
-            r.name_any(),
-        )
-    };
-    let mine = rank(resource);
-    context
-        .claims
-        .of(&spec.instance_id, &spec.application_id)
-        .iter()
-        .filter_map(|key| context.store.get(key))
-        .filter(|other| {
-            other.uid() != resource.uid()
-                && other.metadata.deletion_timestamp.is_none()
-                && other.spec.instance_id == spec.instance_id
-                && other.spec.application_id == spec.application_id
-                && !refused(other)
-                && rank(other) < mine
-        })
-        .min_by_key(|other| rank(other))
-        .map(|other| {
-            format!(
-                "{}/{}",
-                other.namespace().unwrap_or_default(),
-                other.name_any()
-            )
-        })
 }

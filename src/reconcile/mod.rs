@@ -1,10 +1,12 @@
 //! Reconciliation: the pure rotation planner, the executor that performs its actions, and status.
 
 pub mod claims;
+pub mod context;
 pub mod controller;
 pub mod drift;
 pub mod executor;
 pub mod fanout;
+pub mod jitter;
 pub mod planner;
 pub mod provider;
 pub mod provider_status;

@@ -1,0 +1,135 @@
+//! What every reconcile shares: the clients, caches and indexes the controller builds once, and what this process
+//! remembers about each resource between reconciles.
+
+use super::claims::Claims;
+use super::drift::DriftSchedule;
+use super::provider::{ProviderCache, TenancyPolicy};
+use super::restart::RestartPermissions;
+use super::secret_versions::SecretVersions;
+use crate::api::ApplicationClientSecret;
+use crate::metrics::Metrics;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Client, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{
+        events::Recorder,
+        reflector::{ObjectRef, Store},
+    },
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub kube: Client,
+    pub recorder: Recorder,
+    pub providers: ProviderCache,
+    pub tenancy: TenancyPolicy,
+    /// What the operator may patch to roll restart targets, asked of the API server and remembered.
+    pub restart_permissions: RestartPermissions,
+    pub resync_interval: Duration,
+    /// Every resource the controller knows.
+    pub store: Store<ApplicationClientSecret>,
+    /// The resources of each application, for the one-resource-per-application rule.
+    pub claims: Arc<Claims>,
+    /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
+    /// that is not due.
+    pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
+    /// The resources this process has written (finalizer, status): only their cached copy can lag behind what this
+    /// process knows, so only they are read fresh before a reconcile acts.
+    pub written: Mutex<HashSet<ObjectRef<ApplicationClientSecret>>>,
+    /// Consecutive transient failures per resource (drives the backoff).
+    pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
+    /// The process's Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The Secret versions this process wrote, so their own watch events do not wake their owner again.
+    pub own_writes: OwnWrites,
+    /// Every published Secret's current version, from the watch: a Secret still at the version its owner's status
+    /// recorded is not read again.
+    pub secret_versions: SecretVersions,
+}
+
+impl Context {
+    /// Drops what the process remembers about a resource that is gone (its drift schedule and failure count), so
+    /// memory does not grow with churn.
+    pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
+        self.drift.forget(key);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(key);
+        }
+    }
+
+    /// This process wrote the resource.
+    pub fn wrote(&self, key: &ObjectRef<ApplicationClientSecret>) {
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(key.clone());
+        }
+    }
+
+    /// Whether this process has written the resource (a poisoned lock answers yes: read fresh).
+    pub fn has_written(&self, key: &ObjectRef<ApplicationClientSecret>) -> bool {
+        self.written
+            .lock()
+            .map_or(true, |written| written.contains(key))
+    }
+}
+
+/// The `resourceVersion` of each Secret as this process last wrote it, by namespace and name. The watch event of
+/// our own write carries that version and is dropped; any other change to the Secret (an edit, a deletion, a write
+/// by another client) has another version and wakes the owner, which repairs the drift.
+#[derive(Default)]
+pub struct OwnWrites(Mutex<HashMap<(String, String), String>>);
+
+impl OwnWrites {
+    /// Remembers that we wrote `namespace/name` at `resource_version`.
+    pub fn record(&self, namespace: &str, name: &str, resource_version: Option<String>) {
+        if let (Ok(mut writes), Some(version)) = (self.0.lock(), resource_version) {
+            writes.insert((namespace.to_owned(), name.to_owned()), version);
+        }
+    }
+
+    /// Whether `secret` is exactly what we last wrote (forgotten once seen, so the map stays small).
+    pub fn take_if_own(&self, secret: &PartialObjectMeta<Secret>) -> bool {
+        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+        let Ok(mut writes) = self.0.lock() else {
+            return false;
+        };
+        let own = writes.get(&key).is_some_and(|version| {
+            secret.metadata.resource_version.as_deref() == Some(version.as_str())
+        });
+        if own {
+            writes.remove(&key);
+        }
+        own
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(namespace: &str, name: &str, version: &str) -> PartialObjectMeta<Secret> {
+        let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.namespace = Some(namespace.to_owned());
+        meta.metadata.name = Some(name.to_owned());
+        meta.metadata.resource_version = Some(version.to_owned());
+        meta
+    }
+
+    #[test]
+    fn only_the_version_we_wrote_is_ours_and_only_once() {
+        let writes = OwnWrites::default();
+        writes.record("team", "creds", Some("41".to_owned()));
+        // Someone else's change to the same Secret, or the same version of another Secret: not ours.
+        assert!(!writes.take_if_own(&secret("team", "creds", "42")));
+        assert!(!writes.take_if_own(&secret("other", "creds", "41")));
+        // Our write's own event: dropped once; the same version seen again (a relist) wakes the owner.
+        assert!(writes.take_if_own(&secret("team", "creds", "41")));
+        assert!(!writes.take_if_own(&secret("team", "creds", "41")));
+    }
+}
