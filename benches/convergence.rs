@@ -144,6 +144,8 @@ struct Measurement {
     cpu: Duration,
     rss_kib: u64,
     peak_rss_kib: u64,
+    /// The operator's memory high-water mark once the rotation of all resources was done.
+    rotation_peak_rss_kib: u64,
     /// One rotation of every resource at once.
     rotation: Rotation,
     /// A restart of the operator afterwards.
@@ -303,6 +305,8 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         .sum();
     let (rss_kib, peak_rss_kib) = memory(pid);
     let rotation = rotate_all(&api, &fake, &operator, n).await;
+    // The high-water mark since start, read once every rotation has retired its previous secret.
+    let (_, rotation_peak_rss_kib) = memory(pid);
     let restart = restart(
         operator,
         operator_spec(cp, ns.name(), &fake.url(), settings),
@@ -325,6 +329,7 @@ async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settin
         cpu,
         rss_kib,
         peak_rss_kib,
+        rotation_peak_rss_kib,
         rotation,
         restart,
     }
@@ -607,20 +612,21 @@ fn print_table(rows: &[Measurement], settings: &Settings) {
     }
     println!();
     println!(
-        "| resources | all rotated | all retired (grace {} s) | EIAM calls/rotation | API requests/rotation (by method) | secrets held after |",
+        "| resources | all rotated | all retired (grace {} s) | EIAM calls/rotation | API requests/rotation (by method) | secrets held after | peak RSS |",
         GRACE.as_secs()
     );
-    println!("|---:|---:|---:|---|---|---:|");
+    println!("|---:|---:|---:|---|---|---:|---:|");
     for m in rows {
         let r = &m.rotation;
         println!(
-            "| {} | {:.2} s | {:.2} s | {} | {} | {} |",
+            "| {} | {:.2} s | {:.2} s | {} | {} | {} | {:.1} MiB |",
             m.resources,
             r.published.as_secs_f64(),
             r.retired.as_secs_f64(),
             per_resource_counts(&r.eiam_calls, m.resources),
             per_resource_requests(&r.kube_requests, m.resources),
             r.most_secrets_held,
+            m.rotation_peak_rss_kib as f64 / 1024.0,
         );
     }
     println!();

@@ -3,6 +3,7 @@
 
 use super::claims::Claims;
 use super::drift::DriftSchedule;
+use super::events::EventPublisher;
 use super::provider::{ProviderCache, TenancyPolicy};
 use super::restart::RestartPermissions;
 use super::secret_versions::SecretVersions;
@@ -12,10 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Client, ResourceExt,
     core::PartialObjectMeta,
-    runtime::{
-        events::Recorder,
-        reflector::{ObjectRef, Store},
-    },
+    runtime::reflector::{ObjectRef, Store},
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,7 +22,7 @@ use std::time::Duration;
 /// Shared state of all reconciles.
 pub struct Context {
     pub kube: Client,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub providers: ProviderCache,
     pub tenancy: TenancyPolicy,
     /// What the operator may patch to roll restart targets, asked of the API server and remembered.

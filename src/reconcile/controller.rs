@@ -8,6 +8,7 @@
 use super::claims::Claims;
 use super::context::{Context, OwnWrites};
 use super::drift::DriftSchedule;
+use super::events::EventPublisher;
 use super::executor::{self, ExecError};
 use super::fanout::Fanout;
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
@@ -30,7 +31,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
-        events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store, reflector},
         watcher::{self, watcher},
     },
@@ -130,13 +130,7 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         credentials: credential_versions.clone(),
     });
     let context = Arc::new(Context {
-        recorder: Recorder::new(
-            kube.clone(),
-            Reporter {
-                controller: "eiam-operator".into(),
-                instance: None,
-            },
-        ),
+        events: EventPublisher::new(kube.clone(), "eiam-operator"),
         kube: kube.clone(),
         providers: providers_cache,
         restart_permissions: RestartPermissions::default(),

@@ -11,6 +11,7 @@ pub use error::ExecError;
 pub use input::identity;
 
 use super::context::Context;
+use super::events::EventType;
 use super::planner::{
     self, Action as PlanAction, ActionOutcome, ConditionStatus, ConditionType, EiamView, EventKind,
     KubeSecret, PlanInput, ProviderState,
@@ -37,7 +38,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
-    runtime::{events, reflector::ObjectRef},
+    runtime::reflector::ObjectRef,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -566,20 +567,20 @@ impl Run<'_> {
     async fn event(&self, kind: EventKind, reason: &str, note: &str) {
         // The log keeps the audit trail when Events have expired (notes name secret ids, never values).
         tracing::info!(kind = ?kind, reason, note, "event");
-        let event = events::Event {
-            type_: match kind {
-                EventKind::Normal => events::EventType::Normal,
-                EventKind::Warning => events::EventType::Warning,
-            },
-            reason: reason.to_owned(),
-            note: Some(note.to_owned()),
-            action: "Reconcile".to_owned(),
-            secondary: None,
+        let type_ = match kind {
+            EventKind::Normal => EventType::Normal,
+            EventKind::Warning => EventType::Warning,
         };
         if let Err(err) = self
             .context
-            .recorder
-            .publish(&event, &self.resource.object_ref(&()))
+            .events
+            .publish(
+                &self.resource.object_ref(&()),
+                type_,
+                reason,
+                "Reconcile",
+                note,
+            )
             .await
         {
             tracing::warn!(error = %err, reason, "cannot record event");

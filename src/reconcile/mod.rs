@@ -4,6 +4,7 @@ pub mod claims;
 pub mod context;
 pub mod controller;
 pub mod drift;
+pub mod events;
 pub mod executor;
 pub mod fanout;
 pub mod jitter;
