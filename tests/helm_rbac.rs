@@ -349,6 +349,67 @@ async fn cluster_mode_rbac_is_enough_for_issue_renewal_and_deletion() {
     stop(operator).await;
 }
 
+/// The chart in namespaced mode, installed into `release_ns` and watching `watched`, with the ClusterEiamProvider it
+/// creates: its AccessKey (`eiam-ak`, created here) lives in the release namespace, and it allows the namespaces
+/// in `allowed` (labelled here as the release's tenants) and the applications matching `applications`. Returns the
+/// release and the provider's name.
+async fn install_namespaced_release(
+    cp: &common::ControlPlane,
+    admin: &Client,
+    release_ns: &common::TestNamespace,
+    watched: &[&common::TestNamespace],
+    allowed: &[&common::TestNamespace],
+    fake: &FakeEiam,
+    applications: &str,
+) -> (Release, String) {
+    let tenant = json!({ "eiam-operator.io/tenant": release_ns.name() });
+    for ns in allowed {
+        Api::<Namespace>::all(admin.clone())
+            .patch(
+                ns.name(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "metadata": { "labels": tenant } })),
+            )
+            .await
+            .unwrap();
+    }
+    let provider_name = format!("{}-shared", release_ns.name());
+    let provider_spec = json!({
+        "endpoint": fake.url(),
+        "auth": { "accessKey": { "secretRef": { "name": "eiam-ak", "namespace": release_ns.name() } } },
+        "allowedNamespaces": { "selector": { "matchLabels": tenant } },
+        "allowedApplications": [{ "instanceId": INSTANCE, "applicationId": applications }]
+    });
+    let names: Vec<&str> = watched.iter().map(|ns| ns.name()).collect();
+    let (release, _) = Release::install(
+        &cp.kubeconfig,
+        release_ns.name(),
+        release_ns.name(),
+        &[
+            // The shared control plane already has the CRDs (applied by the harness, cluster-wide).
+            "--set",
+            "crds.enabled=false",
+            "--set",
+            &format!("watchNamespaces={{{}}}", names.join(",")),
+            "--set",
+            "clusterEiamProvider.create=true",
+            "--set",
+            &format!("clusterEiamProvider.name={provider_name}"),
+            "--set-json",
+            &format!("clusterEiamProvider.spec={provider_spec}"),
+        ],
+    );
+    apply(
+        &Api::<Secret>::namespaced(admin.clone(), release_ns.name()),
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "eiam-ak" },
+            "stringData": { "accessKeyId": AK_ID, "accessKeySecret": AK_SECRET }
+        }),
+    )
+    .await;
+    (release, provider_name)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
     const APP: &str = "app_helm_rbac_namespaced";
@@ -365,48 +426,14 @@ async fn namespaced_mode_rbac_serves_its_namespace_and_is_refused_the_others() {
         .start()
         .await;
 
-    // The ClusterEiamProvider comes with the chart; its AccessKey lives in the release namespace; it allows
-    // namespaces by label.
-    let tenant = json!({ "eiam-operator.io/tenant": watched.name() });
-    Api::<Namespace>::all(admin.clone())
-        .patch(
-            watched.name(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "metadata": { "labels": tenant } })),
-        )
-        .await
-        .unwrap();
-    let provider_name = format!("{}-shared", release_ns.name());
-    let provider_spec = json!({
-        "endpoint": fake.url(),
-        "auth": { "accessKey": { "secretRef": { "name": "eiam-ak", "namespace": release_ns.name() } } },
-        "allowedNamespaces": { "selector": { "matchLabels": tenant } },
-        "allowedApplications": [{ "instanceId": INSTANCE, "applicationId": "app_helm_rbac_*" }]
-    });
-    let (release, _) = Release::install(
-        &cp.kubeconfig,
-        release_ns.name(),
-        release_ns.name(),
-        &[
-            // The shared control plane already has the CRDs (applied by the harness, cluster-wide).
-            "--set",
-            "crds.enabled=false",
-            "--set",
-            &format!("watchNamespaces={{{}}}", watched.name()),
-            "--set",
-            "clusterEiamProvider.create=true",
-            "--set",
-            &format!("clusterEiamProvider.name={provider_name}"),
-            "--set-json",
-            &format!("clusterEiamProvider.spec={provider_spec}"),
-        ],
-    );
-    apply(
-        &Api::<Secret>::namespaced(admin.clone(), release_ns.name()),
-        json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "eiam-ak" },
-            "stringData": { "accessKeyId": AK_ID, "accessKeySecret": AK_SECRET }
-        }),
+    let (release, provider_name) = install_namespaced_release(
+        cp,
+        &admin,
+        &release_ns,
+        &[&watched],
+        &[&watched],
+        &fake,
+        "app_helm_rbac_*",
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -572,46 +599,21 @@ async fn two_watched_namespaces_are_both_served_under_their_roles_and_a_third_is
 
     // Every namespace, the unwatched one included, is allowed by the ClusterEiamProvider: only the watch scope
     // keeps the third one out.
-    let tenant = json!({ "eiam-operator.io/tenant": release_ns.name() });
-    for ns in [&first, &second, &unwatched] {
-        Api::<Namespace>::all(admin.clone())
-            .patch(
-                ns.name(),
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "metadata": { "labels": tenant } })),
-            )
-            .await
-            .unwrap();
-    }
-    let provider_name = format!("{}-shared", release_ns.name());
-    let provider_spec = json!({
-        "endpoint": fake.url(),
-        "auth": { "accessKey": { "secretRef": { "name": "eiam-ak", "namespace": release_ns.name() } } },
-        "allowedNamespaces": { "selector": { "matchLabels": tenant } },
-        "allowedApplications": [{ "instanceId": INSTANCE, "applicationId": "app_helm_rbac_multi_*" }]
-    });
-    let (release, _) = Release::install(
-        &cp.kubeconfig,
-        release_ns.name(),
-        release_ns.name(),
-        &[
-            "--set",
-            "crds.enabled=false",
-            "--set",
-            &format!("watchNamespaces={{{},{}}}", first.name(), second.name()),
-            "--set",
-            "clusterEiamProvider.create=true",
-            "--set",
-            &format!("clusterEiamProvider.name={provider_name}"),
-            "--set-json",
-            &format!("clusterEiamProvider.spec={provider_spec}"),
-        ],
-    );
+    let (release, provider_name) = install_namespaced_release(
+        cp,
+        &admin,
+        &release_ns,
+        &[&first, &second],
+        &[&first, &second, &unwatched],
+        &fake,
+        "app_helm_rbac_multi_*",
+    )
+    .await;
     let access_key = json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "eiam-ak" },
         "stringData": { "accessKeyId": AK_ID, "accessKeySecret": AK_SECRET }
     });
-    for ns in [&release_ns, &second, &unwatched] {
+    for ns in [&second, &unwatched] {
         apply(
             &Api::<Secret>::namespaced(admin.clone(), ns.name()),
             access_key.clone(),
