@@ -1,9 +1,10 @@
 //! The kube-runtime controller: what is watched, how reconciles are scheduled, and how failures back off.
 //!
-//! Watches `ApplicationClientSecret`s, the Secrets they own (only those labelled
-//! `app.kubernetes.io/managed-by: eiam-operator`), and both provider kinds, so that fixing a provider
-//! re-reconciles the resources that use it. The work of one reconcile lives in [`super::executor`]; the providers'
-//! own `Ready` status is kept beside it by [`super::provider_status`].
+//! Watches `ApplicationClientSecret`s in the watched namespaces ([`super::scope`]), Secret metadata through one watch
+//! shared by every reader ([`super::fanout`]: the Secrets they own, labelled `app.kubernetes.io/managed-by:
+//! eiam-operator`, and providers' credentials), and both provider kinds, so that fixing a provider re-reconciles the
+//! resources that use it. The work of one reconcile lives in [`super::executor`]; the providers' own `Ready` status
+//! is kept beside it by [`super::provider_status`].
 
 use super::claims::Claims;
 use super::context::{Context, OwnWrites};
