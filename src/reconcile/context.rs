@@ -15,7 +15,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::reflector::{ObjectRef, Store},
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,9 +35,10 @@ pub struct Context {
     /// When each resource's periodic drift check (one List) is due: phased by uid, so a restart checks nothing
     /// that is not due.
     pub drift: DriftSchedule<ObjectRef<ApplicationClientSecret>>,
-    /// The resources this process has written (finalizer, status): only their cached copy can lag behind what this
-    /// process knows, so only they are read fresh before a reconcile acts.
-    pub written: Mutex<HashSet<ObjectRef<ApplicationClientSecret>>>,
+    /// The resources this process has written (finalizer, status), with the version its last write returned, until
+    /// the cache shows that version: only their cached copy can lag behind what this process knows, so only they are
+    /// read fresh before a reconcile acts.
+    pub written: Written,
     /// Consecutive transient failures per resource (drives the backoff).
     pub failures: Mutex<HashMap<ObjectRef<ApplicationClientSecret>, u32>>,
     /// The process's Prometheus metrics.
@@ -57,23 +58,58 @@ impl Context {
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(key);
         }
-        if let Ok(mut written) = self.written.lock() {
+        self.written.forget(key);
+    }
+}
+
+/// The resources this process has written (finalizer, status), each with the version its last write returned,
+/// until the cache shows that version.
+#[derive(Default)]
+pub struct Written(Mutex<HashMap<ObjectRef<ApplicationClientSecret>, Option<String>>>);
+
+impl Written {
+    /// This process wrote the resource, which is now at `resource_version`.
+    pub fn record(
+        &self,
+        key: &ObjectRef<ApplicationClientSecret>,
+        resource_version: Option<String>,
+    ) {
+        if let Ok(mut written) = self.0.lock() {
+            // Without the uid and version a reference carries: equality ignores them, and 10,000 keys hold them.
+            let key =
+                ObjectRef::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
+            // No version (never from the API server): nothing to recognise, so always read fresh.
+            written.insert(key, resource_version);
+        }
+    }
+
+    /// Whether the cached copy of the resource, at `cached_version`, may lag behind this process's own last write
+    /// to it (a poisoned lock answers yes: read fresh). Once the cache shows that write's version it is forgotten:
+    /// versions are compared for equality only, and anyone else's later write is a lag the cache has for every
+    /// resource, which the conditional writes already guard against.
+    pub fn cache_may_lag(
+        &self,
+        key: &ObjectRef<ApplicationClientSecret>,
+        cached_version: Option<&str>,
+    ) -> bool {
+        let Ok(mut written) = self.0.lock() else {
+            return true;
+        };
+        match written.get(key) {
+            None => false,
+            Some(Some(version)) if cached_version == Some(version.as_str()) => {
+                written.remove(key);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Drops a resource that is gone.
+    pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
+        if let Ok(mut written) = self.0.lock() {
             written.remove(key);
         }
-    }
-
-    /// This process wrote the resource.
-    pub fn wrote(&self, key: &ObjectRef<ApplicationClientSecret>) {
-        if let Ok(mut written) = self.written.lock() {
-            written.insert(key.clone());
-        }
-    }
-
-    /// Whether this process has written the resource (a poisoned lock answers yes: read fresh).
-    pub fn has_written(&self, key: &ObjectRef<ApplicationClientSecret>) -> bool {
-        self.written
-            .lock()
-            .map_or(true, |written| written.contains(key))
     }
 }
 
@@ -129,5 +165,30 @@ mod tests {
         // Our write's own event: dropped once; the same version seen again (a relist) wakes the owner.
         assert!(writes.take_if_own(&secret("team", "creds", "41")));
         assert!(!writes.take_if_own(&secret("team", "creds", "41")));
+    }
+
+    #[test]
+    fn a_written_resource_is_read_fresh_until_the_cache_shows_the_version_written() {
+        let written = Written::default();
+        let key = ObjectRef::<ApplicationClientSecret>::new("web").within("team");
+        assert!(
+            !written.cache_may_lag(&key, Some("10")),
+            "never written: the cache is as fresh as a read"
+        );
+        written.record(&key, Some("12".to_owned()));
+        assert!(
+            written.cache_may_lag(&key, Some("11")),
+            "the cache has not seen our write yet"
+        );
+        assert!(
+            !written.cache_may_lag(&key, Some("12")),
+            "the cache shows our write"
+        );
+        assert!(
+            !written.cache_may_lag(&key, Some("11")),
+            "forgotten once seen"
+        );
+        written.record(&key, None);
+        assert!(written.cache_may_lag(&key, Some("12")) && written.cache_may_lag(&key, None));
     }
 }

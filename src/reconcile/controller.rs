@@ -7,7 +7,7 @@
 //! is kept beside it by [`super::provider_status`].
 
 use super::claims::Claims;
-use super::context::{Context, OwnWrites};
+use super::context::{Context, OwnWrites, Written};
 use super::drift::DriftSchedule;
 use super::events::EventPublisher;
 use super::executor::{self, ExecError};
@@ -140,7 +140,7 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         store: store.clone(),
         claims,
         drift: DriftSchedule::new(settings.resync_interval),
-        written: Mutex::default(),
+        written: Written::default(),
         failures: Mutex::default(),
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),

@@ -64,11 +64,14 @@ pub async fn reconcile(
     let resources: Api<ApplicationClientSecret> = Api::namespaced(context.kube.clone(), &namespace);
     // The controller hands us its cached copy, which can lag behind our own last write (the watch event that
     // triggered this reconcile may already be outdated). Decisions about EIAM must start from the status as
-    // stored, so a resource this process has written is read fresh. One it has not written (every resource right
-    // after a start or failover, a new resource) is as fresh in the cache as a read would be: the cache was filled
-    // by a list or a watch event after any earlier writer's write. The writes below are conditional on the version
+    // stored, so a resource this process has written is read fresh until the cache shows its write. One it has not
+    // written (every resource right after a start or failover, a new resource) is as fresh in the cache as a read
+    // would be: the cache was filled by a list or a watch event after any earlier writer's write. The writes below are conditional on the version
     // read in any case, so a stale copy can only fail a write (and be reconciled again), never act on old state.
-    let fresh = if context.has_written(&key) {
+    let fresh = if context
+        .written
+        .cache_may_lag(&key, cached.metadata.resource_version.as_deref())
+    {
         resources
             .get_opt(&cached.name_any())
             .await
@@ -531,7 +534,9 @@ impl Run<'_> {
             .await
             .map_err(kube_err("update finalizers"))?;
         self.resource_version = patched.resource_version();
-        self.context.wrote(&self.key);
+        self.context
+            .written
+            .record(&self.key, self.resource_version.clone());
         Ok(())
     }
 
@@ -643,7 +648,9 @@ impl Run<'_> {
             .await
             .map_err(kube_err("apply status"))?;
         self.resource_version = patched.resource_version();
-        self.context.wrote(&self.key);
+        self.context
+            .written
+            .record(&self.key, self.resource_version.clone());
         let metrics = &self.context.metrics.resources;
         metrics.status_written(self.resource, stored, &rendered);
         Ok(rendered)
