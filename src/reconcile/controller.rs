@@ -14,7 +14,7 @@ use super::executor::{self, ExecError};
 use super::fanout::Fanout;
 use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
-use super::scope::{WatchScope, metadata_key};
+use super::scope::{WatchScope, from_store, metadata_key};
 use super::secret_versions::SecretVersions;
 use super::synced::Synced;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
@@ -306,15 +306,6 @@ fn trigger_hash(resource: &ApplicationClientSecret) -> Option<u64> {
         .map(|t| t.0.as_second())
         .hash(&mut hasher);
     Some(hasher.finish())
-}
-
-/// Finds an object the store holds, for the `Delete` a merged watch replays after a relist (see `super::scope`).
-fn from_store<K>(store: &Store<K>) -> impl Fn(&ObjectRef<K>) -> Option<K> + Send + 'static
-where
-    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-{
-    let store = store.clone();
-    move |key| store.get(key).map(|object| object.as_ref().clone())
 }
 
 /// The shared Secret watch as a watch of the Secrets the operator publishes would see it (its label selector): a

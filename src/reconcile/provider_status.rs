@@ -29,7 +29,7 @@ use serde_json::json;
 use super::provider::{
     ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider,
 };
-use super::scope::WatchScope;
+use super::scope::{WatchScope, from_store};
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
@@ -73,10 +73,7 @@ pub async fn run<F>(
     let (store, writer) = reflector::store::<EiamProvider>();
     let providers = reflector(
         writer,
-        scope.watch(&kube, watcher::Config::default(), {
-            let store = store.clone();
-            move |key| store.get(key).map(|provider| provider.as_ref().clone())
-        }),
+        scope.watch(&kube, watcher::Config::default(), from_store(&store)),
     )
     .applied_objects();
     let referenced = store.clone();

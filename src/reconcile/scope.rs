@@ -114,6 +114,17 @@ where
     Some(meta)
 }
 
+/// Finds an object in the reflector store a merged watch feeds, for the `Delete` it replays after a relist.
+pub fn from_store<K>(
+    store: &kube::runtime::reflector::Store<K>,
+) -> impl Fn(&ObjectRef<K>) -> Option<K> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let store = store.clone();
+    move |key| store.get(key).map(|object| object.as_ref().clone())
+}
+
 /// Merges per-namespace watch streams into one (see the module doc). A single stream is returned as it is.
 pub fn merge<K, L>(
     mut watches: Vec<BoxStream<'static, watcher::Result<Event<K>>>>,
