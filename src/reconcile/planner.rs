@@ -23,7 +23,9 @@
 //!
 //! A pass needs at most three plans (List → write-ahead + Create → adopt + publish), four when EIAM
 //! refuses a Create for quota (Create → List → Create → adopt + publish, should a slot free up in
-//! between); the property tests check that bound.
+//! between), five when the refused Create followed a List of the same pass (someone else's secret
+//! took the free slot between the two: List → Create → List → Create → adopt + publish); the
+//! property tests check that bound.
 //!
 //! # What a plan knows of EIAM ([`EiamView`])
 //!

@@ -19,7 +19,7 @@ pub(super) fn create_retried_with_new_facts(source: &EiamError) -> bool {
 }
 
 /// How many plan/execute rounds one reconcile may take (List, Create and the publish that follows need three; a
-/// Create EIAM refuses for quota, the List after it, a Create and its publish four).
+/// Create EIAM refuses for quota, the List after it, a Create and its publish four; five when a List came first).
 pub(super) const MAX_ROUNDS: usize = 6;
 
 /// A reconcile failed. Transient failures are retried with backoff; permanent ones wait for a human.
