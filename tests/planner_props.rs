@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use eiam_operator::eiam::expiration::expiration_for;
 use eiam_operator::reconcile::planner::{
-    ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, ConditionStatus, ConditionType,
-    DeletionPolicy, EiamView, KubeSecret, ObservedSecret, Plan, PlanInput, PlanSpec, PlanStatus,
-    ProviderState, RotationWindows, SLOT_LIMIT, WindowSpec, plan, reasons, renewal_time,
-    status_after_failure,
+    ADOPTION_TOLERANCE, Action, ActionFailure, ActionOutcome, CREATE_SIGNING_WINDOW,
+    ConditionStatus, ConditionType, DeletionPolicy, EiamView, KubeSecret, ObservedSecret, Plan,
+    PlanInput, PlanSpec, PlanStatus, ProviderState, RotationWindows, SLOT_LIMIT, WindowSpec, plan,
+    reasons, renewal_time, status_after_failure,
 };
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -50,6 +50,10 @@ enum Fault {
     LostResponse,
     /// The call fails for good (auth, invalid): Stalled.
     Permanent,
+    /// Create: signed this long after the pass wrote its marker (the wait for the provider's budget at a low
+    /// `qps`, in-place retries), so its ExpirationTime is that much later; with `lost`, its response is lost too.
+    /// Others: no fault.
+    Late { delay: Duration, lost: bool },
 }
 
 /// Something that changes behind the operator's back *during* a pass, between two actions: the
@@ -79,6 +83,15 @@ enum Op {
     },
     /// A reconcile pass during which `Race` happens before the n-th action.
     RacyReconcile(usize, Race),
+    /// A leader frozen (SIGSTOP) before the n-th action past its Lease, then let go on, while another replica took
+    /// over. What the fence lets through (see `eiam_operator::fence`): the request it had already sent at the
+    /// freeze lands (a Create signed `late` after its marker), before the new leader's first List; every later
+    /// action of the stale pass finds the token expired and sends nothing, and its memory is of no use to anyone.
+    /// The new leader then reconciles from what was persisted.
+    StaleLeader {
+        frozen_at: usize,
+        late: Duration,
+    },
     EditSpec(SpecEdit),
     ForeignCreate {
         lifetime: Option<Duration>,
@@ -123,6 +136,10 @@ struct Stats {
     passes: usize,
     crashes: usize,
     lost_create_responses: usize,
+    /// Creates signed long after their marker (the budget, retries), and stale leaders frozen mid-pass.
+    late_creates: usize,
+    creates_too_late: usize,
+    stale_leaders: usize,
     recovered_pending_creates: usize,
     rotations: usize,
     /// Scheduled or requested rotations whose pass sent no List (Create on the status's word), retirements
@@ -154,6 +171,9 @@ impl Stats {
         self.passes += other.passes;
         self.crashes += other.crashes;
         self.lost_create_responses += other.lost_create_responses;
+        self.late_creates += other.late_creates;
+        self.creates_too_late += other.creates_too_late;
+        self.stale_leaders += other.stale_leaders;
         self.recovered_pending_creates += other.recovered_pending_creates;
         self.rotations += other.rotations;
         self.listless_rotations += other.listless_rotations;
@@ -389,6 +409,12 @@ impl World {
             } => {
                 self.reconcile(*crash_before, *fault);
             }
+            Op::StaleLeader { frozen_at, late } => {
+                self.stale_leader(*frozen_at, *late);
+                // The Lease runs out before anyone else acts.
+                self.now = add(self.now, Duration::from_secs(15));
+                self.reconcile(None, None);
+            }
             Op::RacyReconcile(at, race) => {
                 self.race = Some((*at, *race));
                 self.reconcile(None, None);
@@ -460,6 +486,28 @@ impl World {
         }
     }
 
+    /// The stale leader's pass (see [`Op::StaleLeader`]): the action in flight at the freeze lands (a Create signed
+    /// `late`), nothing after it is sent.
+    fn stale_leader(&mut self, frozen_at: usize, late: Duration) {
+        self.stats.stale_leaders += 1;
+        let next = match frozen_at {
+            AT_CREATE => RIGHT_AFTER_CREATE,
+            RIGHT_AFTER_CREATE => RIGHT_AFTER_CREATE,
+            n => n + 1,
+        };
+        let in_flight = match frozen_at {
+            RIGHT_AFTER_CREATE => None,
+            n => Some((
+                n,
+                Fault::Late {
+                    delay: late,
+                    lost: false,
+                },
+            )),
+        };
+        self.reconcile(Some(next), in_flight);
+    }
+
     fn foreign_create(&mut self, lifetime: Option<Duration>) {
         if self.eiam.len() < SLOT_LIMIT {
             let expires_at = self.foreign_expiration(lifetime);
@@ -481,6 +529,40 @@ impl World {
         }
     }
 
+    /// The model never holds the one kind of foreign secret no client can tell apart from the Create a marker
+    /// announces: one the marker does not record (minted since the last List) whose expiry falls where that
+    /// Create's can (EIAM has no idempotency key: a documented limitation, not something the planner can decide).
+    /// Such a secret is given an expiry before that range, as if its minter had picked a shorter lifetime.
+    fn keep_foreign_apart(&mut self, since: Timestamp) {
+        let Some(lifetime) = self.spec.expires_after else {
+            return;
+        };
+        let earliest = expiration_for(since, lifetime)
+            .checked_sub(ADOPTION_TOLERANCE * 2)
+            .unwrap();
+        let latest = expiration_for(add(since, CREATE_SIGNING_WINDOW), lifetime);
+        let latest = add(latest, ADOPTION_TOLERANCE * 2);
+        let recorded = self.persisted.unmanaged_secret_ids.clone();
+        let owned: Vec<String> = self
+            .persisted
+            .owned_secret_ids()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for secret in &mut self.eiam {
+            let unrecorded =
+                !secret.ours && !recorded.contains(&secret.id) && !owned.contains(&secret.id);
+            if unrecorded
+                && Some(secret.id.as_str()) != self.import_id.as_deref()
+                && secret
+                    .expires_at
+                    .is_some_and(|t| earliest <= t && t <= latest)
+            {
+                secret.expires_at = Some(earliest.checked_sub(HOUR).unwrap());
+            }
+        }
+    }
+
     /// A foreign secret minted behind the operator's back. While a Create of ours may be in
     /// flight, the model never mints the one kind of foreign secret no client can tell apart from
     /// ours (same lifetime as the one we sent, within the tolerance): EIAM has no idempotency key,
@@ -490,13 +572,15 @@ impl World {
         let Some(since) = self.persisted.pending_create_since else {
             return expires_at;
         };
-        let ours = self.spec.expires_after.map(|l| add(since, l));
+        // Ours expires no earlier than what the marker's instant gives, and no later than what the List's does,
+        // which is after now: a foreign secret expiring in that range is moved before it.
+        let ours = self.spec.expires_after.map(|l| expiration_for(since, l));
         match (expires_at, ours) {
             (None, None) => Some(add(self.now, DAY * 7)),
             (Some(theirs), Some(ours))
-                if theirs.duration_until(ours).unsigned_abs() <= ADOPTION_TOLERANCE * 2 =>
+                if theirs >= ours.checked_sub(ADOPTION_TOLERANCE * 2).unwrap() =>
             {
-                Some(add(theirs, HOUR))
+                Some(ours.checked_sub(ADOPTION_TOLERANCE * 2 + HOUR).unwrap())
             }
             _ => expires_at,
         }
@@ -532,6 +616,8 @@ impl World {
                 input.status, self.persisted,
                 "the in-memory status a plan starts from must equal the persisted one"
             );
+            // As the executor does: each plan is made at the time it is made (a late Create moved the clock).
+            input.now = self.now;
             let plan = plan(&input);
             for (i, action) in plan.actions.iter().enumerate() {
                 let after_create = executed
@@ -612,6 +698,22 @@ impl World {
                 self.execute(plan, action, None)?;
                 return Err(transient);
             }
+            Some(Fault::Late { delay, lost }) if matches!(action, Action::CreateSecret { .. }) => {
+                self.stats.late_creates += 1;
+                self.now = add(self.now, delay);
+                if delay >= CREATE_SIGNING_WINDOW {
+                    // Past the signing window after its marker: the gate does not sign it.
+                    self.stats.creates_too_late += 1;
+                    return Err(transient);
+                }
+                let outcome = self.execute(plan, action, None)?;
+                if lost {
+                    self.stats.lost_create_responses += 1;
+                    return Err(transient);
+                }
+                return Ok(outcome);
+            }
+            Some(Fault::Late { .. }) => {}
             Some(Fault::Transient | Fault::LostResponse) => return Err(transient),
             Some(Fault::Permanent) => {
                 return Err(ActionFailure {
@@ -649,6 +751,7 @@ impl World {
             Action::WritePendingCreate { since, .. } => {
                 assert_eq!(plan.status.pending_create_since, Some(*since));
                 self.persisted = stored(plan.status.clone());
+                self.keep_foreign_apart(*since);
                 ActionOutcome::Done
             }
             // EIAM refuses a Create with both slots taken, and the executor hands the refusal to the planner. The
@@ -1235,10 +1338,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         Just(DAY * 30),
         Just(DAY * 400),
     ];
+    let late = prop_oneof![
+        Just(Duration::from_secs(61)),
+        Just(Duration::from_secs(600)),
+        Just(Duration::from_secs(3000)),
+        Just(HOUR * 2),
+    ];
     let fault = prop_oneof![
         Just(Fault::Transient),
         Just(Fault::LostResponse),
-        Just(Fault::Permanent)
+        Just(Fault::Permanent),
+        (late.clone(), any::<bool>()).prop_map(|(delay, lost)| Fault::Late { delay, lost }),
     ];
     prop_oneof![
         10 => step.prop_map(Op::Advance),
@@ -1246,6 +1356,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
                proptest::option::weighted(0.3, (position(), fault)))
             .prop_map(|(crash_before, fault)| Op::Reconcile { crash_before, fault }),
         3 => (0usize..8, race_strategy()).prop_map(|(at, race)| Op::RacyReconcile(at, race)),
+        2 => (position(), late).prop_map(|(frozen_at, late)| Op::StaleLeader { frozen_at, late }),
         1 => spec_edit_strategy().prop_map(Op::EditSpec),
         2 => lifetime_strategy().prop_map(|lifetime| Op::ForeignCreate { lifetime }),
         1 => any::<usize>().prop_map(Op::DeleteInEiam),
@@ -1541,6 +1652,9 @@ fn random_histories_reach_every_rule() {
     let counts = [
         ("crashes", total.crashes),
         ("lost_create_responses", total.lost_create_responses),
+        ("late_creates", total.late_creates),
+        ("creates_too_late", total.creates_too_late),
+        ("stale_leaders", total.stale_leaders),
         ("recovered_pending_creates", total.recovered_pending_creates),
         ("rotations", total.rotations),
         ("listless_rotations", total.listless_rotations),

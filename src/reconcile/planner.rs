@@ -85,11 +85,14 @@
 //! write-ahead marker `pendingCreateSince` (with the secrets this resource does not own, as far
 //! as the last List showed), and by a List unless rule 3 lets it go on the status's word. After a
 //! crash the marker makes the next pass list, and the secret the Create minted is recognised as
-//! the one that is not current, previous or unmanaged and that carries the `ExpirationTime` that
-//! was sent — and adopted, never minted again. (EIAM has no idempotency key: a secret of someone
-//! else minted after the last List with an `ExpirationTime` within [`ADOPTION_TOLERANCE`] of ours
-//! cannot be told apart from it; that is why a spec whose secrets never expire always lists
-//! first.)
+//! the one that is not current, previous or unmanaged and that carries an `ExpirationTime` the
+//! Create can have sent: the client stamps it when it signs, after the marker and before the plan
+//! that looks, so anything `expiration_for` gives between the marker and that plan's `now` (within
+//! [`ADOPTION_TOLERANCE`]), however long the budget and the retries held the Create — up to
+//! [`CREATE_SIGNING_WINDOW`], past which the executor does not sign it at all. It is
+//! adopted, never minted again. (EIAM has no idempotency key: a secret of someone else minted
+//! between the marker and the List with the same lifetime cannot be told apart from it; that is
+//! why a spec whose secrets never expire always lists first.)
 //!
 //! # What it guarantees (tested in `tests/planner_props.rs`)
 //! - At most two secrets: a Create is only planned when the List shows a free slot, or, without
@@ -121,7 +124,7 @@ pub use model::{
 };
 pub use observe::ActionOutcome;
 pub use rules::{
-    ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, SLOT_LIMIT, STALLED_REQUEUE,
-    USAGE_POLL_MAX, USAGE_POLL_MIN, plan, renewal_time, usage_poll,
+    ADOPTION_TOLERANCE, BLOCKED_RETRY, BLOCKED_STALL_MIN, CREATE_SIGNING_WINDOW, SLOT_LIMIT,
+    STALLED_REQUEUE, USAGE_POLL_MAX, USAGE_POLL_MIN, plan, renewal_time, usage_poll,
 };
 pub use windows::{RotationWindows, WindowError, WindowSpec};

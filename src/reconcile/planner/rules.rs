@@ -23,9 +23,16 @@ pub const SLOT_LIMIT: usize = 2;
 /// Requeue of a stalled resource: slow, so a state that needs a human is not a hot loop.
 pub const STALLED_REQUEUE: Duration = Duration::from_secs(600);
 
-/// How far a listed `ExpirationTime` may be from the one our interrupted Create sent and still
-/// be recognised as that Create's secret (covers server-side rounding).
+/// How far outside the window of ExpirationTimes our interrupted Create may have sent a listed
+/// `ExpirationTime` may be and still be recognised as that Create's secret (covers server-side
+/// rounding). The window itself runs from what `expiration_for` gives at the marker to what it
+/// gives at the plan that looks (see `Rules::find_pending`).
 pub const ADOPTION_TOLERANCE: Duration = Duration::from_secs(60);
+/// A Create is signed within this long after its write-ahead marker, or not sent at all (the
+/// executor's gate refuses to sign it later; the next pass lists and writes a new marker). So the
+/// expiries our Create can carry are bounded however late the List that looks for it comes, and a
+/// secret of someone else minted after that with the same lifetime is not taken for ours.
+pub const CREATE_SIGNING_WINDOW: Duration = Duration::from_secs(3600);
 /// How soon a pass that leaves a renewal due (an adopted or imported secret already due) looks again.
 const DUE_AGAIN: Duration = Duration::from_secs(1);
 /// How often a resource whose rotation is blocked by someone else's secret looks again (one List each time).
@@ -548,7 +555,14 @@ impl<'a> Pass<'a> {
     }
 
     /// Which listed secret an interrupted Create minted, if any. Ours is not current, previous or
-    /// unmanaged (recorded just before the Create), and carries the `ExpirationTime` we sent.
+    /// unmanaged (recorded just before the Create), and carries the `ExpirationTime` we sent —
+    /// which the client computed when it signed the request: after the marker, and after any wait
+    /// for the provider's budget and any in-place retry, which at a low `qps` can be minutes or
+    /// hours later. So ours expires within `[expiration_for(since), expiration_for(latest)]`: the
+    /// marker is persisted before the Create is signed, and `latest` is this plan's `now` (which
+    /// comes after the List or the answer it reads), or [`CREATE_SIGNING_WINDOW`] after the marker
+    /// if that is earlier (the executor signs no Create later). Nothing but the marker needs
+    /// persisting for that.
     fn find_pending<'l>(
         &self,
         listed: &'l [ObservedSecret],
@@ -559,13 +573,13 @@ impl<'a> Pass<'a> {
             return PendingCreate::NotFound;
         }
         let known = self.status.owned_secret_ids();
-        // The Create that may have happened was signed at or after `since`: its ExpirationTime is what
-        // `expiration_for` gave then, a little later at most (ADOPTION_TOLERANCE).
-        let expected = self
-            .input
-            .spec
-            .expires_after
-            .map(|lifetime| expiration_for(since, lifetime));
+        let latest_signing = self.now().max(since).min(add(since, CREATE_SIGNING_WINDOW));
+        let expected = self.input.spec.expires_after.map(|lifetime| {
+            (
+                expiration_for(since, lifetime),
+                expiration_for(latest_signing, lifetime),
+            )
+        });
         let matching: Vec<&ObservedSecret> = listed
             .iter()
             .filter(|s| !known.contains(&s.secret_id.as_str()))
@@ -1176,11 +1190,13 @@ fn find<'l>(listed: &'l [ObservedSecret], secret_id: &str) -> Option<&'l Observe
     listed.iter().find(|s| s.secret_id == secret_id)
 }
 
-fn expiration_matches(actual: Option<Timestamp>, expected: Option<Timestamp>) -> bool {
+/// Whether a listed expiry is one our Create can have sent: none for a secret that never expires, else within
+/// `[earliest, latest]` widened by [`ADOPTION_TOLERANCE`].
+fn expiration_matches(actual: Option<Timestamp>, expected: Option<(Timestamp, Timestamp)>) -> bool {
     match (actual, expected) {
         (None, None) => true,
-        (Some(actual), Some(expected)) => {
-            actual.duration_until(expected).unsigned_abs() <= ADOPTION_TOLERANCE
+        (Some(actual), Some((earliest, latest))) => {
+            sub(earliest, ADOPTION_TOLERANCE) <= actual && actual <= add(latest, ADOPTION_TOLERANCE)
         }
         _ => false,
     }

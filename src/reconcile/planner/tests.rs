@@ -476,6 +476,79 @@ fn candidate_within_tolerance_of_the_sent_expiration_is_adopted() {
     );
 }
 
+/// Issue 21: the client stamps the ExpirationTime when it signs, after the wait for the provider's budget and any
+/// in-place retry. At a low `qps` that is long after the marker: the secret is still this Create's.
+#[test]
+fn a_create_signed_long_after_its_marker_is_adopted_not_minted_again() {
+    let mut input = fresh();
+    input.status.pending_create_since = Some(at(0));
+    // Signed 50 minutes after the marker (a queue at qps 0.01 and three throttled tries), listed 2 h after it.
+    let signed = expiration_for(at(3000), hours(2160));
+    input.now = at(7200);
+    input.eiam = EiamView::Listed(vec![secret("sci_late", true, Some(signed))]);
+    let plan = plan(&input);
+    assert_eq!(plan.status.current.as_ref().unwrap().secret_id, "sci_late");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSecret { .. })),
+        "a second Create for the same slot: {:?}",
+        plan.actions
+    );
+    assert_eq!(plan.status.pending_create_since, None);
+    assert!(plan.status.unmanaged_secret_ids.is_empty());
+}
+
+/// The window of expiries our Create can have sent ends at the plan that looks: a secret expiring before the
+/// marker's or after the List's `expiration_for` (beyond the rounding tolerance) was minted by someone else.
+#[test]
+fn only_expiries_between_the_marker_and_the_list_pass_for_ours() {
+    let lifetime = hours(2160);
+    let tolerance = ADOPTION_TOLERANCE.as_secs() as i64;
+    let adopts = |expires_at: Timestamp| {
+        let mut input = fresh();
+        input.status.pending_create_since = Some(at(0));
+        input.now = at(600);
+        input.eiam = EiamView::Listed(vec![secret("sci_x", true, Some(expires_at))]);
+        plan(&input)
+            .status
+            .current
+            .is_some_and(|c| c.secret_id == "sci_x")
+    };
+    let earliest = expiration_for(at(0), lifetime);
+    let latest = expiration_for(at(600), lifetime);
+    assert!(adopts(at_after(earliest, -tolerance)));
+    assert!(adopts(at_after(earliest, 300)));
+    assert!(adopts(at_after(latest, tolerance)));
+    assert!(!adopts(at_after(earliest, -tolerance - 1)));
+    assert!(!adopts(at_after(latest, tolerance + 1)));
+}
+
+/// However late the List comes, the window ends where the executor stops signing a Create: a secret expiring as
+/// one signed later would was minted by someone else.
+#[test]
+fn the_window_ends_at_the_signing_window_however_late_the_list() {
+    let lifetime = hours(2160);
+    let tolerance = ADOPTION_TOLERANCE.as_secs() as i64;
+    let window = CREATE_SIGNING_WINDOW.as_secs() as i64;
+    let adopts = |expires_at: Timestamp| {
+        let mut input = fresh();
+        input.status.pending_create_since = Some(at(0));
+        input.now = at(86_400 * 30);
+        input.eiam = EiamView::Listed(vec![secret("sci_x", true, Some(expires_at))]);
+        plan(&input)
+            .status
+            .current
+            .is_some_and(|c| c.secret_id == "sci_x")
+    };
+    assert!(adopts(expiration_for(at(window), lifetime)));
+    assert!(!adopts(at_after(
+        expiration_for(at(window), lifetime),
+        tolerance + 1
+    )));
+}
+
 #[test]
 fn failed_create_keeps_the_write_ahead_marker_so_the_next_pass_lists_first() {
     let mut input = fresh();
