@@ -12,6 +12,7 @@ pub mod eiam;
 pub mod failpoint;
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod fence;
 pub mod health;
 pub mod installed_crds;
 pub mod leader;

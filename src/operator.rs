@@ -2,6 +2,7 @@
 
 use crate::api::ApplicationPattern;
 use crate::api::SignatureVersion;
+use crate::fence::LeaderToken;
 use crate::health::{Health, Phase};
 use crate::leader::{self, Election, ElectionConfig, LeaderError};
 use crate::metrics::Metrics;
@@ -244,10 +245,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     .await?;
     let stop = StopSignal::install().map_err(RunError::Signal)?;
 
-    let config = kube::Config::infer()
+    let kube_config = kube::Config::infer()
         .await
         .map_err(|err| RunError::KubeConfig(kube::Error::InferConfig(err)))?;
-    let client = kube::client::ClientBuilder::try_from(config)
+    let client = kube::client::ClientBuilder::try_from(kube_config.clone())
         .map_err(RunError::KubeConfig)?
         .with_layer(&metrics.kube.layer())
         .build();
@@ -263,13 +264,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::info!("eiam-operator stopped (waiting for matching CRDs)");
         return Ok(());
     }
-    let controller = ControllerRun {
-        client: client.clone(),
-        metrics: metrics.clone(),
-        health: health.clone(),
-        stop: stop.clone(),
-    };
     if !args.leader_election {
+        let controller = ControllerRun {
+            client: client.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            stop: stop.clone(),
+            // The only replica (see `--leader-election`): nobody else acts, so nothing to fence against.
+            token: LeaderToken::unconditional(),
+        };
         metrics.leader.set(1);
         controller.run(args, std::future::pending()).await;
         return Ok(());
@@ -284,8 +287,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         identity: leader::default_identity(),
         lease_duration: args.leader_election_lease_duration,
     };
+    // The election has a client of its own, whose answers to Lease writes extend the leadership token.
+    let token = LeaderToken::new();
+    let election_client = kube::client::ClientBuilder::try_from(kube_config)
+        .map_err(RunError::KubeConfig)?
+        .with_layer(&metrics.kube.layer())
+        .with_layer(&leader::ConfirmedRenewals::new(&config, token.clone()))
+        .build();
     let mut election = tokio::select! {
-        started = Election::start(client, &config) => started?,
+        started = Election::start(election_client, &config, token.clone()) => started?,
         () = stop.wait() => {
             tracing::info!("eiam-operator stopped (before joining the leader election)");
             return Ok(());
@@ -308,8 +318,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     tracing::info!(
         identity = election.identity(),
+        token_ms = token.remaining().unwrap_or_default().as_millis() as u64,
         "leader Lease acquired: starting the controller"
     );
+    let controller = ControllerRun {
+        client,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        stop: stop.clone(),
+        token,
+    };
     metrics.leader.set(1);
     let lost = election.lost();
     let lost_leadership = Arc::new(AtomicBool::new(false));
@@ -350,21 +368,25 @@ struct ControllerRun {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: StopSignal,
+    /// Checked before every mutation the controller sends.
+    token: LeaderToken,
 }
 
 impl ControllerRun {
-    /// Runs the controller until SIGTERM or `lost` resolves, then drains in-flight reconciles for at most
-    /// `--shutdown-timeout`.
+    /// Runs the controller until SIGTERM, then drains in-flight reconciles for at most `--shutdown-timeout`; or
+    /// until `lost` resolves, which cancels them at once.
+    ///
+    /// Why cancel rather than drain on a lost Lease: another replica leads by then, and a reconcile that goes on
+    /// would act on what it read before the takeover (the token already stops its mutations; cancelling also stops
+    /// its reads and its waits for the budget). On SIGTERM the Lease is still held and renewed until it is released,
+    /// after the drain: finishing what was started is then the safe thing.
     async fn run(self, args: RunArgs, lost: impl Future<Output = ()> + Send + Sync + 'static) {
         let shutdown_timeout = args.shutdown_timeout;
         let (draining_tx, mut draining) = tokio::sync::watch::channel(false);
         let stop = self.stop.clone();
         let health = self.health.clone();
         let trigger = async move {
-            tokio::select! {
-                () = stop.wait() => {}
-                () = lost => tracing::warn!("leader Lease lost: stopping the controller"),
-            }
+            stop.wait().await;
             health.set(Phase::Stopping);
             tracing::info!(
                 timeout_ms = shutdown_timeout.as_millis() as u64,
@@ -384,8 +406,9 @@ impl ControllerRun {
             },
             crate::reconcile::controller::Operations {
                 metrics: self.metrics.clone(),
-                health: self.health,
+                health: self.health.clone(),
                 shutdown: Box::pin(trigger),
+                token: self.token,
             },
         );
         let deadline = async move {
@@ -398,6 +421,13 @@ impl ControllerRun {
                 in_flight = self.metrics.reconcile.in_flight(),
                 "in-flight reconciles did not finish within the shutdown timeout; abandoning them"
             ),
+            () = lost => {
+                self.health.set(Phase::Stopping);
+                tracing::warn!(
+                    in_flight = self.metrics.reconcile.in_flight(),
+                    "leader Lease lost: cancelling in-flight reconciles"
+                );
+            }
         }
     }
 }

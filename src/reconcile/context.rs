@@ -8,6 +8,7 @@ use super::provider::{ProviderCache, TenancyPolicy};
 use super::restart::RestartPermissions;
 use super::secret_versions::SecretVersions;
 use crate::api::ApplicationClientSecret;
+use crate::fence::LeaderToken;
 use crate::metrics::Metrics;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -48,6 +49,9 @@ pub struct Context {
     /// Every published Secret's current version, from the watch: a Secret still at the version its owner's status
     /// recorded is not read again.
     pub secret_versions: SecretVersions,
+    /// Whether this process still leads: checked immediately before every EIAM mutation and every write to a
+    /// resource, Secret or workload (see [`crate::fence`]).
+    pub token: LeaderToken,
 }
 
 impl Context {

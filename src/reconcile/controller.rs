@@ -22,6 +22,7 @@ use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ClusterEiamProvider, EiamProvider,
     LABEL_MANAGED_BY, ProviderKind,
 };
+use crate::fence::LeaderToken;
 use crate::health::{Health, Phase};
 use crate::metrics::Metrics;
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -48,6 +49,8 @@ pub struct Operations {
     pub health: Arc<Health>,
     /// Resolves when the controller should stop taking new work and return once in-flight reconciles finish.
     pub shutdown: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    /// Whether this process may still act: checked before every mutation (see [`crate::fence`]).
+    pub token: LeaderToken,
 }
 
 /// Runs the controller until `operations.shutdown` resolves and in-flight reconciles have finished.
@@ -80,7 +83,10 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         scope
             .watch(
                 &kube,
-                watcher::Config::default().any_semantic(),
+                // A consistent list (not `resourceVersion=0` from the API server's cache, which may lag): the
+                // executor trusts a resource this process has not written to be as fresh as a read, which after a
+                // start or a failover means at least as fresh as the previous leader's last write.
+                watcher::Config::default(),
                 from_store(&store),
             )
             // Nothing reads them, and on objects applied with kubectl they are the bulk of the memory a cached
@@ -145,6 +151,7 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),
         secret_versions: SecretVersions::default(),
+        token: operations.token.clone(),
     });
     operations.metrics.resources.watch(store.clone());
 
@@ -444,6 +451,17 @@ fn error_policy(
         );
         return Action::requeue(CONFLICT_RETRY);
     }
+    if error.is_fenced() {
+        // Not the resource's failure: this replica stopped leading (the process exits once the Lease is lost), or
+        // its token lapsed for a moment because a renewal was late (the next try finds it renewed).
+        tracing::info!(
+            namespace = %resource.namespace().unwrap_or_default(),
+            resource = %resource.name_any(),
+            error = %error,
+            "reconcile stopped: not leading"
+        );
+        return Action::requeue(CONFLICT_RETRY);
+    }
     let key = ObjectRef::from_obj(resource.as_ref());
     let attempt = match context.failures.lock() {
         Ok(mut failures) => {
@@ -486,11 +504,12 @@ fn result_label(error: &ExecError) -> &'static str {
         return "conflict";
     }
     match error {
-        ExecError::Eiam { .. } => "eiam_error",
+        ExecError::Eiam { .. } | ExecError::CreateTooLate { .. } => "eiam_error",
         ExecError::Kube { .. } => "kubernetes_error",
         ExecError::InvalidSpec(_) => "invalid_spec",
         ExecError::InvalidTemplate(_) => "invalid_template",
         ExecError::NotConverged => "not_converged",
+        ExecError::Fenced(_) => "fenced",
     }
 }
 

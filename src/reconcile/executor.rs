@@ -26,6 +26,7 @@ use crate::api::{
     CreationPolicy, FIELD_MANAGER, FINALIZER,
 };
 use crate::eiam::SecretString;
+use crate::fence::LeaderToken;
 use conflict::conflicting_owner;
 use error::{MAX_ROUNDS, kube_err, retrying};
 use input::{
@@ -37,7 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
     runtime::reflector::ObjectRef,
 };
 use serde_json::json;
@@ -128,8 +129,8 @@ pub async fn reconcile(
     } else {
         unchanged_secret(resource, &secret_name, context).await
     };
-    let (observed_secret, secret_version) = match unchanged {
-        Some(unchanged) => unchanged,
+    let (observed_secret, secret_version, secret_uid) = match unchanged {
+        Some((observed, version)) => (observed, version, None),
         None => {
             let existing = secrets
                 .get_opt(&secret_name)
@@ -138,9 +139,13 @@ pub async fn reconcile(
             let version = existing
                 .as_ref()
                 .and_then(|secret| secret.metadata.resource_version.clone());
+            let uid = existing
+                .as_ref()
+                .and_then(|secret| secret.metadata.uid.clone());
             (
                 kube_secret(existing.as_ref(), &layout, owner.as_ref()),
                 version,
+                uid,
             )
         }
     };
@@ -189,8 +194,10 @@ pub async fn reconcile(
         key: key.clone(),
         resource_version: resource.resource_version(),
         secret_version,
+        secret_uid,
         secret_written: false,
         first_create_since: None,
+        create_marker: None,
     };
 
     let mut persisted = resource.status.clone();
@@ -199,7 +206,8 @@ pub async fn reconcile(
         let plan = planner::plan(&input);
         run.first_create_since = first_issue_marker(&input, &plan.actions);
         for (index, action) in plan.actions.iter().enumerate() {
-            if let PlanAction::WritePendingCreate { .. } = action {
+            if let PlanAction::WritePendingCreate { since, .. } = action {
+                run.create_marker = Some(*since);
                 if run.first_create_since.is_some() {
                     // A first issue's marker went out with the finalizer, in the same patch.
                     input.observe(action, ActionOutcome::Done);
@@ -216,7 +224,8 @@ pub async fn reconcile(
             }
             match run.execute(action).await {
                 Ok(outcome) => input.observe(action, outcome),
-                Err(err) if err.is_conflict() => return Err(err),
+                // Neither is the resource's failure, and a fenced pass must write nothing at all.
+                Err(err) if err.is_conflict() || err.is_fenced() => return Err(err),
                 Err(err) => {
                     let failure = err.failure();
                     let failed = planner::status_after_failure(&input, &plan, index, &failure);
@@ -277,13 +286,25 @@ struct Run<'a> {
     resource_version: Option<String>,
     /// The Secret's resourceVersion as this reconcile last read or wrote it (see `status.secretResourceVersion`).
     secret_version: Option<String>,
+    /// The Secret's uid when this reconcile read it (`None` when the watch vouched for its version instead).
+    secret_uid: Option<String>,
     /// This reconcile wrote the Secret.
     secret_written: bool,
     /// The first issue's write-ahead marker, to set with the finalizer (see [`first_issue_marker`]).
     first_create_since: Option<Timestamp>,
+    /// The write-ahead marker this pass stored before its Create: the Create is signed within
+    /// [`planner::CREATE_SIGNING_WINDOW`] of it or not at all.
+    create_marker: Option<Timestamp>,
 }
 
 impl Run<'_> {
+    /// `Ok` while this process may act: called immediately before every mutation it sends (an EIAM Create,
+    /// Disable or Delete — the EIAM client checks again after its wait for the budget — and every write to the
+    /// resource, the Secret, a workload or an Event). Fenced: the pass stops with nothing sent.
+    fn fence(&self, what: impl FnOnce() -> String) -> Result<(), ExecError> {
+        Ok(self.context.token.check(what)?)
+    }
+
     fn client(&self) -> Result<&crate::eiam::EiamClient, ExecError> {
         // The planner never asks for an EIAM action while the provider is unusable.
         self.provider.as_ref().map(|p| &p.client).ok_or_else(|| {
@@ -329,6 +350,12 @@ impl Run<'_> {
             }
             PlanAction::CreateSecret { lifetime } => {
                 let client = self.client()?;
+                self.fence(|| "CreateApplicationClientSecret".to_owned())?;
+                if let Some(since) = self.create_marker
+                    && !within_signing_window(since)
+                {
+                    return Err(ExecError::CreateTooLate { since });
+                }
                 let sent = retrying(
                     &self.context.metrics.eiam,
                     "CreateApplicationClientSecret",
@@ -403,10 +430,17 @@ impl Run<'_> {
                         not_after: *not_after,
                     },
                 )?;
-                let written = apply_secret(self.secrets, self.layout.name, &desired)
-                    .await
-                    .map_err(kube_err(format!("apply Secret {}", self.layout.name)))?;
+                self.fence(|| format!("the Secret {}", self.layout.name))?;
+                let written = apply_secret(
+                    self.secrets,
+                    self.layout.name,
+                    desired,
+                    self.secret_version.as_deref(),
+                    &self.context.token,
+                )
+                .await?;
                 self.secret_version = written.metadata.resource_version.clone();
+                self.secret_uid = written.metadata.uid.clone();
                 self.secret_written = true;
                 self.context.own_writes.record(
                     self.layout.namespace,
@@ -418,6 +452,7 @@ impl Run<'_> {
                 let namespace = self.layout.namespace;
                 for target in &self.resource.spec.rotation.restart_targets {
                     let kind = workload_kind(target.kind);
+                    self.fence(|| format!("the restart of {:?} {}", target.kind, target.name))?;
                     let found = restart::restart(
                         &self.context.kube,
                         namespace,
@@ -442,6 +477,7 @@ impl Run<'_> {
             }
             PlanAction::DisableSecret { secret_id } => {
                 let client = self.client()?;
+                self.fence(|| format!("DisableApplicationClientSecret {secret_id}"))?;
                 // Already gone is as good as done (a retirement without a List names a secret it has not seen
                 // since the last one). Only the secret's own not-found code: a missing instance or application
                 // says nothing about the secret (a wrong endpoint or region must not make us forget a live one).
@@ -462,6 +498,7 @@ impl Run<'_> {
             }
             PlanAction::DeleteSecret { secret_id } => {
                 let client = self.client()?;
+                self.fence(|| format!("DeleteApplicationClientSecret {secret_id}"))?;
                 // Already gone is as good as done (see Disable).
                 retrying(
                     &self.context.metrics.eiam,
@@ -478,17 +515,25 @@ impl Run<'_> {
                 )
                 .await?;
             }
-            PlanAction::DeleteKubeSecret => match self
-                .secrets
-                .delete(self.layout.name, &DeleteParams::default())
-                .await
-            {
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(err) => {
-                    return Err(kube_err(format!("delete Secret {}", self.layout.name))(err));
+            PlanAction::DeleteKubeSecret => {
+                self.fence(|| format!("the deletion of Secret {}", self.layout.name))?;
+                // Only the Secret this pass saw: one replaced or changed since (by a user, or by another replica
+                // that led meanwhile) fails with a conflict, and the next reconcile reads it fresh.
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        resource_version: self.secret_version.clone(),
+                        uid: self.secret_uid.clone(),
+                    }),
+                    ..DeleteParams::default()
+                };
+                match self.secrets.delete(self.layout.name, &params).await {
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(err) => {
+                        return Err(kube_err(format!("delete Secret {}", self.layout.name))(err));
+                    }
+                    Ok(_) => {}
                 }
-                Ok(_) => {}
-            },
+            }
             PlanAction::OrphanKubeSecret => self.orphan_secret().await?,
             PlanAction::RemoveFinalizer => {
                 let finalizers: Vec<String> = self
@@ -517,6 +562,7 @@ impl Run<'_> {
         finalizers: Vec<String>,
         annotations: Option<serde_json::Value>,
     ) -> Result<(), ExecError> {
+        self.fence(|| format!("the finalizer of {}", self.resource.name_any()))?;
         // The resourceVersion makes this a compare-and-swap: a concurrent finalizer change fails it and retries.
         let mut patch = json!({
             "metadata": { "finalizers": finalizers, "resourceVersion": self.resource_version }
@@ -550,6 +596,12 @@ impl Run<'_> {
             return Ok(());
         };
         let uid = self.resource.uid().unwrap_or_default();
+        // Conditional on the version this pass decided on (else the one just read, from which `kept` is computed):
+        // a Secret changed since fails with a conflict, and the next reconcile reads it fresh.
+        let version = self
+            .secret_version
+            .clone()
+            .or(secret.metadata.resource_version.clone());
         let kept: Vec<OwnerReference> = secret
             .metadata
             .owner_references
@@ -557,7 +609,8 @@ impl Run<'_> {
             .into_iter()
             .filter(|r| r.uid != uid)
             .collect();
-        let patch = json!({ "metadata": { "ownerReferences": kept } });
+        let patch = json!({ "metadata": { "ownerReferences": kept, "resourceVersion": version } });
+        self.fence(|| format!("the orphaning of Secret {}", self.layout.name))?;
         self.secrets
             .patch(
                 self.layout.name,
@@ -570,6 +623,11 @@ impl Run<'_> {
     }
 
     async fn event(&self, kind: EventKind, reason: &str, note: &str) {
+        if !self.context.token.holds() {
+            // A fenced pass writes nothing; its next mutation stops it.
+            tracing::debug!(reason, "not recording an event: not leading");
+            return;
+        }
         // The log keeps the audit trail when Events have expired (notes name secret ids, never values).
         tracing::info!(kind = ?kind, reason, note, "event");
         let type_ = match kind {
@@ -630,6 +688,7 @@ impl Run<'_> {
         {
             return Ok(stored.clone());
         }
+        self.fence(|| format!("the status of {}", self.resource.name_any()))?;
         // Server-side apply honours metadata.resourceVersion as a precondition: the write fails with a conflict
         // when the resource changed since this reconcile read it (see `Run::resource_version`).
         let patch = json!({
@@ -675,26 +734,57 @@ async fn restart_denied(resource: &ApplicationClientSecret, context: &Context) -
         .await
 }
 
-/// Server-side applies the Secret. Kubernetes cannot change a Secret's `type` in place (422, field is immutable):
-/// when `spec.target.template.type` changed, the old Secret is deleted and the new one written.
+/// Server-side applies the Secret, conditional on `version` (the one the pass read or last wrote; `None`: the pass
+/// saw no Secret). Kubernetes cannot change a Secret's `type` in place (422, field is immutable): when
+/// `spec.target.template.type` changed, the old Secret is deleted (only the version just read) and the new one
+/// written, each after checking `token`.
 async fn apply_secret(
     secrets: &Api<Secret>,
     name: &str,
-    desired: &Secret,
-) -> Result<Secret, kube::Error> {
+    mut desired: Secret,
+    version: Option<&str>,
+    token: &LeaderToken,
+) -> Result<Secret, ExecError> {
+    let what = || format!("apply Secret {name}");
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match secrets.patch(name, &params, &Patch::Apply(desired)).await {
+    desired.metadata.resource_version = version.map(str::to_owned);
+    match secrets.patch(name, &params, &Patch::Apply(&desired)).await {
         Err(kube::Error::Api(status)) if status.code == 422 => {
-            let existing = secrets.get_opt(name).await?;
-            if existing.is_none_or(|s| s.type_ == desired.type_) {
-                return Err(kube::Error::Api(status));
-            }
+            let existing = secrets.get_opt(name).await.map_err(kube_err(what()))?;
+            let Some(existing) = existing.filter(|s| s.type_ != desired.type_) else {
+                return Err(kube_err(what())(kube::Error::Api(status)));
+            };
             tracing::info!(secret = name, "the Secret's type changed: re-creating it");
-            secrets.delete(name, &DeleteParams::default()).await?;
-            secrets.patch(name, &params, &Patch::Apply(desired)).await
+            token.check(|| format!("the deletion of Secret {name}"))?;
+            let only_that_one = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: existing.metadata.resource_version.clone(),
+                    uid: existing.metadata.uid.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            secrets
+                .delete(name, &only_that_one)
+                .await
+                .map_err(kube_err(what()))?;
+            token.check(|| format!("the Secret {name}"))?;
+            desired.metadata.resource_version = None;
+            secrets
+                .patch(name, &params, &Patch::Apply(&desired))
+                .await
+                .map_err(kube_err(what()))
         }
-        result => result,
+        result => result.map_err(kube_err(what())),
     }
+}
+
+/// Whether a Create whose write-ahead marker was stored at `since` may still be signed now (see
+/// [`planner::CREATE_SIGNING_WINDOW`]).
+fn within_signing_window(since: Timestamp) -> bool {
+    Timestamp::now()
+        < since
+            .saturating_add(planner::CREATE_SIGNING_WINDOW)
+            .unwrap_or(Timestamp::MAX)
 }
 
 /// How long a reconcile right after a start waits for the watch's first list of Secret metadata before it reads

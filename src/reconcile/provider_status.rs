@@ -39,6 +39,8 @@ use crate::api::{
 const RECHECK_READY: Duration = Duration::from_secs(600);
 /// ... and when it is not (e.g. the operator's own environment lacks credentials, or a transient error).
 const RECHECK_NOT_READY: Duration = Duration::from_secs(30);
+/// ... and after its status write met a newer version.
+const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
 struct Context {
     kube: Client,
@@ -171,6 +173,12 @@ fn error_policy<K>(provider: Arc<K>, error: &kube::Error, _context: Arc<Context>
 where
     K: ResourceExt,
 {
+    if matches!(error, kube::Error::Api(status) if status.code == 409) {
+        // The provider changed since it was checked; the change's own watch event checks it again, this is only a
+        // safety net.
+        tracing::debug!(provider = %provider.name_any(), "provider changed during its check; checking it again");
+        return Action::requeue(CONFLICT_RETRY);
+    }
     tracing::warn!(provider = %provider.name_any(), error = %error, "cannot write the provider's status");
     Action::requeue(RECHECK_NOT_READY)
 }
@@ -192,9 +200,12 @@ where
         Time(jiff::Timestamp::now()),
     );
     if stored != Some(&desired) {
+        // Conditional on the version checked (server-side apply honours metadata.resourceVersion): a provider that
+        // changed since, or that another replica wrote meanwhile, fails with a conflict and is checked again fresh.
         let patch = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
+            "metadata": { "resourceVersion": provider.meta().resource_version },
             "status": desired,
         });
         api.patch_status(

@@ -177,7 +177,7 @@ async fn a_leader_whose_lease_is_taken_stops_and_exits_non_zero() {
     assert_eq!(status.code(), Some(1), "{}", leader.process.output());
     assert!(
         !leader
-            .records_with("leader Lease lost: stopping the controller")
+            .records_with("leader Lease lost: cancelling in-flight reconciles")
             .is_empty(),
         "{}",
         leader.process.output()

@@ -49,6 +49,19 @@ pub enum ExecError {
     /// The planner did not converge within the round limit; retried later.
     #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
     NotConverged,
+    /// A Create waited (for the provider's budget, retries) past the signing window after its write-ahead marker:
+    /// not sent, since adoption after a crash recognises only Creates signed within it. Transient: the next pass
+    /// lists and writes a new marker.
+    #[error(
+        "CreateApplicationClientSecret was not sent: it waited more than {}s after its write-ahead marker ({since}); \
+         the next attempt lists first and writes a new marker",
+        crate::reconcile::planner::CREATE_SIGNING_WINDOW.as_secs()
+    )]
+    CreateTooLate { since: jiff::Timestamp },
+    /// This replica can no longer vouch that it leads (its token expired or the Lease was lost): the pass stopped
+    /// with nothing sent. Not the resource's failure, so nothing is written about it: the leader reconciles it.
+    #[error(transparent)]
+    Fenced(#[from] crate::fence::Fenced),
 }
 
 impl ExecError {
@@ -60,8 +73,16 @@ impl ExecError {
             }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
             ExecError::InvalidSpec(_) | ExecError::InvalidTemplate(_) => true,
-            ExecError::Kube { .. } | ExecError::NotConverged => false,
+            ExecError::Kube { .. }
+            | ExecError::NotConverged
+            | ExecError::Fenced(_)
+            | ExecError::CreateTooLate { .. } => false,
         }
+    }
+
+    /// The pass stopped because this replica may no longer act (see [`ExecError::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, ExecError::Fenced(_))
     }
 
     /// The resource changed since this reconcile read it (HTTP 409 on a write that carries the resourceVersion it
@@ -80,11 +101,12 @@ impl ExecError {
 
     pub(super) fn failure(&self) -> ActionFailure {
         let reason = match self {
-            ExecError::Eiam { .. } => reasons::EIAM_ERROR,
+            ExecError::Eiam { .. } | ExecError::CreateTooLate { .. } => reasons::EIAM_ERROR,
             ExecError::Kube { .. } => reasons::KUBERNETES_ERROR,
             ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
             ExecError::InvalidTemplate(_) => reasons::INVALID_TEMPLATE,
-            ExecError::NotConverged => reasons::NOT_CONVERGED,
+            // Never recorded: a fenced pass writes nothing (see `executor::reconcile`).
+            ExecError::NotConverged | ExecError::Fenced(_) => reasons::NOT_CONVERGED,
         };
         ActionFailure {
             permanent: self.is_permanent(),
