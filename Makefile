@@ -78,8 +78,15 @@ CHAOS_RESOURCES ?= 60
 CHAOS_KILLS ?= 20
 CHAOS_SECONDS ?= 180
 CHAOS_SEED ?= $(shell od -An -N3 -tu4 /dev/urandom | tr -d ' ')
+## The failover round (tests/reconcile_e2e/failover.rs) runs beside it: two replicas on a 4 s Lease,
+## FAILOVER_RESOURCES resources, the leader frozen past its Lease FAILOVER_FREEZES times, both replicas at
+## --default-qps FAILOVER_QPS (a low one holds Creates in the budget: FAILOVER_QPS=1).
+FAILOVER_RESOURCES ?= 24
+FAILOVER_FREEZES ?= 20
+FAILOVER_QPS ?= 10
 chaos: testenv
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_RESOURCES=$(CHAOS_RESOURCES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	FAILOVER_RESOURCES=$(FAILOVER_RESOURCES) FAILOVER_FREEZES=$(FAILOVER_FREEZES) FAILOVER_QPS=$(FAILOVER_QPS) \
 	  hack/with-testenv.sh $(CARGO) test --locked $(TESTING) --test reconcile_e2e -- chaos --nocapture
 
 lint:

@@ -22,6 +22,8 @@ mod crash;
 mod deletion;
 #[path = "reconcile_e2e/drift.rs"]
 mod drift;
+#[path = "reconcile_e2e/failover.rs"]
+mod failover;
 #[path = "reconcile_e2e/faults.rs"]
 mod faults;
 #[path = "reconcile_e2e/issue.rs"]

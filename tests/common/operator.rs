@@ -60,6 +60,8 @@ pub struct OperatorSpec {
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     rust_log: String,
+    /// Elect a leader on a Lease in the watched namespace, valid this long (`None`: `--leader-election=false`).
+    leader_election: Option<String>,
 }
 
 impl OperatorSpec {
@@ -74,6 +76,7 @@ impl OperatorSpec {
             args: Vec::new(),
             env: Vec::new(),
             rust_log: "info,eiam_operator=debug".to_owned(),
+            leader_election: None,
         }
     }
 
@@ -117,6 +120,14 @@ impl OperatorSpec {
         self
     }
 
+    /// Runs with leader election on a Lease in the watched namespace valid for `lease_duration` (e.g. `4s`), so
+    /// that several such operators elect one leader among them (the default is no election: one operator per
+    /// test).
+    pub fn leader_election(mut self, lease_duration: &str) -> Self {
+        self.leader_election = Some(lease_duration.to_owned());
+        self
+    }
+
     /// `RUST_LOG` (default `info,eiam_operator=debug`).
     pub fn rust_log(mut self, filter: &str) -> Self {
         self.rust_log = filter.to_owned();
@@ -137,8 +148,16 @@ impl OperatorSpec {
                 "127.0.0.1:0",
                 "--health-addr",
                 "127.0.0.1:0",
-            ])
-            .arg("--leader-election=false");
+            ]);
+        spec = match &self.leader_election {
+            None => spec.arg("--leader-election=false"),
+            Some(lease_duration) => spec
+                .arg("--leader-election=true")
+                .arg("--leader-election-lease-duration")
+                .arg(lease_duration)
+                .arg("--leader-election-namespace")
+                .arg(self.namespace.as_deref().unwrap_or("default")),
+        };
         for key in INHERITED_ENV_TO_DROP {
             spec = spec.env_remove(key);
         }

@@ -47,7 +47,7 @@ impl Plan {
 }
 
 /// A fault plan drawn from the seed: every kind the fake has, on every action that matters.
-fn fault_plan(rng: &mut StdRng) -> Value {
+pub(crate) fn fault_plan(rng: &mut StdRng) -> Value {
     let mut every = |low: u64, high: u64| rng.random_range(low..=high);
     json!([
         { "kind": "latency", "latencyMs": every(50, 400), "everyNth": every(2, 4) },
@@ -63,7 +63,7 @@ fn fault_plan(rng: &mut StdRng) -> Value {
     ])
 }
 
-fn ids(held: &[HeldSecret]) -> BTreeSet<String> {
+pub(crate) fn ids(held: &[HeldSecret]) -> BTreeSet<String> {
     held.iter().map(|h| h.secret_id.clone()).collect()
 }
 
