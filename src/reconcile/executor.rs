@@ -25,7 +25,7 @@ use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ApplicationClientSecretStatus,
     CreationPolicy, FIELD_MANAGER, FINALIZER,
 };
-use crate::eiam::SecretString;
+use crate::eiam::{Admission, CallGate, SecretString};
 use conflict::conflicting_owner;
 use error::{MAX_ROUNDS, kube_err, retrying};
 use input::{
@@ -191,12 +191,16 @@ pub async fn reconcile(
         secret_version,
         secret_written: false,
         first_create_since: None,
+        admission: None,
     };
 
     let mut persisted = resource.status.clone();
     for _round in 0..MAX_ROUNDS {
         input.now = Timestamp::now();
         let plan = planner::plan(&input);
+        // Admitted to EIAM before anything of the round is done, so a pass that must come back later leaves
+        // nothing half-done (not even a first issue's marker).
+        run.admit(&plan.actions).await?;
         run.first_create_since = first_issue_marker(&input, &plan.actions);
         for (index, action) in plan.actions.iter().enumerate() {
             if let PlanAction::WritePendingCreate { .. } = action {
@@ -281,14 +285,59 @@ struct Run<'a> {
     secret_written: bool,
     /// The first issue's write-ahead marker, to set with the finalizer (see [`first_issue_marker`]).
     first_create_since: Option<Timestamp>,
+    /// This pass's admission to its provider's seats and budget, once it has an EIAM call to make.
+    admission: Option<Admission>,
 }
 
+/// How long a pass waits, holding its worker, for its provider's seat or budget token before it gives the worker
+/// back and comes back later (issue 20: a provider's tiny budget or hanging endpoint must not hold the workers
+/// other providers' resources need).
+const ADMISSION_PATIENCE: Duration = Duration::from_secs(1);
+
 impl Run<'_> {
-    fn client(&self) -> Result<&crate::eiam::EiamClient, ExecError> {
+    fn client(&self) -> Result<crate::eiam::EiamClient, ExecError> {
         // The planner never asks for an EIAM action while the provider is unusable.
-        self.provider.as_ref().map(|p| &p.client).ok_or_else(|| {
+        let provider = self.provider.as_ref().ok_or_else(|| {
             ExecError::InvalidSpec("EIAM action planned without a usable provider".to_owned())
-        })
+        })?;
+        let gate = match &self.admission {
+            Some(admission) => admission.gate(None),
+            None => CallGate::default(),
+        };
+        Ok(provider.client.gated(gate))
+    }
+
+    /// Admits the pass to its provider's seats and budget before the first round with an EIAM call: within
+    /// [`ADMISSION_PATIENCE`], or not at all (the pass ends, to come back when the budget has a token for it).
+    async fn admit(&mut self, actions: &[PlanAction]) -> Result<(), ExecError> {
+        if self.admission.is_some() || !actions.iter().any(|action| self.calls_eiam(action)) {
+            return Ok(());
+        }
+        let Some(provider) = &self.provider else {
+            return Ok(());
+        };
+        match provider.client.admit(ADMISSION_PATIENCE).await {
+            Ok(admission) => {
+                self.admission = Some(admission);
+                Ok(())
+            }
+            Err(deferral) => Err(ExecError::Deferred {
+                provider: provider.display.clone(),
+                deferral,
+            }),
+        }
+    }
+
+    /// Whether running `action` calls EIAM.
+    fn calls_eiam(&self, action: &PlanAction) -> bool {
+        match action {
+            PlanAction::ListSecrets
+            | PlanAction::CreateSecret { .. }
+            | PlanAction::DisableSecret { .. }
+            | PlanAction::DeleteSecret { .. } => true,
+            PlanAction::Publish { secret_id, .. } => !self.held.contains_key(secret_id),
+            _ => false,
+        }
     }
 
     async fn execute(&mut self, action: &PlanAction) -> Result<ActionOutcome, ExecError> {
@@ -306,7 +355,7 @@ impl Run<'_> {
                 self.patch_metadata(finalizers, marker).await?;
             }
             PlanAction::ListSecrets => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 let listed = retrying(
                     &self.context.metrics.eiam,
                     "ListApplicationClientSecrets",
@@ -328,7 +377,7 @@ impl Run<'_> {
                 // Persisted by the caller, which holds the status, before the Create that follows.
             }
             PlanAction::CreateSecret { lifetime } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 let sent = retrying(
                     &self.context.metrics.eiam,
                     "CreateApplicationClientSecret",
@@ -370,7 +419,7 @@ impl Run<'_> {
                 let (client_id, value) = match self.held.get(secret_id) {
                     Some(held) => held.clone(),
                     None => {
-                        let client = self.client()?;
+                        let client = &self.client()?;
                         let obtained = match retrying(
                             &self.context.metrics.eiam,
                             "ObtainApplicationClientSecret",
@@ -441,7 +490,7 @@ impl Run<'_> {
                 }
             }
             PlanAction::DisableSecret { secret_id } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 // Already gone is as good as done (a retirement without a List names a secret it has not seen
                 // since the last one). Only the secret's own not-found code: a missing instance or application
                 // says nothing about the secret (a wrong endpoint or region must not make us forget a live one).
@@ -461,7 +510,7 @@ impl Run<'_> {
                 .await?;
             }
             PlanAction::DeleteSecret { secret_id } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 // Already gone is as good as done (see Disable).
                 retrying(
                     &self.context.metrics.eiam,

@@ -2,7 +2,7 @@
 //! in-place retry of an EIAM call that certainly had no effect.
 
 use crate::api::conditions::reasons;
-use crate::eiam::EiamError;
+use crate::eiam::{Deferral, EiamError};
 use crate::reconcile::planner::ActionFailure;
 use std::time::Duration;
 
@@ -49,7 +49,26 @@ pub enum ExecError {
     /// The planner did not converge within the round limit; retried later.
     #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
     NotConverged,
+    /// The pass was not admitted to its provider's seats or budget in time: it did nothing and comes back later.
+    /// Not a failure (no status, no backoff).
+    #[error("waiting for {provider}: {}", match .deferral {
+        Deferral::NoSeat => "every one of its concurrent EIAM calls is taken".to_owned(),
+        Deferral::Budget(wait) => format!("its QPS budget has a token in {} ms", wait.as_millis()),
+    })]
+    Deferred {
+        /// The provider's display name.
+        provider: String,
+        /// Why.
+        deferral: Deferral,
+    },
+    /// The reconcile panicked; the panic was caught, and the resource is retried with backoff.
+    #[error("the reconcile panicked (a bug: please report it with the operator's log): {0}")]
+    Panicked(String),
 }
+
+/// How long a pass that found every seat of its provider taken waits before it comes back: long enough that a
+/// provider whose endpoint hangs costs other providers little, short enough for a busy healthy one.
+const NO_SEAT_RETRY: Duration = Duration::from_secs(5);
 
 impl ExecError {
     /// Retrying soon will not help.
@@ -60,7 +79,25 @@ impl ExecError {
             }
             ExecError::Eiam { source, .. } => !source.is_retryable(),
             ExecError::InvalidSpec(_) | ExecError::InvalidTemplate(_) => true,
-            ExecError::Kube { .. } | ExecError::NotConverged => false,
+            ExecError::Kube { .. }
+            | ExecError::NotConverged
+            | ExecError::Deferred { .. }
+            | ExecError::Panicked(_) => false,
+        }
+    }
+
+    /// For a pass that was deferred (not a failure): when to come back, and the reason as a metric label.
+    pub fn deferred(&self) -> Option<(Duration, &'static str)> {
+        match self {
+            ExecError::Deferred {
+                deferral: Deferral::NoSeat,
+                ..
+            } => Some((NO_SEAT_RETRY, "seats")),
+            ExecError::Deferred {
+                deferral: Deferral::Budget(wait),
+                ..
+            } => Some((*wait, "budget")),
+            _ => None,
         }
     }
 
@@ -84,7 +121,9 @@ impl ExecError {
             ExecError::Kube { .. } => reasons::KUBERNETES_ERROR,
             ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
             ExecError::InvalidTemplate(_) => reasons::INVALID_TEMPLATE,
-            ExecError::NotConverged => reasons::NOT_CONVERGED,
+            ExecError::NotConverged | ExecError::Deferred { .. } | ExecError::Panicked(_) => {
+                reasons::NOT_CONVERGED
+            }
         };
         ActionFailure {
             permanent: self.is_permanent(),
