@@ -24,6 +24,8 @@ mod deletion;
 mod drift;
 #[path = "reconcile_e2e/faults.rs"]
 mod faults;
+#[path = "reconcile_e2e/isolation.rs"]
+mod isolation;
 #[path = "reconcile_e2e/issue.rs"]
 mod issue;
 #[path = "reconcile_e2e/kstatus.rs"]

@@ -452,6 +452,11 @@ async fn reconcile(
         Ok::<_, ExecError>(requeue)
     };
     let outcome = tracing::Instrument::instrument(work, span).await;
+    // A resource deleted while this reconcile ran (its deletion event already forgot it) must not be remembered
+    // again by what the reconcile recorded on its way out.
+    if context.store.get(&key).is_none() {
+        context.forget(&key);
+    }
     if let Err(err) = &outcome
         && let Some((_, reason)) = err.deferred()
     {
@@ -500,6 +505,10 @@ fn error_policy(
         return Action::requeue(CONFLICT_RETRY);
     }
     let key = ObjectRef::from_obj(resource.as_ref());
+    if context.store.get(&key).is_none() {
+        // Gone: nothing to retry, and nothing to remember about it.
+        return Action::await_change();
+    }
     let attempt = match context.failures.lock() {
         Ok(mut failures) => {
             let count = failures.entry(key).or_insert(0);

@@ -151,8 +151,11 @@ const IN_PLACE_BACKOFF: [Duration; 3] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
 ];
-/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile (retried by the controller).
-const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(10);
+/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile, and the controller retries it
+/// after that wait without holding a worker (an endpoint asking for long waits must not hold workers with them).
+const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(2);
+/// A failure that took longer than this is not retried in place (see [`retrying`]).
+const IN_PLACE_SLOW_FAILURE: Duration = Duration::from_secs(2);
 
 /// Runs an EIAM call, retrying it in place (with backoff) while it fails in a way that certainly had no effect:
 /// throttling, or a transient failure of a read. Retrying only the failed call, not the whole pass, matters: a
@@ -169,15 +172,23 @@ where
 {
     let mut waits = IN_PLACE_BACKOFF.iter();
     loop {
+        let started = std::time::Instant::now();
         let err = match call().await {
             Ok(value) => return Ok(value),
             Err(err) => err,
         };
+        // A call that failed slowly (a timeout, an endpoint that hangs or drips) is not retried in place: that
+        // would hold the worker for several more deadlines. The controller's backoff retries it without one.
+        let slow = started.elapsed() > IN_PLACE_SLOW_FAILURE
+            || matches!(
+                err,
+                EiamError::Timeout { .. } | EiamError::ResponseTooLarge { .. }
+            );
         let wait = waits
             .next()
-            .filter(|_| err.is_retryable() && !err.is_ambiguous())
-            .map(|base| (*base).max(err.retry_after().unwrap_or_default()))
-            .filter(|wait| *wait <= IN_PLACE_MAX_WAIT);
+            .filter(|_| err.is_retryable() && !err.is_ambiguous() && !slow)
+            .filter(|_| err.retry_after().unwrap_or_default() <= IN_PLACE_MAX_WAIT)
+            .map(|base| (*base).max(err.retry_after().unwrap_or_default()));
         let Some(wait) = wait else {
             return Err(eiam_err(action)(err));
         };
