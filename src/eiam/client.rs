@@ -313,14 +313,43 @@ impl EiamClient {
         Ok((response, expiration))
     }
 
-    /// `ListApplicationClientSecrets`: every secret of the application, values masked.
+    /// `ListApplicationClientSecrets`: every secret of the application, values masked. An answer no application
+    /// can give (more than [`limits::MAX_LISTED_SECRETS`] secrets, or ids longer than [`limits::MAX_ID_CHARS`]) is
+    /// refused as undecodable: what a List says travels on into status.
     pub async fn list_secrets(
         &self,
         instance_id: &str,
         application_id: &str,
     ) -> Result<ListSecretsResponse, EiamError> {
         let params = app_params(instance_id, application_id)?;
-        self.call(Action::List, params, None).await
+        let listed: ListSecretsResponse = self.call(Action::List, params, None).await?;
+        let secrets = &listed.application_client_secrets;
+        let implausible = if secrets.len() > limits::MAX_LISTED_SECRETS {
+            Some(format!(
+                "it lists {} secrets, more than the {} any application can hold",
+                secrets.len(),
+                limits::MAX_LISTED_SECRETS
+            ))
+        } else if secrets.iter().any(|secret| {
+            secret.secret_id.len() > limits::MAX_ID_CHARS
+                || secret.client_id.len() > limits::MAX_ID_CHARS
+        }) {
+            Some(format!(
+                "it lists an id longer than {} characters",
+                limits::MAX_ID_CHARS
+            ))
+        } else {
+            None
+        };
+        match implausible {
+            Some(reason) => Err(EiamError::Decode {
+                action: Action::List,
+                status: 200,
+                request_id: Some(bounded(listed.request_id, limits::MAX_REQUEST_ID_CHARS)),
+                reason: format!("{reason}; check the provider's endpoint"),
+            }),
+            None => Ok(listed),
+        }
     }
 
     /// `ObtainApplicationClientSecret`: one secret with its value in clear.

@@ -23,6 +23,11 @@ pub const MAX_MESSAGE_CHARS: usize = 512;
 /// The longest `RequestId` kept; real ones are 36-character UUIDs.
 pub const MAX_REQUEST_ID_CHARS: usize = 64;
 
+/// The most secrets a List may answer: an application holds two (the limit is EIAM's); more is not EIAM.
+pub const MAX_LISTED_SECRETS: usize = 16;
+/// The longest secret or client id accepted in an answer; real ones are a few dozen characters.
+pub const MAX_ID_CHARS: usize = 256;
+
 /// Why a body was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {

@@ -981,3 +981,24 @@ async fn a_fenced_mutation_sends_nothing() {
     client.list_secrets("idaas_1", "app_1").await.unwrap();
     assert_eq!(server.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn a_list_no_application_could_answer_is_refused() {
+    let server = TestServer::start().await;
+    let many: Vec<serde_json::Value> = (0..17)
+        .map(|i| serde_json::json!({"SecretId": format!("sci_{i}"), "ClientId": "c", "Status": "enabled"}))
+        .collect();
+    server.script([Answer::json(
+        200,
+        serde_json::json!({"RequestId": "RID", "ApplicationClientSecrets": many}),
+    )]);
+    let err = server
+        .client(SignatureVersion::V3)
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EiamError::Decode { reason, .. } if reason.contains("17 secrets")),
+        "{err:?}"
+    );
+}
