@@ -15,6 +15,12 @@
 //! calls were throttled (none should be). Without it the budget is lifted (`--default-qps 1000`), so the numbers
 //! are the operator's own cost.
 //!
+//! A "noisy neighbour" phase follows (skip it with `BENCH_NOISY=0`): another team's 5 new resources are timed on
+//! an idle operator, then again while a tenant's own providers misbehave every way issue 20 measured (a `qps` of
+//! 0.01 with 40 resources, an endpoint that never answers with 30, one that drips bytes, one that streams an endless
+//! body, one that answers `x-acs-retry-after: 1e300` and one that answers a fresh error code, 10 each), all with the
+//! operator's shipped defaults; it prints both times, their ratio, the operator's memory and its deferrals.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
 //! hold at any size: every resource Ready, exactly one EIAM call (the Create) per new resource, zero EIAM calls and
 //! zero API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
@@ -72,6 +78,8 @@ struct Settings {
     /// The operator's `--resync-interval`: 1h (its default) in a benchmark, a year in the smoke test, whose
     /// assertions would otherwise meet a drift check whose slot happens to fall in its few seconds.
     resync: Duration,
+    /// Run the noisy-neighbour phase (a benchmark, unless `BENCH_NOISY=0`).
+    noisy: bool,
 }
 
 impl Settings {
@@ -110,6 +118,7 @@ impl Settings {
                 .unwrap_or_else(|e| panic!("BENCH_QPS_CAP: {cap:?}: {e}"))
         });
         let resync = Duration::from_secs(if smoke { 365 * 24 * 3600 } else { 3600 });
+        let noisy = !smoke && std::env::var("BENCH_NOISY").map_or(true, |v| v != "0");
         Self {
             sizes,
             idle,
@@ -118,6 +127,7 @@ impl Settings {
             restart_window,
             qps_cap,
             resync,
+            noisy,
         }
     }
 }
@@ -211,7 +221,200 @@ async fn run(settings: Settings) {
     if let Some(cap) = settings.qps_cap {
         print_cap_table(&rows, cap);
     }
+    if settings.noisy {
+        noisy_neighbour(cp, &client).await;
+    }
     cp.stop();
+}
+
+/// The other team's resources in the noisy-neighbour phase, timed once idle and once beside the tenant.
+const NOISY_VICTIMS: usize = 5;
+
+/// The tenant's hostile providers: name, `spec.qps` (or none), fault plan of its endpoint (or none), resources.
+fn hostile_providers() -> Vec<(&'static str, Option<f64>, Option<serde_json::Value>, usize)> {
+    vec![
+        ("tiny-qps", Some(0.01), None, 40),
+        ("hangs", None, Some(json!([{ "kind": "hang" }])), 30),
+        (
+            "drips",
+            None,
+            Some(json!([{ "kind": "drip", "latencyMs": 200 }])),
+            10,
+        ),
+        (
+            "endless",
+            None,
+            Some(json!([{ "kind": "endlessBody" }])),
+            10,
+        ),
+        (
+            "retry-forever",
+            None,
+            Some(json!([{ "kind": "throttle", "retryAfterText": "1e300" }])),
+            10,
+        ),
+        (
+            "fresh-codes",
+            None,
+            Some(json!([{ "kind": "freshCode" }])),
+            10,
+        ),
+    ]
+}
+
+/// Issue 20's "noisy neighbour": the other team's time to Ready beside a hostile tenant, against an idle operator.
+async fn noisy_neighbour(cp: &ControlPlane, client: &Client) {
+    let victim_ns = cp.namespace("bench-noisy-victim").await;
+    let tenant_ns = cp.namespace("bench-noisy-tenant").await;
+    let mut applications: Vec<String> = Vec::new();
+    for phase in ["idle", "busy"] {
+        applications.extend((0..NOISY_VICTIMS).map(|i| format!("app_{phase}_{i}")));
+    }
+    let hostiles = hostile_providers();
+    for (name, _, faults, count) in &hostiles {
+        if faults.is_none() {
+            applications.extend((0..*count).map(|i| format!("app_{name}_{i}")));
+        }
+    }
+    let healthy = start_fake(&applications).await;
+    let mut fakes = Vec::new();
+    let mut urls = Vec::new();
+    for (name, _, faults, count) in &hostiles {
+        match faults {
+            None => urls.push(healthy.url()),
+            Some(rules) => {
+                let apps: Vec<String> = (0..*count).map(|i| format!("app_{name}_{i}")).collect();
+                let fake = start_fake(&apps).await;
+                fake.set_faults(
+                    serde_json::from_value(json!({ "rules": rules })).expect("a fault plan"),
+                )
+                .expect("the fake accepts the plan");
+                urls.push(fake.url());
+                fakes.push(fake);
+            }
+        }
+    }
+    // The shipped defaults (budget, concurrency, per-provider calls, call deadline): only the namespaces are ours.
+    let operator = OperatorSpec::new(cp, victim_ns.name(), &healthy.url())
+        .arg("--namespace")
+        .arg(tenant_ns.name())
+        .arg("--leader-election=false")
+        .start()
+        .await;
+    wait_ready_probe(&operator).await;
+    tokio::time::sleep(SETTLE).await;
+    let victims: Api<ApplicationClientSecret> = Api::namespaced(client.clone(), victim_ns.name());
+    let idle = victims_ready(&victims, &operator, "idle").await;
+
+    let tenant: Api<ApplicationClientSecret> = Api::namespaced(client.clone(), tenant_ns.name());
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), tenant_ns.name());
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "tenant-ak" },
+                "stringData": { "accessKeyId": ACCESS_KEY_ID, "accessKeySecret": ACCESS_KEY_SECRET }
+            }))
+            .expect("a Secret"),
+        )
+        .await
+        .expect("create the tenant's AccessKey Secret");
+    let providers: Api<eiam_operator::api::EiamProvider> =
+        Api::namespaced(client.clone(), tenant_ns.name());
+    for ((name, qps, _, count), url) in hostiles.iter().zip(&urls) {
+        let mut spec = json!({ "endpoint": url,
+            "auth": { "accessKey": { "secretRef": { "name": "tenant-ak" } } } });
+        if let Some(qps) = qps {
+            spec["qps"] = json!(qps);
+        }
+        providers
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({ "metadata": { "name": name }, "spec": spec }))
+                    .expect("an EiamProvider"),
+            )
+            .await
+            .expect("create a hostile provider");
+        for i in 0..*count {
+            let mut object = resource(&format!("{name}-{i}"), &format!("app_{name}_{i}"));
+            object.spec.provider_ref =
+                serde_json::from_value(json!({ "kind": "EiamProvider", "name": name })).ok();
+            tenant
+                .create(&PostParams::default(), &object)
+                .await
+                .expect("create a hostile resource");
+        }
+    }
+    // Let the tenant's load build up: every hostile endpoint called, the hanging ones holding their calls.
+    let start = Instant::now();
+    while fakes.iter().any(|fake| fake.calls().is_empty())
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let busy = victims_ready(&victims, &operator, "busy").await;
+    let pid = operator.process.pid();
+    let (rss_kib, peak_rss_kib) = memory(pid);
+    let scrape = operator.scrape().await;
+    let deferrals: f64 = scrape
+        .lines()
+        .filter(|line| line.starts_with("eiam_operator_reconcile_deferrals_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let panics = scrape
+        .lines()
+        .find_map(|line| line.strip_prefix("eiam_operator_reconcile_panics_total "))
+        .unwrap_or("?")
+        .to_owned();
+    println!();
+    println!(
+        "| noisy neighbour (issue 20) | other team's {NOISY_VICTIMS} new resources Ready | ratio | operator RSS (peak) | deferrals | panics |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| idle operator | {:.2} s | | | | |", idle.as_secs_f64());
+    println!(
+        "| beside the hostile tenant ({} resources on 6 providers) | {:.2} s | {:.1}x | {:.1} MiB ({:.1} MiB) | {deferrals} | {panics} |",
+        hostiles.iter().map(|h| h.3).sum::<usize>(),
+        busy.as_secs_f64(),
+        busy.as_secs_f64() / idle.as_secs_f64().max(0.001),
+        rss_kib as f64 / 1024.0,
+        peak_rss_kib as f64 / 1024.0,
+    );
+    drop(operator);
+    drop(fakes);
+}
+
+/// Creates [`NOISY_VICTIMS`] resources named `{phase}-N` and returns how long until all were Ready.
+async fn victims_ready(
+    api: &Api<ApplicationClientSecret>,
+    operator: &support::Operator,
+    phase: &str,
+) -> Duration {
+    let start = Instant::now();
+    for i in 0..NOISY_VICTIMS {
+        api.create(
+            &PostParams::default(),
+            &resource(&format!("{phase}-{i}"), &format!("app_{phase}_{i}")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {phase}-{i}: {e}"));
+    }
+    let mut ready: std::collections::HashSet<String> = std::collections::HashSet::new();
+    watch_until(api, operator, start, Duration::from_secs(300), |resource| {
+        if is_ready(resource)
+            && let Some(name) = resource.metadata.name.clone()
+            && name.starts_with(phase)
+        {
+            ready.insert(name);
+        }
+        (ready.len() >= NOISY_VICTIMS)
+            .then_some(())
+            .ok_or_else(|| format!("{} of {NOISY_VICTIMS} {phase} resources Ready", ready.len()))
+    })
+    .await;
+    start.elapsed()
 }
 
 async fn measure(cp: &ControlPlane, client: &Client, n: usize, settings: &Settings) -> Measurement {

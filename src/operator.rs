@@ -42,6 +42,20 @@ pub struct RunArgs {
     #[arg(long, env = "EIAM_OPERATOR_DEFAULT_QPS", default_value_t = DEFAULT_QPS, value_parser = parse_qps)]
     pub default_qps: f64,
 
+    /// At most this many EIAM calls through one provider at once (its waits for the QPS budget included), for
+    /// providers without `spec.maxConcurrentCalls`, 1..64. A namespaced EiamProvider (a tenant's) may ask for fewer,
+    /// never more; a ClusterEiamProvider may ask for up to `--concurrency`. A reconcile that finds its provider's
+    /// calls all taken, or its budget's next token more than a second away, gives its worker back and comes back
+    /// later: one team's provider (a tiny `qps`, an endpoint that hangs) holds at most this many workers.
+    #[arg(long, env = "EIAM_OPERATOR_PROVIDER_MAX_CONCURRENT_CALLS", default_value_t = DEFAULT_MAX_CONCURRENT_CALLS,
+        value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub provider_max_concurrent_calls: u16,
+
+    /// One deadline for each request to EIAM, STS or the metadata service, from connecting to the last byte of
+    /// the answer (whose body is read up to 1 MiB). Past it the call fails as a timeout naming the endpoint.
+    #[arg(long, env = "EIAM_OPERATOR_EIAM_CALL_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
+    pub eiam_call_timeout: Duration,
+
     /// Region of the default provider, used by resources without `spec.providerRef`.
     #[arg(long, env = "EIAM_OPERATOR_DEFAULT_REGION")]
     pub default_region: Option<String>,
@@ -174,8 +188,17 @@ fn parse_flag_duration(text: &str) -> Result<Duration, String> {
     crate::api::parse_duration(text).map_err(|err| err.to_string())
 }
 
-/// `--default-qps` when not given: see its help.
-pub const DEFAULT_QPS: f64 = 10.0;
+pub use crate::reconcile::provider::{DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_QPS};
+
+/// `--eiam-call-timeout`: at least a second (a shorter one would fail healthy calls), at most ten minutes.
+fn parse_call_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_flag_duration(text)?;
+    if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&timeout) {
+        Ok(timeout)
+    } else {
+        Err(format!("{text} is not between 1s and 10m"))
+    }
+}
 
 /// The range the CRDs allow for `spec.qps`, for the flag too.
 fn parse_qps(text: &str) -> Result<f64, String> {
@@ -401,7 +424,12 @@ impl ControllerRun {
                 scope: args.watch_scope(),
                 resync_interval: args.resync_interval,
                 concurrency: args.concurrency,
-                default_qps: args.default_qps,
+                client_limits: crate::reconcile::provider::ClientLimits {
+                    default_qps: args.default_qps,
+                    default_seats: args.provider_max_concurrent_calls,
+                    max_seats: args.concurrency.max(1),
+                    call_deadline: args.eiam_call_timeout,
+                },
                 tenancy: args.tenancy_policy(),
             },
             crate::reconcile::controller::Operations {

@@ -274,7 +274,7 @@ async fn invalid_application_client_secrets_are_refused_naming_the_field() {
             "template printing an unknown variable",
             json!({"target": {"template": {"data": {"app.env": "ID={{ clientId }}\nSECRET={{ clientSecert }}"}}}}),
             vec![
-                "spec.target.template.data",
+                "spec.target.template.data[\"app.env\"]",
                 "unknown variable; the variables are clientId, clientSecret, secretId, expiresAt, instanceId and applicationId",
             ],
         ),

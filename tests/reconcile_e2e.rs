@@ -26,6 +26,8 @@ mod drift;
 mod failover;
 #[path = "reconcile_e2e/faults.rs"]
 mod faults;
+#[path = "reconcile_e2e/isolation.rs"]
+mod isolation;
 #[path = "reconcile_e2e/issue.rs"]
 mod issue;
 #[path = "reconcile_e2e/kstatus.rs"]

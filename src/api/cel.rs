@@ -17,6 +17,9 @@ pub struct CelRule {
     /// Where the API server reports the error, relative to the object the rule is attached to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field_path: Option<&'static str>,
+    /// A CEL expression for a message that names what failed (the offending key, say); `message` is the fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_expression: Option<&'static str>,
 }
 
 /// A Go duration as the API accepts it: one or more `<number><unit>` pairs, no sign (`2160h`, `1h30m`, `1.5h`).
@@ -52,6 +55,7 @@ pub const INSTANCE_ID_IMMUTABLE: CelRule = CelRule {
     rule: "self == oldSelf",
     message: "spec.instanceId is immutable: create a new ApplicationClientSecret for another instance",
     field_path: None,
+    message_expression: None,
 };
 
 /// `spec.applicationId` cannot change: the resource's secrets belong to that application.
@@ -59,6 +63,7 @@ pub const APPLICATION_ID_IMMUTABLE: CelRule = CelRule {
     rule: "self == oldSelf",
     message: "spec.applicationId is immutable: create a new ApplicationClientSecret for another application",
     field_path: None,
+    message_expression: None,
 };
 
 /// `spec.secretId` names the secret adopted at creation; pointing it elsewhere later has no meaning.
@@ -66,6 +71,7 @@ pub const SECRET_ID_IMMUTABLE: CelRule = CelRule {
     rule: "self == oldSelf",
     message: "spec.secretId is immutable: it names the EIAM secret adopted when the resource was created",
     field_path: None,
+    message_expression: None,
 };
 
 /// EIAM accepts an `ExpirationTime` between 1 day and 3 years from now.
@@ -73,6 +79,7 @@ pub const EXPIRES_AFTER_RANGE: CelRule = CelRule {
     rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('24h') && duration(self) <= duration('26280h'))",
     message: "spec.expiresAfter must be between 24h and 26280h (3 years), the lifetime EIAM accepts",
     field_path: None,
+    message_expression: None,
 };
 
 /// Rotating less than a minute before expiry leaves no time to publish and roll workloads.
@@ -80,6 +87,7 @@ pub const RENEW_BEFORE_MINIMUM: CelRule = CelRule {
     rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m')",
     message: "spec.renewBefore must be at least 1m",
     field_path: None,
+    message_expression: None,
 };
 
 /// A renewal window only makes sense for a secret that expires.
@@ -87,6 +95,7 @@ pub const RENEW_BEFORE_NEEDS_EXPIRES_AFTER: CelRule = CelRule {
     rule: "!has(self.renewBefore) || has(self.expiresAfter)",
     message: "spec.renewBefore requires spec.expiresAfter: a secret that never expires is never renewed",
     field_path: Some(".renewBefore"),
+    message_expression: None,
 };
 
 /// Renewing at or before issuance would rotate in a loop.
@@ -94,6 +103,7 @@ pub const RENEW_BEFORE_LESS_THAN_EXPIRES_AFTER: CelRule = CelRule {
     rule: "!has(self.renewBefore) || !has(self.expiresAfter) || !self.renewBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.expiresAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.renewBefore) < duration(self.expiresAfter)",
     message: "spec.renewBefore must be shorter than spec.expiresAfter",
     field_path: Some(".renewBefore"),
+    message_expression: None,
 };
 
 /// Keeping a retired secret alive for more than 30 days defeats rotation.
@@ -101,6 +111,7 @@ pub const GRACE_PERIOD_MAXIMUM: CelRule = CelRule {
     rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) <= duration('720h')",
     message: "spec.rotation.gracePeriod must be at most 720h (30 days)",
     field_path: None,
+    message_expression: None,
 };
 
 /// Both values go into one Secret; the same key would make one overwrite the other.
@@ -108,6 +119,7 @@ pub const TARGET_KEYS_DISTINCT: CelRule = CelRule {
     rule: "self.clientId != self.clientSecret",
     message: "spec.target.keys.clientId and spec.target.keys.clientSecret must be different keys",
     field_path: None,
+    message_expression: None,
 };
 
 /// Template data keys become Secret data keys.
@@ -115,7 +127,17 @@ pub const TEMPLATE_KEYS_VALID: CelRule = CelRule {
     rule: "self.all(k, k.matches('^[-._a-zA-Z0-9]+$'))",
     message: "spec.target.template.data keys must be valid Secret data keys: letters, digits, '-', '_' and '.'",
     field_path: None,
+    message_expression: None,
 };
+
+/// One template text as admission accepts it: plain characters, a lone `{`, or `{{` (with `-` and spaces) followed by
+/// a known name that ends there, or by a character no name starts with (a literal, a bracket). A macro, not a
+/// constant, so that the rule and its message expression can both be spelled from it with `concat!`.
+macro_rules! template_reference_pattern {
+    () => {
+        r"^(?:[^{]|[{](?:[^{]|$)|[{][{]+-?\s*(?:(?:clientId|clientSecret|secretId|expiresAt|instanceId|applicationId|true|false|none|True|False|None)(?:[^A-Za-z0-9_{]|$)|[^A-Za-z_\s{-]|$))*$"
+    };
+}
 
 /// What admission can tell about a template without a template engine: every `{{ name` prints one of the six
 /// variables (or a literal). A typo is refused here, naming the variables; everything else (syntax, filters) is
@@ -125,9 +147,20 @@ pub const TEMPLATE_VARIABLES_KNOWN: CelRule = CelRule {
     // text is read as plain characters, a lone `{`, or `{{` (with `-` and spaces) followed by a known name that
     // ends there, or by a character no name starts with (a literal, a bracket). Only the first name of an
     // expression is checked: `{{ clientId | upper }}` passes, `{{ clientSecert }}` does not.
-    rule: "self.all(k, self[k].matches(r'^(?:[^{]|[{](?:[^{]|$)|[{][{]+-?\\s*(?:(?:clientId|clientSecret|secretId|expiresAt|instanceId|applicationId|true|false|none|True|False|None)(?:[^A-Za-z0-9_{]|$)|[^A-Za-z_\\s{-]|$))*$'))",
+    rule: concat!(
+        "self.all(k, self[k].matches(r'",
+        template_reference_pattern!(),
+        "'))"
+    ),
     message: "spec.target.template.data: a template prints an unknown variable; the variables are clientId, clientSecret, secretId, expiresAt, instanceId and applicationId",
     field_path: None,
+    // The same match, to name the first key that fails it (as the operator's InvalidTemplate status does).
+    message_expression: Some(concat!(
+        "'spec.target.template.data[\"' + self.filter(k, !self[k].matches(r'",
+        template_reference_pattern!(),
+        "'))[0] + '\"]: the template prints an unknown variable; the variables are clientId, clientSecret, \
+         secretId, expiresAt, instanceId and applicationId'"
+    )),
 };
 
 /// The operator finds its Secrets by this label; a user value would hide or steal them.
@@ -135,6 +168,7 @@ pub const TARGET_LABELS_RESERVED: CelRule = CelRule {
     rule: "!('app.kubernetes.io/managed-by' in self)",
     message: "spec.target.labels must not set app.kubernetes.io/managed-by: the operator sets it",
     field_path: None,
+    message_expression: None,
 };
 
 /// The operator records the secret id and expiry in these annotations.
@@ -142,6 +176,7 @@ pub const TARGET_ANNOTATIONS_RESERVED: CelRule = CelRule {
     rule: "self.all(k, !k.startsWith('eiam-operator.io/'))",
     message: "spec.target.annotations must not set eiam-operator.io/ annotations: the operator sets them",
     field_path: None,
+    message_expression: None,
 };
 
 /// A provider must say where EIAM is.
@@ -149,6 +184,7 @@ pub const PROVIDER_REGION_OR_ENDPOINT: CelRule = CelRule {
     rule: "has(self.region) || has(self.endpoint)",
     message: "spec.region or spec.endpoint must be set (for example region: cn-hangzhou)",
     field_path: None,
+    message_expression: None,
 };
 
 /// Credentials and secrets travel over TLS, except to a test endpoint on the same machine.
@@ -156,6 +192,7 @@ pub const PROVIDER_ENDPOINT_HTTPS: CelRule = CelRule {
     rule: "self.startsWith('https://') || self.matches('^http://(localhost|127[.][0-9]+[.][0-9]+[.][0-9]+|\\\\[::1\\\\])(:[0-9]+)?/?$')",
     message: "spec.endpoint must use https:// (http:// is accepted only for loopback hosts: localhost, 127.0.0.0/8, [::1])",
     field_path: None,
+    message_expression: None,
 };
 
 /// `spec.auth`, when present, picks one way to authenticate.
@@ -163,6 +200,7 @@ pub const PROVIDER_AUTH_EXACTLY_ONE: CelRule = CelRule {
     rule: "has(self.accessKey) != has(self.rrsa)",
     message: "spec.auth must set exactly one of accessKey or rrsa (omit spec.auth to use the operator's own credentials)",
     field_path: None,
+    message_expression: None,
 };
 
 /// A namespaced provider reads its credentials from its own namespace only.
@@ -170,6 +208,7 @@ pub const EIAM_PROVIDER_SECRET_REF_LOCAL: CelRule = CelRule {
     rule: "!has(self.auth) || !has(self.auth.accessKey) || !has(self.auth.accessKey.secretRef.namespace)",
     message: "spec.auth.accessKey.secretRef.namespace must not be set on an EiamProvider: the Secret is read from the provider's own namespace",
     field_path: Some(".auth.accessKey.secretRef.namespace"),
+    message_expression: None,
 };
 
 /// A cluster-scoped provider has no namespace of its own, so the Secret's namespace must be explicit.
@@ -177,6 +216,7 @@ pub const CLUSTER_PROVIDER_SECRET_REF_NAMESPACED: CelRule = CelRule {
     rule: "!has(self.auth) || !has(self.auth.accessKey) || has(self.auth.accessKey.secretRef.namespace)",
     message: "spec.auth.accessKey.secretRef.namespace is required on a ClusterEiamProvider",
     field_path: Some(".auth.accessKey.secretRef"),
+    message_expression: None,
 };
 
 /// The schema's `minimum: 0.01` alone lets an integer `0` through: the API server compares integers with the
@@ -185,6 +225,7 @@ pub const PROVIDER_QPS_RANGE: CelRule = CelRule {
     rule: "self >= 0.01 && self <= 1000.0",
     message: "spec.qps must be between 0.01 and 1000 requests per second",
     field_path: None,
+    message_expression: None,
 };
 
 /// `maxGracePeriod` bounds the wait that `retireWhenUnusedFor` starts; alone it means nothing.
@@ -192,6 +233,7 @@ pub const MAX_GRACE_PERIOD_NEEDS_RETIRE_WHEN_UNUSED: CelRule = CelRule {
     rule: "!has(self.maxGracePeriod) || has(self.retireWhenUnusedFor)",
     message: "spec.rotation.maxGracePeriod requires spec.rotation.retireWhenUnusedFor",
     field_path: Some(".maxGracePeriod"),
+    message_expression: None,
 };
 
 /// The usage-aware wait starts when the grace period ends: its upper bound cannot come earlier.
@@ -199,6 +241,7 @@ pub const MAX_GRACE_PERIOD_AT_LEAST_GRACE_PERIOD: CelRule = CelRule {
     rule: "!has(self.maxGracePeriod) || !has(self.gracePeriod) || !self.maxGracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.gracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.maxGracePeriod) >= duration(self.gracePeriod)",
     message: "spec.rotation.maxGracePeriod must be at least spec.rotation.gracePeriod",
     field_path: Some(".maxGracePeriod"),
+    message_expression: None,
 };
 
 /// EIAM holds two secrets: the previous one must be gone before the next renewal needs its slot. The next renewal
@@ -207,6 +250,7 @@ pub const MAX_GRACE_PERIOD_BEFORE_RENEWAL: CelRule = CelRule {
     rule: "!has(self.rotation) || !has(self.rotation.maxGracePeriod) || !has(self.expiresAfter) || !self.rotation.maxGracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.expiresAfter.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (has(self.renewBefore) ? (!self.renewBefore.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.rotation.maxGracePeriod) < duration(self.expiresAfter) - duration(self.renewBefore)) : duration(self.rotation.maxGracePeriod).getSeconds() * 3 < duration(self.expiresAfter).getSeconds() * 2)",
     message: "spec.rotation.maxGracePeriod must be shorter than spec.expiresAfter minus spec.renewBefore (by default two thirds of expiresAfter): the previous secret must retire before the next renewal needs its slot",
     field_path: Some(".rotation.maxGracePeriod"),
+    message_expression: None,
 };
 
 /// A 5-field cron schedule: minute, hour, day of month, month (numbers, names, `*`, ranges, lists, steps), and a
@@ -223,6 +267,7 @@ pub const WINDOW_DURATION_MINIMUM: CelRule = CelRule {
     rule: "!self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) >= duration('1m')",
     message: "spec.rotation.windows[].duration must be at least 1m",
     field_path: None,
+    message_expression: None,
 };
 
 /// Every rule, for tests and documentation.

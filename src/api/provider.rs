@@ -96,6 +96,14 @@ pub struct EiamProviderSpec {
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
     pub qps: Option<f64>,
 
+    /// At most this many EIAM calls through this provider at once, waits for its QPS budget included, 1..64.
+    /// When absent, the operator's `--provider-max-concurrent-calls` (default 4) applies. A reconcile that finds
+    /// them all taken gives its worker back and comes back later, so one provider never holds more than its share
+    /// of the operator's workers. An EiamProvider may ask for fewer than the operator's default, not more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrent_calls: Option<u16>,
+
     /// Which applications this provider may mint secrets for, as `{instanceId, applicationId}` globs
     /// (`*` matches any run of characters, `?` one character). When absent, any application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +192,14 @@ pub struct ClusterEiamProviderSpec {
     #[schemars(range(min = 0.01, max = 1000.0))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
     pub qps: Option<f64>,
+
+    /// At most this many EIAM calls through this provider at once, waits for its QPS budget included, 1..64.
+    /// When absent, the operator's `--provider-max-concurrent-calls` (default 4) applies. A reconcile that finds
+    /// them all taken gives its worker back and comes back later, so one provider never holds more than its share
+    /// of the operator's workers. A ClusterEiamProvider may ask for up to the operator's `--concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrent_calls: Option<u16>,
 
     /// Which applications this provider may mint secrets for, as `{instanceId, applicationId}` globs
     /// (`*` matches any run of characters, `?` one character). When absent, any application.
@@ -436,6 +452,8 @@ pub struct ProviderSettings<'a> {
     pub auth: Option<&'a ProviderAuth>,
     /// `spec.qps`.
     pub qps: Option<f64>,
+    /// `spec.maxConcurrentCalls`.
+    pub max_concurrent_calls: Option<u16>,
     /// `spec.allowedApplications`.
     pub allowed_applications: Option<&'a [ApplicationPattern]>,
     /// `spec.allowImport`.
@@ -475,6 +493,7 @@ impl EiamProviderSpec {
             ca_bundle: self.ca_bundle.as_ref().map(|bundle| bundle.0.as_slice()),
             auth: self.auth.as_ref(),
             qps: self.qps,
+            max_concurrent_calls: self.max_concurrent_calls,
             allowed_applications: self.allowed_applications.as_deref(),
             allow_import: self.allow_import,
         }
@@ -491,6 +510,7 @@ impl ClusterEiamProviderSpec {
             ca_bundle: self.ca_bundle.as_ref().map(|bundle| bundle.0.as_slice()),
             auth: self.auth.as_ref(),
             qps: self.qps,
+            max_concurrent_calls: self.max_concurrent_calls,
             allowed_applications: self.allowed_applications.as_deref(),
             allow_import: self.allow_import,
         }
@@ -576,6 +596,7 @@ mod tests {
             ca_bundle: None,
             auth: None,
             qps: None,
+            max_concurrent_calls: None,
             allowed_applications: None,
             allow_import: false,
         };

@@ -6,7 +6,7 @@
 //! retried once. Backoff and retry decisions belong to the reconciler, which has the context to make them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,6 +20,7 @@ use super::credentials::CredentialProvider;
 use super::endpoint::Endpoint;
 use super::error::{EiamError, ErrorBody};
 use super::expiration::expiration_for;
+use super::limits::{self, BodyError, MAX_RESPONSE_BYTES, bounded};
 use super::observe::{CallOutcome, RetryReason};
 use super::ratelimit::RateLimiter;
 use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
@@ -53,6 +54,11 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Read timeout.
     pub read_timeout: Duration,
+    /// One deadline for a whole request: connect, headers and body ([`limits::DEFAULT_CALL_DEADLINE`]).
+    pub call_deadline: Duration,
+    /// At most this many requests of this client (and its clones) in flight at once, waits for the budget
+    /// included ([`EiamClient::admit`]); `None` for no limit.
+    pub seats: Option<usize>,
     /// The signing clock (tests inject a fixed or skewed one).
     pub clock: Arc<dyn Clock>,
     /// Extra CA certificates (PEM) to trust besides the system roots: a provider's `spec.caBundle`.
@@ -69,6 +75,8 @@ impl ClientConfig {
             qps: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            call_deadline: limits::DEFAULT_CALL_DEADLINE,
+            seats: None,
             clock: Arc::new(SystemClock),
             ca_bundle: None,
         }
@@ -76,10 +84,80 @@ impl ClientConfig {
 }
 
 /// A typed client for the seven EIAM client-secret actions. Cheap to clone (one `Arc`); clones share the
-/// connection pool and the QPS cap.
+/// connection pool, the QPS cap and the seats.
 #[derive(Debug, Clone)]
 pub struct EiamClient {
     inner: Arc<Inner>,
+    gate: CallGate,
+}
+
+/// A check that must pass immediately before a mutating request leaves the process (leader fencing): `false` sends
+/// nothing and fails the call with [`EiamError::Fenced`].
+pub type Fence = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What one reconcile pass lends its client ([`EiamClient::gated`]): the fence, and the token its admission paid.
+#[derive(Clone, Default)]
+pub struct CallGate {
+    /// Checked after the wait for the budget, immediately before a mutation (Create, Enable, Disable, Delete,
+    /// UpdateExpirationTime) is signed and sent.
+    pub fence: Option<Fence>,
+    /// The seat and budget token the pass's [`Admission`] reserved: the next request takes them instead of waiting
+    /// for its own.
+    prepaid: Option<Arc<Mutex<Option<Prepaid>>>>,
+}
+
+/// A seat and a budget token reserved for one request.
+#[derive(Debug)]
+struct Prepaid {
+    seat: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// When the token may be used.
+    at: Option<tokio::time::Instant>,
+}
+
+impl std::fmt::Debug for CallGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallGate")
+            .field("fenced", &self.fence.is_some())
+            .field("prepaid", &self.prepaid.is_some())
+            .finish()
+    }
+}
+
+impl CallGate {
+    /// Takes the prepaid seat and token, if left.
+    fn take_prepaid(&self) -> Option<Prepaid> {
+        self.prepaid
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// A reconcile pass admitted to call EIAM through one provider: the seat and budget token of its first request
+/// are reserved (later requests of the pass wait for their own).
+#[derive(Debug)]
+pub struct Admission {
+    prepaid: Arc<Mutex<Option<Prepaid>>>,
+}
+
+impl Admission {
+    /// The gate that spends the reserved seat and token on the pass's first request.
+    pub fn gate(&self, fence: Option<Fence>) -> CallGate {
+        CallGate {
+            fence,
+            prepaid: Some(self.prepaid.clone()),
+        }
+    }
+}
+
+/// Why a pass was not admitted: come back later rather than wait while holding a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferral {
+    /// Every seat of the provider is taken by other passes.
+    NoSeat,
+    /// The provider's next budget token is this far away.
+    Budget(Duration),
 }
 
 #[derive(Debug)]
@@ -90,6 +168,7 @@ struct Inner {
     signature_version: SignatureVersion,
     credentials: Arc<dyn CredentialProvider>,
     limiter: Option<RateLimiter>,
+    seats: Option<Arc<tokio::sync::Semaphore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -114,6 +193,7 @@ impl EiamClient {
         let http = builder
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .timeout(config.call_deadline)
             // HTTP/1.1 like the official SDK: the `host` header we sign is then exactly the one on the wire.
             .http1_only()
             // A redirect would replay a signed request (and an STS token) to another host.
@@ -129,8 +209,43 @@ impl EiamClient {
                 signature_version: config.signature_version,
                 credentials: config.credentials,
                 limiter,
+                seats: config
+                    .seats
+                    .map(|seats| Arc::new(tokio::sync::Semaphore::new(seats.max(1)))),
                 clock: config.clock,
             }),
+            gate: CallGate::default(),
+        })
+    }
+
+    /// This client with `gate` for its calls (same pool, budget and seats).
+    pub fn gated(&self, gate: CallGate) -> EiamClient {
+        EiamClient {
+            inner: self.inner.clone(),
+            gate,
+        }
+    }
+
+    /// Admits one reconcile pass to call EIAM: reserves a seat (waiting at most `patience` for one) and the
+    /// budget token of its first request, if that token is at most `patience` away. Otherwise nothing is kept, and
+    /// the pass should come back later instead of holding a worker while it waits: one provider's budget or slow
+    /// endpoint must not hold the workers other providers' resources need.
+    pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
+        let seat = match &self.inner.seats {
+            Some(seats) => Some(
+                tokio::time::timeout(patience, seats.clone().acquire_owned())
+                    .await
+                    .map_err(|_| Deferral::NoSeat)?
+                    .map_err(|_| Deferral::NoSeat)?,
+            ),
+            None => None,
+        };
+        let at = match &self.inner.limiter {
+            Some(limiter) => Some(limiter.reserve_within(patience).map_err(Deferral::Budget)?),
+            None => None,
+        };
+        Ok(Admission {
+            prepaid: Arc::new(Mutex::new(Some(Prepaid { seat, at }))),
         })
     }
 
@@ -198,14 +313,43 @@ impl EiamClient {
         Ok((response, expiration))
     }
 
-    /// `ListApplicationClientSecrets`: every secret of the application, values masked.
+    /// `ListApplicationClientSecrets`: every secret of the application, values masked. An answer no application
+    /// can give (more than [`limits::MAX_LISTED_SECRETS`] secrets, or ids longer than [`limits::MAX_ID_CHARS`]) is
+    /// refused as undecodable: what a List says travels on into status.
     pub async fn list_secrets(
         &self,
         instance_id: &str,
         application_id: &str,
     ) -> Result<ListSecretsResponse, EiamError> {
         let params = app_params(instance_id, application_id)?;
-        self.call(Action::List, params, None).await
+        let listed: ListSecretsResponse = self.call(Action::List, params, None).await?;
+        let secrets = &listed.application_client_secrets;
+        let implausible = if secrets.len() > limits::MAX_LISTED_SECRETS {
+            Some(format!(
+                "it lists {} secrets, more than the {} any application can hold",
+                secrets.len(),
+                limits::MAX_LISTED_SECRETS
+            ))
+        } else if secrets.iter().any(|secret| {
+            secret.secret_id.len() > limits::MAX_ID_CHARS
+                || secret.client_id.len() > limits::MAX_ID_CHARS
+        }) {
+            Some(format!(
+                "it lists an id longer than {} characters",
+                limits::MAX_ID_CHARS
+            ))
+        } else {
+            None
+        };
+        match implausible {
+            Some(reason) => Err(EiamError::Decode {
+                action: Action::List,
+                status: 200,
+                request_id: Some(bounded(listed.request_id, limits::MAX_REQUEST_ID_CHARS)),
+                reason: format!("{reason}; check the provider's endpoint"),
+            }),
+            None => Ok(listed),
+        }
     }
 
     /// `ObtainApplicationClientSecret`: one secret with its value in clear.
@@ -291,8 +435,31 @@ impl EiamClient {
         let mut resigned_for_nonce = false;
         let mut refreshed_credentials = false;
         loop {
-            if let Some(limiter) = &inner.limiter {
-                limiter.acquire().await;
+            // One seat per request in flight, held through its wait for the budget and until its answer is read.
+            let _seat = match self.gate.take_prepaid() {
+                Some(Prepaid { seat, at }) => {
+                    if let Some(at) = at {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    seat
+                }
+                None => {
+                    let seat = match &inner.seats {
+                        Some(seats) => seats.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
+                    if let Some(limiter) = &inner.limiter {
+                        limiter.acquire().await;
+                    }
+                    seat
+                }
+            };
+            // The last moment before anything leaves: a process that may have lost its Lease sends no mutation.
+            if action.is_mutation()
+                && let Some(fence) = &self.gate.fence
+                && !fence()
+            {
+                return Err(EiamError::Fenced { action });
             }
             let expiration = lifetime.map(|lifetime| expiration_for(inner.clock.now(), lifetime));
             if let Some(expiration) = expiration {
@@ -377,26 +544,42 @@ impl EiamClient {
             .headers()
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(|id| bounded(id.to_owned(), limits::MAX_REQUEST_ID_CHARS));
         // Reading the body can only fail after the request went out.
-        let body = response.bytes().await.map_err(|e| {
-            let mut err = transport(e);
-            if let EiamError::Timeout { sent, .. } | EiamError::Transport { sent, .. } = &mut err {
-                *sent = true;
-            }
-            err
-        })?;
+        // Reading the body can only fail after the request went out; a hostile endpoint's endless or dripping body
+        // ends at the cap or at the call deadline.
+        let body = limits::read_capped(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => EiamError::ResponseTooLarge {
+                    action,
+                    endpoint: inner.endpoint.to_string(),
+                    limit,
+                },
+                BodyError::Transport(e) => {
+                    let mut err = transport(e);
+                    if let EiamError::Timeout { sent, .. } | EiamError::Transport { sent, .. } =
+                        &mut err
+                    {
+                        *sent = true;
+                    }
+                    err
+                }
+            })?;
         if status.is_success() {
             return serde_json::from_slice::<T>(&body).map_err(|e| EiamError::Decode {
                 action,
                 status: status.as_u16(),
-                request_id: request_id_of(&body).or(header_request_id),
+                request_id: request_id_of(&body)
+                    .map(|id| bounded(id, limits::MAX_REQUEST_ID_CHARS))
+                    .or(header_request_id),
                 reason: describe_json_error(&e),
             });
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(mut error) if !error.code.is_empty() => {
                 error.redact_credentials();
+                error.bound();
                 if error.request_id.is_empty() {
                     error.request_id = header_request_id.unwrap_or_default();
                 }
@@ -501,16 +684,10 @@ fn transport_error(action: Action, endpoint: &Endpoint, e: reqwest::Error) -> Ei
     }
 }
 
-/// `x-acs-retry-after` in ms; only positive values count, as in the official SDK.
+/// `x-acs-retry-after` in ms; only positive values count, as in the official SDK, clamped to
+/// [`limits::MAX_RETRY_AFTER`].
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let ms: f64 = headers
-        .get(RETRY_AFTER_HEADER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (ms.is_finite() && ms > 0.0).then(|| Duration::from_secs_f64(ms / 1000.0))
+    limits::retry_after_from_ms(headers.get(RETRY_AFTER_HEADER)?.to_str().ok()?)
 }
 
 fn request_id_of(body: &[u8]) -> Option<String> {

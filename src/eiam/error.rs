@@ -59,6 +59,28 @@ impl ErrorBody {
             self.message.push_str("[withheld]");
         }
     }
+
+    /// Cuts `Code`, `Message` and `RequestId` to the sizes of [`super::limits`]: they travel on into status, events
+    /// and logs, and a hostile endpoint may send a megabyte of each.
+    pub fn bound(&mut self) {
+        use super::limits::{MAX_CODE_CHARS, MAX_MESSAGE_CHARS, MAX_REQUEST_ID_CHARS, bounded};
+        self.code = bounded(std::mem::take(&mut self.code), MAX_CODE_CHARS);
+        self.message = bounded(std::mem::take(&mut self.message), MAX_MESSAGE_CHARS);
+        self.request_id = bounded(std::mem::take(&mut self.request_id), MAX_REQUEST_ID_CHARS);
+        self.host_id = self
+            .host_id
+            .take()
+            .map(|h| bounded(h, MAX_REQUEST_ID_CHARS));
+        self.recommend = self.recommend.take().map(|r| bounded(r, MAX_MESSAGE_CHARS));
+        // Free-form JSON of any size and depth: kept only when small.
+        if self
+            .access_denied_detail
+            .as_ref()
+            .is_some_and(|detail| detail.to_string().len() > MAX_MESSAGE_CHARS)
+        {
+            self.access_denied_detail = None;
+        }
+    }
 }
 
 /// A failed EIAM call.
@@ -93,7 +115,8 @@ pub enum EiamError {
         retry_after: Option<Duration>,
     },
     /// No answer within the connect or read timeout.
-    #[error("EIAM {action} to {endpoint} timed out{}; EIAM may be slow or unreachable, try again",
+    #[error("EIAM {action} to {endpoint} timed out{} (limits: connect and each read, and the whole call within \
+        --eiam-call-timeout); EIAM may be slow or unreachable, try again",
         if *.sent { " waiting for the response (the request may have taken effect)" } else { " connecting" })]
     Timeout {
         /// The action called.
@@ -118,6 +141,25 @@ pub enum EiamError {
         /// The transport error, stripped of the URL (its query may hold a security token).
         #[source]
         source: reqwest::Error,
+    },
+    /// The answer's body exceeded [`super::limits::MAX_RESPONSE_BYTES`]: not an EIAM answer.
+    #[error(
+        "EIAM {action}: {endpoint} answered with a body over {limit} bytes (EIAM answers are a few KiB), read \
+        no further (the request may have taken effect); check the provider's endpoint"
+    )]
+    ResponseTooLarge {
+        /// The action called.
+        action: Action,
+        /// The endpoint.
+        endpoint: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The call's fence refused it (this process may no longer hold the leader Lease); nothing was sent.
+    #[error("EIAM {action} not sent: this process may no longer be the leader")]
+    Fenced {
+        /// The action not sent.
+        action: Action,
     },
     /// A success response that does not decode.
     #[error("EIAM {action} answered HTTP {status} with a response that does not decode (RequestId: {}): {reason}",
@@ -155,6 +197,47 @@ pub enum EiamError {
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the HTTP client for EIAM: {0}")]
     HttpClient(#[source] reqwest::Error),
+}
+
+/// The error codes eiam-api.md documents (the gateway's common codes and the EIAM codes the fake uses): the only
+/// codes that become metric label values (see [`super::observe::CallOutcome::label`]).
+const DOCUMENTED_CODES: [&str; 28] = [
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidAccessKeyId.NotFound",
+    "InvalidAccessKeyId.Inactive",
+    "InvalidSecurityToken.Expired",
+    "InvalidSecurityToken.MismatchWithAccessKey",
+    "InvalidSecurityToken.Malformed",
+    "InvalidTimeStamp.Format",
+    "InvalidTimeStamp.Expired",
+    "SignatureNonceUsed",
+    "MissingInstanceId",
+    "MissingApplicationId",
+    "MissingSecretId",
+    "InvalidParameter",
+    "InvalidApi.NotFound",
+    "InvalidAction.NotFound",
+    "Throttling",
+    "Throttling.User",
+    "Throttling.Api",
+    "Forbidden.RAM",
+    "NoPermission",
+    "InternalError",
+    "ServiceUnavailable",
+    "EntityNotExists.Instance",
+    "EntityNotExists.Application",
+    "EntityNotExists.ApplicationClientSecret",
+    "QuotaExceeded.ApplicationClientSecret",
+    "InvalidParameter.ExpirationTime",
+];
+
+/// `code` as a `'static` label if eiam-api.md documents it.
+pub fn documented_code(code: &str) -> Option<&'static str> {
+    DOCUMENTED_CODES
+        .iter()
+        .copied()
+        .find(|known| *known == code)
 }
 
 /// A next step for the operator's user, by code.
@@ -243,8 +326,11 @@ impl EiamError {
                     || *status >= 500
             }
             EiamError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
-            EiamError::Timeout { .. } | EiamError::Transport { .. } => true,
+            EiamError::Timeout { .. }
+            | EiamError::Transport { .. }
+            | EiamError::ResponseTooLarge { .. } => true,
             EiamError::Credentials { source, .. } => source.is_retryable(),
+            EiamError::Fenced { .. } => false,
             EiamError::Decode { .. }
             | EiamError::Endpoint(_)
             | EiamError::InvalidInput { .. }
@@ -261,6 +347,7 @@ impl EiamError {
             | EiamError::UnexpectedStatus { action, .. }
             | EiamError::Timeout { action, .. }
             | EiamError::Transport { action, .. }
+            | EiamError::ResponseTooLarge { action, .. }
             | EiamError::Decode { action, .. } => *action,
             _ => return false,
         };
@@ -275,7 +362,7 @@ impl EiamError {
             }
             EiamError::UnexpectedStatus { status, .. } => *status >= 500,
             EiamError::Timeout { sent, .. } | EiamError::Transport { sent, .. } => *sent,
-            EiamError::Decode { .. } => true,
+            EiamError::Decode { .. } | EiamError::ResponseTooLarge { .. } => true,
             _ => false,
         }
     }
@@ -349,6 +436,8 @@ impl EiamError {
             EiamError::Timeout { .. } => "Timeout",
             EiamError::Transport { .. } => "Transport",
             EiamError::Decode { .. } => "DecodeError",
+            EiamError::ResponseTooLarge { .. } => "ResponseTooLarge",
+            EiamError::Fenced { .. } => "Fenced",
             EiamError::Credentials { .. } => "CredentialsUnavailable",
             EiamError::Endpoint(_) => "InvalidEndpoint",
             EiamError::InvalidInput { .. } => "InvalidInput",

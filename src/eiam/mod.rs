@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod expiration;
+pub mod limits;
 pub mod observe;
 pub mod ratelimit;
 pub mod request;
@@ -13,7 +14,7 @@ pub mod secret;
 pub mod signer;
 pub mod types;
 
-pub use client::{ClientConfig, EiamClient};
+pub use client::{Admission, CallGate, ClientConfig, Deferral, EiamClient, Fence};
 pub use credentials::{CredentialError, CredentialProvider, Credentials, StaticProvider};
 pub use endpoint::Endpoint;
 pub use error::{EiamError, ErrorBody};

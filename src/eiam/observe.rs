@@ -34,17 +34,27 @@ impl<'a> CallOutcome<'a> {
                 Some(CallOutcome::Failed("unexpected_status"))
             }
             Err(EiamError::Decode { .. }) => Some(CallOutcome::Failed("decode_error")),
+            Err(EiamError::ResponseTooLarge { .. }) => {
+                Some(CallOutcome::Failed("response_too_large"))
+            }
             Err(_) => None,
         }
     }
 
-    /// The label value: `ok`, the EIAM code, or the failure kind (lower case, so it never collides with a code).
-    pub fn label(&self) -> &'a str {
+    /// The label value, from a closed set: `ok`, an EIAM code eiam-api.md documents, `other` for any other code
+    /// (an endpoint can answer a fresh one on every call: as label values they would grow without bound; the code
+    /// itself stays in status, events and logs), or the failure kind (lower case, so it never collides with a code).
+    pub fn label(&self) -> &'static str {
         match self {
             CallOutcome::Ok => "ok",
-            CallOutcome::Code(code) => code,
+            CallOutcome::Code(code) => super::error::documented_code(code).unwrap_or("other"),
             CallOutcome::Failed(kind) => kind,
         }
+    }
+
+    /// EIAM answered with a `Throttling*` code (documented or not).
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, CallOutcome::Code(code) if code.starts_with("Throttling"))
     }
 }
 
@@ -120,6 +130,16 @@ mod tests {
             CallOutcome::of(&timeout).map(|o| o.label()),
             Some("timeout")
         );
+        let fresh: Result<(), EiamError> = Err(EiamError::Api {
+            action: Action::Create,
+            status: 400,
+            body: Box::new(ErrorBody {
+                code: "Nonsense.7f3a9c".into(),
+                ..ErrorBody::default()
+            }),
+            retry_after: None,
+        });
+        assert_eq!(CallOutcome::of(&fresh).map(|o| o.label()), Some("other"));
         let input: Result<(), EiamError> = Err(EiamError::InvalidInput {
             field: "instanceId",
             reason: "empty".into(),

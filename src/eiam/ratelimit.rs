@@ -52,6 +52,29 @@ impl TokenBucket {
             Duration::from_secs_f64(-self.tokens / self.rate)
         }
     }
+
+    /// Takes one token if the caller would wait at most `patience` for it, and returns that wait; otherwise takes
+    /// nothing and returns how long the caller would have waited, so it can come back then instead of sleeping.
+    pub fn reserve_within(
+        &mut self,
+        now: Instant,
+        patience: Duration,
+    ) -> Result<Duration, Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        let left = self.tokens - 1.0;
+        let wait = if left >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(-left / self.rate).unwrap_or(Duration::MAX)
+        };
+        if wait > patience {
+            return Err(wait);
+        }
+        self.tokens = left;
+        Ok(wait)
+    }
 }
 
 /// How much wider than `1/qps` the operator spaces its requests: 10 %, so `qps + 1` requests span 1.1 s and up to
@@ -75,6 +98,18 @@ impl RateLimiter {
                 Instant::now(),
             )),
         }
+    }
+
+    /// Reserves the next request's token if it is at most `patience` away, and returns when it may be sent;
+    /// otherwise reserves nothing and returns how long until a token would be free (see
+    /// [`TokenBucket::reserve_within`]).
+    pub fn reserve_within(&self, patience: Duration) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        self.bucket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .reserve_within(now, patience)
+            .map(|wait| now + wait)
     }
 
     /// Waits until the caller may send one request.
@@ -157,6 +192,25 @@ mod tests {
         assert_eq!(bucket.reserve(t0), Duration::ZERO);
         // 22 ms, not 20: the 51st request leaves 1.1 s after the first.
         assert!(close(bucket.reserve(t0), ms(22)));
+    }
+
+    #[test]
+    fn a_caller_that_would_wait_too_long_takes_nothing_and_learns_the_wait() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(0.01, 1.0, t0);
+        assert_eq!(bucket.reserve_within(t0, ms(1000)), Ok(Duration::ZERO));
+        // The next token is 100 s away: refused, and nothing taken, however often it is asked.
+        for _ in 0..3 {
+            let refused = bucket.reserve_within(t0, ms(1000)).unwrap_err();
+            assert!(close(refused, Duration::from_secs(100)), "{refused:?}");
+        }
+        // Within the patience it is taken, with its wait.
+        let later = t0 + Duration::from_millis(99_500);
+        assert!(close(
+            bucket.reserve_within(later, ms(1000)).unwrap(),
+            ms(500)
+        ));
+        assert!(bucket.reserve_within(later, ms(1000)).is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Fault injection: throttling, 5xx answers, latency, dropped connections and a QPS cap, each optionally aimed at
-//! one action, so that client retry and recovery paths can be tested against misbehaviour on demand.
+//! one action, so that client retry and recovery paths can be tested against misbehaviour on demand; and the ways a
+//! hostile endpoint (a tenant's own) misbehaves: never answering, dripping or streaming an endless body, a
+//! `x-acs-retry-after` no number fits, a fresh error code on every call.
 //!
 //! Rules are checked in order for every API call; the first rule that fires decides the outcome, and a rule counts
 //! only the calls that reach it. Latency rules are separate: every latency rule that fires adds its delay.
@@ -25,6 +27,14 @@ pub enum FaultKind {
     DropConnection,
     /// Answer `Throttling.User` to calls beyond `qps` per second.
     QpsCap,
+    /// Accept the request and never answer (the connection stays open).
+    Hang,
+    /// Answer 200 with headers, then one byte of body every `latencyMs` (default 100), forever.
+    Drip,
+    /// Answer 200 with a body that never ends, as fast as the client reads.
+    EndlessBody,
+    /// Answer an error (HTTP 400) whose `Code` is new on every call (`Nonsense.<n>`).
+    FreshCode,
 }
 
 /// Whether a dropped connection happens before the action changes state or after (an ambiguous Create).
@@ -63,6 +73,9 @@ pub struct FaultRule {
     /// throttle/qpsCap: `x-acs-retry-after` in ms (throttle default 1000; qpsCap default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// throttle: `x-acs-retry-after` as this exact text instead (e.g. `1e300`), as a misbehaving endpoint sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_text: Option<String>,
     /// latency: delay in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
@@ -138,7 +151,19 @@ impl FaultRule {
             self.retry_after_ms.is_some(),
             &[Throttle, QpsCap],
         )?;
-        only("latencyMs", self.latency_ms.is_some(), &[Latency])?;
+        only(
+            "retryAfterText",
+            self.retry_after_text.is_some(),
+            &[Throttle],
+        )?;
+        if self
+            .retry_after_text
+            .as_deref()
+            .is_some_and(|text| axum::http::HeaderValue::from_str(text).is_err())
+        {
+            return fail("retryAfterText", "must be a valid header value");
+        }
+        only("latencyMs", self.latency_ms.is_some(), &[Latency, Drip])?;
         only("when", self.when.is_some(), &[DropConnection])?;
         only("qps", self.qps.is_some(), &[QpsCap])?;
         match kind {
@@ -176,6 +201,12 @@ pub enum Injected {
     Error(ApiError),
     /// Close the connection without an answer.
     Drop(DropWhen),
+    /// Never answer.
+    Hang,
+    /// 200, then a body of one byte every `interval_ms`, forever.
+    Drip { interval_ms: u64 },
+    /// 200, then a body that never ends.
+    EndlessBody,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -271,7 +302,7 @@ impl FaultEngine {
                 fires(rule, counters)
             };
             if fired {
-                return Some((rule.kind, injected(rule)));
+                return Some((rule.kind, injected(rule, counters.fired)));
             }
         }
         None
@@ -291,15 +322,29 @@ fn fires(rule: &FaultRule, counters: &mut Counters) -> bool {
     fire
 }
 
-fn injected(rule: &FaultRule) -> Injected {
+/// The outcome of `rule`, which has now fired `fired` times.
+fn injected(rule: &FaultRule, fired: u64) -> Injected {
     match rule.kind {
-        FaultKind::Throttle => Injected::Error(
-            ApiError::bad_request(
+        FaultKind::Throttle => {
+            let mut error = ApiError::bad_request(
                 rule.code.clone().unwrap_or_else(|| "Throttling".into()),
                 "Request was denied due to request throttling.",
-            )
-            .with_retry_after(Some(rule.retry_after_ms.unwrap_or(1000))),
-        ),
+            );
+            match &rule.retry_after_text {
+                Some(text) => error.retry_after_text = Some(text.clone()),
+                None => error.retry_after_ms = Some(rule.retry_after_ms.unwrap_or(1000)),
+            }
+            Injected::Error(error)
+        }
+        FaultKind::Hang => Injected::Hang,
+        FaultKind::Drip => Injected::Drip {
+            interval_ms: rule.latency_ms.unwrap_or(100).max(1),
+        },
+        FaultKind::EndlessBody => Injected::EndlessBody,
+        FaultKind::FreshCode => Injected::Error(ApiError::bad_request(
+            format!("Nonsense.{fired}"),
+            "An answer no documentation lists.",
+        )),
         FaultKind::QpsCap => Injected::Error(
             ApiError::bad_request(
                 rule.code
@@ -351,8 +396,39 @@ mod tests {
         match i.map(|(_, i)| i) {
             Some(Injected::Error(e)) => Some(e.code),
             Some(Injected::Drop(w)) => Some(format!("drop-{w:?}")),
+            Some(other) => Some(format!("{other:?}")),
             None => None,
         }
+    }
+
+    #[test]
+    fn a_hostile_endpoint_hangs_drips_streams_and_invents_codes() {
+        let mut e = engine(
+            r#"{"rules":[{"kind":"hang","next":1},{"kind":"drip","latencyMs":50,"next":1},
+                {"kind":"endlessBody","next":1},{"kind":"freshCode","next":2},
+                {"kind":"throttle","retryAfterText":"1e300","next":1}]}"#,
+        );
+        assert_eq!(code(e.decide(LIST, 0)).as_deref(), Some("Hang"));
+        assert_eq!(
+            code(e.decide(LIST, 0)).as_deref(),
+            Some("Drip { interval_ms: 50 }")
+        );
+        assert_eq!(code(e.decide(LIST, 0)).as_deref(), Some("EndlessBody"));
+        assert_eq!(code(e.decide(LIST, 0)).as_deref(), Some("Nonsense.1"));
+        assert_eq!(code(e.decide(LIST, 0)).as_deref(), Some("Nonsense.2"));
+        match e.decide(LIST, 0) {
+            Some((FaultKind::Throttle, Injected::Error(err))) => {
+                assert_eq!(err.retry_after_text.as_deref(), Some("1e300"));
+                assert_eq!(err.retry_after_ms, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let plan: FaultPlan = serde_json::from_str(
+            r#"{"rules":[{"kind":"throttle","retryAfterText":"bad\nvalue"}]}"#,
+        )
+        .unwrap();
+        let err = FaultEngine::default().set(plan).unwrap_err().to_string();
+        assert!(err.starts_with("rules[0].retryAfterText"), "{err}");
     }
 
     #[test]

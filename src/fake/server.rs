@@ -180,6 +180,13 @@ impl Core {
                         self.calls.push(call);
                         return Outcome::Drop;
                     }
+                    Some((kind, misbehaviour)) => {
+                        // The call is not applied: a hostile endpoint's answer, not EIAM's.
+                        call.outcome = "Misbehaved".to_owned();
+                        call.fault = Some(kind_label(kind, None));
+                        self.calls.push(call);
+                        return Outcome::Misbehave(misbehaviour);
+                    }
                     None => actions::perform(
                         &mut ctx,
                         authenticated.action,
@@ -230,6 +237,8 @@ fn kind_label(kind: FaultKind, when: Option<DropWhen>) -> String {
 enum Outcome {
     Respond(Rendered),
     Drop,
+    /// Hang, drip or stream without end (see [`Injected`]).
+    Misbehave(Injected),
 }
 
 /// State shared by the API handler, the admin endpoints and the handle.
@@ -595,6 +604,47 @@ async fn api(
             // Never written: the aborted connection fails the write and hyper closes the socket.
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+        Outcome::Misbehave(misbehaviour) => misbehave(misbehaviour).await,
+    }
+}
+
+/// A hostile endpoint's answer: none at all, a body dripping a byte at a time, or a body without end. Each ends
+/// only when the client gives up (and closes the connection, which drops this future or its stream).
+async fn misbehave(misbehaviour: Injected) -> Response {
+    use futures::StreamExt;
+    let streaming = |body: axum::body::Body| {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    match misbehaviour {
+        Injected::Drip { interval_ms } => {
+            let interval = Duration::from_millis(interval_ms);
+            let drip = futures::stream::unfold((), move |()| async move {
+                tokio::time::sleep(interval).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from_static(b" ")),
+                    (),
+                ))
+            });
+            streaming(axum::body::Body::from_stream(drip))
+        }
+        Injected::EndlessBody => {
+            static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+            let endless = futures::stream::repeat_with(|| {
+                Ok::<_, std::convert::Infallible>(Bytes::from_static(&CHUNK))
+            })
+            // Yield between chunks so one endless body cannot monopolise a runtime thread.
+            .then(|chunk| async move {
+                tokio::task::yield_now().await;
+                chunk
+            });
+            streaming(axum::body::Body::from_stream(endless))
+        }
+        // Hang, and anything else that reaches here: never answer.
+        _ => std::future::pending().await,
     }
 }
 

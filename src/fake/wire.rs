@@ -26,6 +26,8 @@ pub struct ApiError {
     pub message: String,
     /// `x-acs-retry-after` in milliseconds, for throttling.
     pub retry_after_ms: Option<u64>,
+    /// `x-acs-retry-after` sent as this exact text instead (a misbehaving endpoint's `1e300`, say).
+    pub retry_after_text: Option<String>,
 }
 
 impl ApiError {
@@ -36,6 +38,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after_ms: None,
+            retry_after_text: None,
         }
     }
 
@@ -157,6 +160,13 @@ pub fn render_error(
             HeaderName::from_static(RETRY_AFTER_HEADER),
             HeaderValue::from(ms),
         );
+    }
+    if let Some(value) = error
+        .retry_after_text
+        .as_deref()
+        .and_then(|text| HeaderValue::from_str(text).ok())
+    {
+        headers.insert(HeaderName::from_static(RETRY_AFTER_HEADER), value);
     }
     Rendered {
         status: StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -65,8 +65,9 @@ impl EiamMetrics {
         };
         registry.register(
             "eiam_calls",
-            "HTTP requests sent to EIAM, by action and outcome: ok, EIAM's error Code (e.g. Throttling.User), or \
-             timeout, transport_error, unexpected_status, decode_error when EIAM's answer carried no Code",
+            "HTTP requests sent to EIAM, by action and outcome: ok, EIAM's error Code when eiam-api.md documents it \
+             (e.g. Throttling.User), other for any other Code, or timeout, transport_error, unexpected_status, \
+             decode_error, response_too_large when EIAM's answer carried no Code",
             metrics.calls.clone(),
         );
         registry.register(
@@ -128,17 +129,16 @@ impl EiamMetrics {
 impl EiamObserver for EiamMetrics {
     fn call_finished(&self, action: Action, outcome: CallOutcome<'_>, elapsed: Duration) {
         let action = action.name();
-        let outcome = outcome.label();
         self.calls
             .get_or_create(&CallLabels {
                 action,
-                outcome: outcome.to_owned(),
+                outcome: outcome.label().to_owned(),
             })
             .inc();
         self.duration
             .get_or_create(&ActionLabels { action })
             .observe(elapsed.as_secs_f64());
-        if outcome.starts_with("Throttling") {
+        if outcome.is_throttled() {
             self.throttled.get_or_create(&ActionLabels { action }).inc();
         }
     }

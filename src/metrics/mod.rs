@@ -4,6 +4,7 @@
 //! things happen; per-resource series are read from the controller's cache on each scrape, so a deleted resource
 //! disappears from the scrape by itself. README "Metrics" lists every series.
 
+pub mod caches;
 pub mod eiam;
 pub mod http;
 pub mod kube;
@@ -74,6 +75,8 @@ pub struct Metrics {
     pub kube: KubeMetrics,
     /// Per-resource series, read from the controller's cache.
     pub resources: Arc<ResourceMetrics>,
+    /// The sizes of the process's own maps.
+    pub caches: Arc<caches::CacheMetrics>,
     /// 1 while this process holds the leader Lease (or runs without leader election), else 0.
     pub leader: Gauge,
     /// Per CRD: 1 when the installed CRD carries the schema hash this build expects, else 0.
@@ -95,6 +98,8 @@ impl Metrics {
         let kube = KubeMetrics::register(&mut registry);
         let resources = Arc::new(ResourceMetrics::default());
         registry.register_collector(Box::new(resources.clone()));
+        let caches = Arc::new(caches::CacheMetrics::default());
+        registry.register_collector(Box::new(caches.clone()));
 
         let leader = Gauge::default();
         registry.register(
@@ -128,6 +133,7 @@ impl Metrics {
             eiam,
             kube,
             resources,
+            caches,
             leader,
             crd_schema_current,
         }

@@ -22,12 +22,19 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// Reconcile counters, the duration histogram and the in-flight gauge.
 #[derive(Debug, Clone)]
 pub struct ReconcileMetrics {
     total: Family<ResultLabels, Counter>,
     duration: Histogram,
     in_flight: Gauge,
+    deferrals: Family<ReasonLabels, Counter>,
+    panics: Counter,
 }
 
 impl ReconcileMetrics {
@@ -36,12 +43,32 @@ impl ReconcileMetrics {
             total: Family::default(),
             duration: Histogram::new(DURATION_BUCKETS),
             in_flight: Gauge::default(),
+            deferrals: Family::default(),
+            panics: Counter::default(),
         };
+        // Zero series up front, so rate() and alerts work before the first one.
+        for reason in ["seats", "budget"] {
+            drop(metrics.deferrals.get_or_create(&ReasonLabels { reason }));
+        }
+        registry.register(
+            "reconcile_deferrals",
+            "Reconciles that gave their worker back before doing anything, by reason: seats (every concurrent EIAM \
+             call of the provider taken) or budget (the provider's next QPS token more than a second away); each \
+             comes back when its provider may have room",
+            metrics.deferrals.clone(),
+        );
+        registry.register(
+            "reconcile_panics",
+            "Reconciles that panicked (a bug): the panic was caught, the process went on, the resource is retried",
+            metrics.panics.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles of ApplicationClientSecrets by result: success, or the kind of error (eiam_error, \
-             kubernetes_error, invalid_spec, invalid_template, not_converged), conflict (the resource changed meanwhile and is reconciled \
-             again), or cancelled (abandoned at shutdown)",
+             kubernetes_error, invalid_spec, invalid_template, not_converged, panicked), conflict (the resource \
+             changed meanwhile and is reconciled again), fenced (this replica no longer holds the leader Lease: nothing \
+             sent), deferred (its provider's seats or budget were busy: see reconcile_deferrals), or cancelled \
+             (abandoned at shutdown)",
             metrics.total.clone(),
         );
         registry.register(
@@ -70,6 +97,16 @@ impl ReconcileMetrics {
     /// Reconciles counted with `result` so far.
     pub fn count(&self, result: &'static str) -> u64 {
         self.total.get_or_create(&ResultLabels { result }).get()
+    }
+
+    /// A reconcile was deferred for `reason` (`seats` or `budget`).
+    pub fn deferred(&self, reason: &'static str) {
+        self.deferrals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A reconcile panicked.
+    pub fn panicked(&self) {
+        self.panics.inc();
     }
 
     /// Reconciles running right now.

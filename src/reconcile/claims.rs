@@ -76,6 +76,19 @@ fn key_of(resource: &ApplicationClientSecret) -> Key {
 }
 
 impl Claims {
+    /// How many resources it indexes.
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.index.of.len())
+            .unwrap_or_default()
+    }
+
+    /// Whether it indexes none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Applies one watch event of the resource watch.
     pub fn observe(&self, event: &Event<ApplicationClientSecret>) {
         let Ok(mut state) = self.state.lock() else {

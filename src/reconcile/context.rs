@@ -56,13 +56,59 @@ pub struct Context {
 
 impl Context {
     /// Drops what the process remembers about a resource that is gone (its drift schedule and failure count), so
-    /// memory does not grow with churn.
+    /// memory does not grow with churn. Called when the watch reports the deletion (finalizer or not) and when a
+    /// reconcile finds it gone.
     pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
         self.drift.forget(key);
         if let Ok(mut failures) = self.failures.lock() {
             failures.remove(key);
         }
         self.written.forget(key);
+    }
+
+    /// Drops what the process remembers about every resource the store no longer holds: after a relist, a
+    /// resource deleted while the watch was down comes as no deletion event.
+    pub fn forget_missing(&self) {
+        let exists = |key: &ObjectRef<ApplicationClientSecret>| self.store.get(key).is_some();
+        self.drift.retain(exists);
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.retain(|key, _| exists(key));
+        }
+        if let Ok(mut written) = self.written.0.lock() {
+            written.retain(|key, _| exists(key));
+        }
+        self.providers.forget_missing();
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl crate::metrics::caches::CacheSizes for Context {
+    fn sizes(&self) -> Vec<(&'static str, usize)> {
+        let failures = self.failures.lock().map(|f| f.len()).unwrap_or_default();
+        let written = self.written.0.lock().map(|w| w.len()).unwrap_or_default();
+        let own_writes = self
+            .own_writes
+            .0
+            .lock()
+            .map(|w| w.len())
+            .unwrap_or_default();
+        let (clients, building) = self.providers.sizes();
+        vec![
+            ("drift_schedule", self.drift.len()),
+            ("failures", failures),
+            ("written", written),
+            ("own_writes", own_writes),
+            ("claims", self.claims.len()),
+            ("secret_versions", self.secret_versions.len()),
+            ("provider_clients", clients),
+            ("provider_builds", building),
+            ("restart_permissions", self.restart_permissions.len()),
+        ]
     }
 }
 
@@ -128,6 +174,13 @@ impl OwnWrites {
     pub fn record(&self, namespace: &str, name: &str, resource_version: Option<String>) {
         if let (Ok(mut writes), Some(version)) = (self.0.lock(), resource_version) {
             writes.insert((namespace.to_owned(), name.to_owned()), version);
+        }
+    }
+
+    /// The Secret is gone: whatever we wrote of it will never be seen.
+    pub fn forget(&self, secret: &PartialObjectMeta<Secret>) {
+        if let Ok(mut writes) = self.0.lock() {
+            writes.remove(&(secret.namespace().unwrap_or_default(), secret.name_any()));
         }
     }
 

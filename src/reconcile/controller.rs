@@ -12,7 +12,7 @@ use super::drift::DriftSchedule;
 use super::events::EventPublisher;
 use super::executor::{self, ExecError};
 use super::fanout::Fanout;
-use super::provider::{ProviderCache, ProviderSources, TenancyPolicy};
+use super::provider::{ClientLimits, ProviderCache, ProviderSources, TenancyPolicy};
 use super::restart::RestartPermissions;
 use super::scope::{WatchScope, from_store, metadata_key};
 use super::secret_versions::SecretVersions;
@@ -63,8 +63,8 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// `--concurrency`.
     pub concurrency: u16,
-    /// `--default-qps`.
-    pub default_qps: f64,
+    /// `--default-qps`, `--provider-max-concurrent-calls`, `--eiam-call-timeout`.
+    pub client_limits: ClientLimits,
     /// Who may use which provider.
     pub tenancy: TenancyPolicy,
 }
@@ -78,6 +78,44 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
     let (store, writer) = reflector::store();
     let claims = Arc::new(Claims::default());
     let health = operations.health;
+
+    // Providers are cached (the executor reads them from here, not with a GET per reconcile), and so are the
+    // versions of the Secrets the operator does not publish: a provider's client is rebuilt, and its AccessKey
+    // Secret read, only when that Secret's version changes.
+    let (eiam_providers, eiam_providers_writer) = reflector::store();
+    let eiam_providers_reader = eiam_providers.clone();
+    let (cluster_providers_store, cluster_providers_writer) = reflector::store();
+    let eiam_providers_synced = Arc::new(Synced::default());
+    let cluster_providers_synced = Arc::new(Synced::default());
+    let credential_versions = Arc::new(SecretVersions::default());
+    let providers_cache =
+        ProviderCache::new(settings.client_limits).with_sources(ProviderSources {
+            namespaced: eiam_providers,
+            namespaced_synced: eiam_providers_synced.clone(),
+            cluster: cluster_providers_store,
+            cluster_synced: cluster_providers_synced.clone(),
+            credentials: credential_versions.clone(),
+        });
+    let context = Arc::new(Context {
+        events: EventPublisher::new(kube.clone(), "eiam-operator"),
+        kube: kube.clone(),
+        providers: providers_cache,
+        restart_permissions: RestartPermissions::default(),
+        tenancy: settings.tenancy.clone(),
+        resync_interval: settings.resync_interval,
+        store: store.clone(),
+        claims: claims.clone(),
+        drift: DriftSchedule::new(settings.resync_interval),
+        written: Written::default(),
+        failures: Mutex::default(),
+        metrics: operations.metrics.clone(),
+        own_writes: OwnWrites::default(),
+        secret_versions: SecretVersions::default(),
+        token: operations.token.clone(),
+    });
+    operations.metrics.resources.watch(store.clone());
+    operations.metrics.caches.watch(context.clone());
+
     let primary = reflector(
         writer,
         scope
@@ -100,9 +138,18 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
     )
     .inspect({
         let claims = claims.clone();
+        let context = context.clone();
         move |event| {
             if let Ok(event) = event {
                 claims.observe(event);
+                // Memory follows the resources that exist, finalizer or not.
+                match event {
+                    watcher::Event::Delete(resource) => {
+                        context.forget(&ObjectRef::from_obj(resource));
+                    }
+                    watcher::Event::InitDone => context.forget_missing(),
+                    _ => {}
+                }
             }
         }
     })
@@ -119,41 +166,6 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
     // Only changes worth a reconcile trigger one; our own status writes do not (see `trigger_hash`).
     .predicate_filter(trigger_hash, Default::default());
     let controller = Controller::for_stream(primary, store.clone());
-
-    // Providers are cached (the executor reads them from here, not with a GET per reconcile), and so are the
-    // versions of the Secrets the operator does not publish: a provider's client is rebuilt, and its AccessKey
-    // Secret read, only when that Secret's version changes.
-    let (eiam_providers, eiam_providers_writer) = reflector::store();
-    let eiam_providers_reader = eiam_providers.clone();
-    let (cluster_providers_store, cluster_providers_writer) = reflector::store();
-    let eiam_providers_synced = Arc::new(Synced::default());
-    let cluster_providers_synced = Arc::new(Synced::default());
-    let credential_versions = Arc::new(SecretVersions::default());
-    let providers_cache = ProviderCache::new(settings.default_qps).with_sources(ProviderSources {
-        namespaced: eiam_providers,
-        namespaced_synced: eiam_providers_synced.clone(),
-        cluster: cluster_providers_store,
-        cluster_synced: cluster_providers_synced.clone(),
-        credentials: credential_versions.clone(),
-    });
-    let context = Arc::new(Context {
-        events: EventPublisher::new(kube.clone(), "eiam-operator"),
-        kube: kube.clone(),
-        providers: providers_cache,
-        restart_permissions: RestartPermissions::default(),
-        tenancy: settings.tenancy.clone(),
-        resync_interval: settings.resync_interval,
-        store: store.clone(),
-        claims,
-        drift: DriftSchedule::new(settings.resync_interval),
-        written: Written::default(),
-        failures: Mutex::default(),
-        metrics: operations.metrics.clone(),
-        own_writes: OwnWrites::default(),
-        secret_versions: SecretVersions::default(),
-        token: operations.token.clone(),
-    });
-    operations.metrics.resources.watch(store.clone());
 
     let namespaced_users = store.clone();
     let cluster_users = store.clone();
@@ -179,7 +191,12 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         .filter_map(|event| std::future::ready(event.map(published_only).transpose()))
         .inspect_ok({
             let context = context.clone();
-            move |event| context.secret_versions.observe(event)
+            move |event| {
+                context.secret_versions.observe(event);
+                if let watcher::Event::Delete(secret) = event {
+                    context.own_writes.forget(secret);
+                }
+            }
         })
         .touched_objects()
         .try_filter({
@@ -210,9 +227,16 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
             )
             .modify(|provider| provider.managed_fields_mut().clear()),
     )
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            eiam_providers_synced.mark();
+    .inspect_ok({
+        let context = context.clone();
+        move |event| match event {
+            watcher::Event::InitDone => {
+                eiam_providers_synced.mark();
+                context.providers.forget_missing();
+            }
+            // A deleted provider's client, credentials and connection pool go with it.
+            watcher::Event::Delete(_) => context.providers.forget_missing(),
+            _ => {}
         }
     })
     .touched_objects();
@@ -222,9 +246,15 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
             .default_backoff()
             .modify(|provider| provider.managed_fields_mut().clear()),
     )
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            cluster_providers_synced.mark();
+    .inspect_ok({
+        let context = context.clone();
+        move |event| match event {
+            watcher::Event::InitDone => {
+                cluster_providers_synced.mark();
+                context.providers.forget_missing();
+            }
+            watcher::Event::Delete(_) => context.providers.forget_missing(),
+            _ => {}
         }
     })
     .touched_objects();
@@ -402,7 +432,17 @@ async fn reconcile(
         trace_id = %trace_id(),
     );
     let work = async {
-        let done = executor::reconcile(&resource, &context).await?;
+        // A panic in one reconcile (a bug, or an answer no parser foresaw) must not take down the process that
+        // rotates every team's secrets: it is caught, logged, counted, and the resource retried with backoff.
+        let done = std::panic::AssertUnwindSafe(executor::reconcile(&resource, &context))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "reconcile panicked; the resource is retried with backoff");
+                context.metrics.reconcile.panicked();
+                Err(ExecError::Panicked(message))
+            })?;
         // Due work (renewal, retirement) jittered so that resources never wake in lockstep; the drift check at the
         // resource's own phased slot, which is spread already.
         let until_drift_check = context
@@ -416,9 +456,19 @@ async fn reconcile(
             requeue_in_ms = requeue.as_millis() as u64,
             "reconciled"
         );
-        Ok(requeue)
+        Ok::<_, ExecError>(requeue)
     };
     let outcome = tracing::Instrument::instrument(work, span).await;
+    // A resource deleted while this reconcile ran (its deletion event already forgot it) must not be remembered
+    // again by what the reconcile recorded on its way out.
+    if context.store.get(&key).is_none() {
+        context.forget(&key);
+    }
+    if let Err(err) = &outcome
+        && let Some((_, reason)) = err.deferred()
+    {
+        context.metrics.reconcile.deferred(reason);
+    }
     timer.finish(match &outcome {
         Ok(_) => "success",
         Err(err) => result_label(err),
@@ -440,6 +490,16 @@ fn error_policy(
     error: &ExecError,
     context: Arc<Context>,
 ) -> Action {
+    if let Some((wait, _)) = error.deferred() {
+        // Not a failure either: the provider's seats or budget are busy; come back when they may not be.
+        tracing::debug!(
+            namespace = %resource.namespace().unwrap_or_default(),
+            resource = %resource.name_any(),
+            reason = %error,
+            "deferred"
+        );
+        return Action::requeue(super::jitter::jittered(wait.max(DEFERRAL_MIN)));
+    }
     if error.is_conflict() {
         // Not a failure: the resource changed under this reconcile. The change's own watch event reconciles the
         // new version right away; this requeue is only a safety net.
@@ -463,6 +523,10 @@ fn error_policy(
         return Action::requeue(CONFLICT_RETRY);
     }
     let key = ObjectRef::from_obj(resource.as_ref());
+    if context.store.get(&key).is_none() {
+        // Gone: nothing to retry, and nothing to remember about it.
+        return Action::await_change();
+    }
     let attempt = match context.failures.lock() {
         Ok(mut failures) => {
             let count = failures.entry(key).or_insert(0);
@@ -495,6 +559,19 @@ fn error_policy(
     Action::requeue(super::jitter::jittered(delay))
 }
 
+/// The shortest wait before a deferred pass comes back (a budget token due "now" still leaves a moment for the
+/// passes that took the earlier ones).
+const DEFERRAL_MIN: Duration = Duration::from_millis(100);
+
+/// The text of a caught panic (`panic!` payloads are a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// Safety-net requeue after a write conflict (the newer version's watch event normally comes first).
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
@@ -510,6 +587,8 @@ fn result_label(error: &ExecError) -> &'static str {
         ExecError::InvalidTemplate(_) => "invalid_template",
         ExecError::NotConverged => "not_converged",
         ExecError::Fenced(_) => "fenced",
+        ExecError::Deferred { .. } => "deferred",
+        ExecError::Panicked(_) => "panicked",
     }
 }
 

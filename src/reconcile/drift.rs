@@ -85,6 +85,13 @@ impl<K: std::hash::Hash + Eq + Clone> DriftSchedule<K> {
         Duration::try_from(now.duration_until(next)).unwrap_or(Duration::ZERO) + SLOT_MARGIN
     }
 
+    /// Keeps only the resources `exists` says are still there (after a relist, whose deletions come as no event).
+    pub fn retain(&self, exists: impl Fn(&K) -> bool) {
+        if let Ok(mut checks) = self.checks.lock() {
+            checks.retain(|key, _| exists(key));
+        }
+    }
+
     /// How many resources the schedule holds (for tests of the pruning).
     pub fn len(&self) -> usize {
         self.checks.lock().map(|c| c.len()).unwrap_or_default()

@@ -25,7 +25,7 @@ use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ApplicationClientSecretStatus,
     CreationPolicy, FIELD_MANAGER, FINALIZER,
 };
-use crate::eiam::SecretString;
+use crate::eiam::{Admission, CallGate, Fence, SecretString};
 use crate::fence::LeaderToken;
 use conflict::conflicting_owner;
 use error::{MAX_ROUNDS, kube_err, retrying};
@@ -43,6 +43,7 @@ use kube::{
 };
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a reconcile ended.
@@ -198,12 +199,16 @@ pub async fn reconcile(
         secret_written: false,
         first_create_since: None,
         create_marker: None,
+        admission: None,
     };
 
     let mut persisted = resource.status.clone();
     for _round in 0..MAX_ROUNDS {
         input.now = Timestamp::now();
         let plan = planner::plan(&input);
+        // Admitted to EIAM before anything of the round is done, so a pass that must come back later leaves
+        // nothing half-done (not even a first issue's marker).
+        run.admit(&plan.actions).await?;
         run.first_create_since = first_issue_marker(&input, &plan.actions);
         for (index, action) in plan.actions.iter().enumerate() {
             if let PlanAction::WritePendingCreate { since, .. } = action {
@@ -295,21 +300,97 @@ struct Run<'a> {
     /// The write-ahead marker this pass stored before its Create: the Create is signed within
     /// [`planner::CREATE_SIGNING_WINDOW`] of it or not at all.
     create_marker: Option<Timestamp>,
+    /// This pass's admission to its provider's seats and budget, once it has an EIAM call to make.
+    admission: Option<Admission>,
 }
+
+/// How long a pass waits, holding its worker, for its provider's seat or budget token before it gives the worker
+/// back and comes back later (issue 20: a provider's tiny budget or hanging endpoint must not hold the workers
+/// other providers' resources need).
+const ADMISSION_PATIENCE: Duration = Duration::from_secs(1);
 
 impl Run<'_> {
     /// `Ok` while this process may act: called immediately before every mutation it sends (an EIAM Create,
-    /// Disable or Delete — the EIAM client checks again after its wait for the budget — and every write to the
-    /// resource, the Secret, a workload or an Event). Fenced: the pass stops with nothing sent.
+    /// Disable or Delete — which the EIAM client checks again after its wait for the budget, immediately before
+    /// signing — and every write to the resource, the Secret, a workload or an Event). Fenced: the pass stops with
+    /// nothing sent.
     fn fence(&self, what: impl FnOnce() -> String) -> Result<(), ExecError> {
         Ok(self.context.token.check(what)?)
     }
 
-    fn client(&self) -> Result<&crate::eiam::EiamClient, ExecError> {
+    /// The EIAM client's last check before a mutation leaves (after its wait for the budget): this process still
+    /// leads, and a Create is still within the signing window of the marker this pass stored before it.
+    fn gate_check(&self) -> Fence {
+        let token = self.context.token.clone();
+        let marker = self.create_marker;
+        Arc::new(move || token.holds() && marker.is_none_or(within_signing_window))
+    }
+
+    /// What a mutation the client's gate refused becomes: not leading (nothing written about the resource), or a
+    /// Create that waited past its signing window (a transient failure; the next pass lists first).
+    fn refused(&self, err: ExecError, what: impl FnOnce() -> String) -> ExecError {
+        let ExecError::Eiam { source, .. } = &err else {
+            return err;
+        };
+        if !matches!(**source, crate::eiam::EiamError::Fenced { .. }) {
+            return err;
+        }
+        match self.fence(what) {
+            Err(fenced) => fenced,
+            Ok(()) => match self.create_marker {
+                Some(since) => ExecError::CreateTooLate { since },
+                None => err,
+            },
+        }
+    }
+
+    fn client(&self) -> Result<crate::eiam::EiamClient, ExecError> {
         // The planner never asks for an EIAM action while the provider is unusable.
-        self.provider.as_ref().map(|p| &p.client).ok_or_else(|| {
+        let provider = self.provider.as_ref().ok_or_else(|| {
             ExecError::InvalidSpec("EIAM action planned without a usable provider".to_owned())
-        })
+        })?;
+        let gate = match &self.admission {
+            Some(admission) => admission.gate(Some(self.gate_check())),
+            None => {
+                let mut gate = CallGate::default();
+                gate.fence = Some(self.gate_check());
+                gate
+            }
+        };
+        Ok(provider.client.gated(gate))
+    }
+
+    /// Admits the pass to its provider's seats and budget before the first round with an EIAM call: within
+    /// [`ADMISSION_PATIENCE`], or not at all (the pass ends, to come back when the budget has a token for it).
+    async fn admit(&mut self, actions: &[PlanAction]) -> Result<(), ExecError> {
+        if self.admission.is_some() || !actions.iter().any(|action| self.calls_eiam(action)) {
+            return Ok(());
+        }
+        let Some(provider) = &self.provider else {
+            return Ok(());
+        };
+        match provider.client.admit(ADMISSION_PATIENCE).await {
+            Ok(admission) => {
+                self.admission = Some(admission);
+                Ok(())
+            }
+            Err(deferral) => Err(ExecError::Deferred {
+                provider: provider.display.clone(),
+                deferral,
+            }),
+        }
+    }
+
+    /// Whether running `action` calls EIAM.
+    fn calls_eiam(&self, action: &PlanAction) -> bool {
+        match action {
+            PlanAction::ListSecrets
+            | PlanAction::CreateSecret { .. }
+            | PlanAction::DisableSecret { .. }
+            | PlanAction::DeleteSecret { .. } => true,
+            PlanAction::Publish { secret_id, .. } => !self.held.contains_key(secret_id),
+            _ => false,
+        }
     }
 
     async fn execute(&mut self, action: &PlanAction) -> Result<ActionOutcome, ExecError> {
@@ -327,7 +408,7 @@ impl Run<'_> {
                 self.patch_metadata(finalizers, marker).await?;
             }
             PlanAction::ListSecrets => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 let listed = retrying(
                     &self.context.metrics.eiam,
                     "ListApplicationClientSecrets",
@@ -349,7 +430,7 @@ impl Run<'_> {
                 // Persisted by the caller, which holds the status, before the Create that follows.
             }
             PlanAction::CreateSecret { lifetime } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 self.fence(|| "CreateApplicationClientSecret".to_owned())?;
                 if let Some(since) = self.create_marker
                     && !within_signing_window(since)
@@ -361,7 +442,11 @@ impl Run<'_> {
                     "CreateApplicationClientSecret",
                     || client.create_secret_with_lifetime(&instance_id, &application_id, *lifetime),
                 )
-                .await;
+                .await
+                .map_err(|err| self.refused(err, || "CreateApplicationClientSecret".to_owned()));
+                // Whatever came of it, this marker's Create is over: later mutations of the pass are not bound to
+                // its signing window.
+                self.create_marker = None;
                 let (created, expiration) = match sent {
                     // A Create sent without a List (the status said a slot was free) meets a secret it did not
                     // know of. Nothing was minted: the planner lists next, in this same pass, and finds out by whom.
@@ -397,7 +482,7 @@ impl Run<'_> {
                 let (client_id, value) = match self.held.get(secret_id) {
                     Some(held) => held.clone(),
                     None => {
-                        let client = self.client()?;
+                        let client = &self.client()?;
                         let obtained = match retrying(
                             &self.context.metrics.eiam,
                             "ObtainApplicationClientSecret",
@@ -476,7 +561,7 @@ impl Run<'_> {
                 }
             }
             PlanAction::DisableSecret { secret_id } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 self.fence(|| format!("DisableApplicationClientSecret {secret_id}"))?;
                 // Already gone is as good as done (a retirement without a List names a secret it has not seen
                 // since the last one). Only the secret's own not-found code: a missing instance or application
@@ -494,10 +579,15 @@ impl Run<'_> {
                         }
                     },
                 )
-                .await?;
+                .await
+                .map_err(|err| {
+                    self.refused(err, || {
+                        format!("DisableApplicationClientSecret {secret_id}")
+                    })
+                })?;
             }
             PlanAction::DeleteSecret { secret_id } => {
-                let client = self.client()?;
+                let client = &self.client()?;
                 self.fence(|| format!("DeleteApplicationClientSecret {secret_id}"))?;
                 // Already gone is as good as done (see Disable).
                 retrying(
@@ -513,7 +603,10 @@ impl Run<'_> {
                         }
                     },
                 )
-                .await?;
+                .await
+                .map_err(|err| {
+                    self.refused(err, || format!("DeleteApplicationClientSecret {secret_id}"))
+                })?;
             }
             PlanAction::DeleteKubeSecret => {
                 self.fence(|| format!("the deletion of Secret {}", self.layout.name))?;

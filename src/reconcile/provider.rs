@@ -127,10 +127,54 @@ pub struct ProviderCache {
     /// One lock per provider around building its client, so that the reconciles right after a start, which all
     /// find the cache empty at once, read its credentials once, not once each.
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// `--default-qps`: the budget of a provider without `spec.qps`.
-    default_qps: f64,
+    /// The budget, seats and deadline of every client.
+    limits: ClientLimits,
     /// Watch caches to read from; without them (or before they are synced) providers and Secrets are read.
     sources: Option<ProviderSources>,
+}
+
+/// What every client of the cache gets unless its provider says otherwise, and the bounds of what it may say.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLimits {
+    /// `--default-qps`: the budget of a provider without `spec.qps`.
+    pub default_qps: f64,
+    /// `--provider-max-concurrent-calls`: the concurrent EIAM calls of a provider without
+    /// `spec.maxConcurrentCalls`, and the most a namespaced EiamProvider (a tenant's) may ask for.
+    pub default_seats: u16,
+    /// `--concurrency`: the most a ClusterEiamProvider (an admin's) may ask for.
+    pub max_seats: u16,
+    /// `--eiam-call-timeout`: one deadline for each request, connect to last byte.
+    pub call_deadline: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            default_qps: DEFAULT_QPS,
+            default_seats: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_seats: DEFAULT_MAX_CONCURRENT_CALLS,
+            call_deadline: crate::eiam::limits::DEFAULT_CALL_DEADLINE,
+        }
+    }
+}
+
+/// Requests per second to EIAM through a provider without `spec.qps`, unless `--default-qps` says otherwise.
+pub const DEFAULT_QPS: f64 = 10.0;
+/// Concurrent EIAM calls of a provider without `spec.maxConcurrentCalls`, unless
+/// `--provider-max-concurrent-calls` says otherwise: a quarter of the default `--concurrency` of 16.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u16 = 4;
+
+impl ClientLimits {
+    /// The seats of a provider that asks for `asked`: a tenant's (namespaced) provider may only lower the
+    /// operator's default, an admin's may raise it up to `--concurrency`.
+    fn seats(&self, asked: Option<u16>, namespaced: bool) -> usize {
+        let ceiling = if namespaced {
+            self.default_seats
+        } else {
+            self.max_seats.max(self.default_seats)
+        };
+        usize::from(asked.unwrap_or(self.default_seats).clamp(1, ceiling.max(1)))
+    }
 }
 
 /// The effective settings of a provider, whichever kind it is.
@@ -140,6 +184,8 @@ struct Settings<'a> {
     /// Namespace a credentials Secret is read from when the reference does not name one.
     secret_namespace: Option<&'a str>,
     fingerprint: String,
+    /// A tenant's provider (an EiamProvider): it may lower the operator's limits, not raise them.
+    namespaced: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -150,6 +196,7 @@ impl<'a> Settings<'a> {
             provider: provider.spec.settings(),
             secret_namespace: Some(namespace),
             fingerprint: fingerprint(&provider.metadata),
+            namespaced: true,
         }
     }
 
@@ -160,17 +207,18 @@ impl<'a> Settings<'a> {
             provider: provider.spec.settings(),
             secret_namespace: None,
             fingerprint: fingerprint(&provider.metadata),
+            namespaced: false,
         }
     }
 }
 
 impl ProviderCache {
-    /// An empty cache whose clients send at most `default_qps` requests per second unless their provider says.
-    pub fn new(default_qps: f64) -> Self {
+    /// An empty cache whose clients get `limits` unless their provider says otherwise.
+    pub fn new(limits: ClientLimits) -> Self {
         Self {
             clients: Mutex::default(),
             building: Mutex::default(),
-            default_qps,
+            limits,
             sources: None,
         }
     }
@@ -179,6 +227,37 @@ impl ProviderCache {
     pub fn with_sources(mut self, sources: ProviderSources) -> Self {
         self.sources = Some(sources);
         self
+    }
+
+    /// How many clients it holds, and how many per-provider build locks.
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.clients.lock().map(|c| c.len()).unwrap_or_default(),
+            self.building.lock().map(|b| b.len()).unwrap_or_default(),
+        )
+    }
+
+    /// Drops the client (its connection pool, credentials and budget) and build lock of every provider the watch
+    /// caches no longer hold: a deleted provider's memory is given back.
+    pub fn forget_missing(&self) {
+        let Some(sources) = &self.sources else {
+            return;
+        };
+        let exists = |key: &str| match key.split('/').collect::<Vec<_>>().as_slice() {
+            ["EiamProvider", namespace, name] => sources
+                .namespaced
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_some(),
+            ["ClusterEiamProvider", name] => sources.cluster.get(&ObjectRef::new(name)).is_some(),
+            _ => true,
+        };
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.retain(|key, _| exists(key));
+        }
+        if let Ok(mut building) = self.building.lock() {
+            // A lock someone holds or waits on stays: its build is under way.
+            building.retain(|key, lock| exists(key) || Arc::strong_count(lock) > 1);
+        }
     }
 
     /// An EiamProvider from the watch cache once synced, else from the API server.
@@ -274,10 +353,12 @@ impl ProviderCache {
                         ca_bundle: None,
                         auth: None,
                         qps: None,
+                        max_concurrent_calls: None,
                         allowed_applications: None,
                         allow_import: default.allow_import,
                     },
                     secret_namespace: None,
+                    namespaced: false,
                     fingerprint: format!(
                         "default/{:?}/{:?}/{:?}",
                         default.region, default.endpoint, default.signature_version
@@ -361,7 +442,7 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let client = build_client(&settings, credentials, self.default_qps)?;
+        let client = build_client(&settings, credentials, &self.limits)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
         }
@@ -373,11 +454,12 @@ impl ProviderCache {
 }
 
 /// An EIAM client for `settings` with `credentials`: the endpoint must parse and the client settings be valid.
-/// Without `spec.qps` it sends at most `default_qps` requests per second.
+/// Without `spec.qps` it sends at most `limits.default_qps` requests per second; its seats follow
+/// [`ClientLimits::seats`].
 fn build_client(
     settings: &Settings<'_>,
     credentials: Arc<dyn CredentialProvider>,
-    default_qps: f64,
+    limits: &ClientLimits,
 ) -> Result<EiamClient, ProviderProblem> {
     let invalid = |err: String| {
         ProviderProblem::new(
@@ -401,7 +483,9 @@ fn build_client(
     .map_err(|err| invalid(err.to_string()))?;
     let mut config = ClientConfig::new(endpoint, credentials);
     config.signature_version = settings.provider.signature_version.into();
-    config.qps = Some(settings.provider.qps.unwrap_or(default_qps));
+    config.qps = Some(settings.provider.qps.unwrap_or(limits.default_qps));
+    config.seats = Some(limits.seats(settings.provider.max_concurrent_calls, settings.namespaced));
+    config.call_deadline = limits.call_deadline;
     config.ca_bundle = settings.provider.ca_bundle.map(<[u8]>::to_vec);
     EiamClient::new(config).map_err(|err| invalid(err.to_string()))
 }
@@ -430,8 +514,8 @@ pub async fn check_cluster_provider(
 async fn check(kube: &Client, settings: &Settings<'_>) -> Result<String, ProviderProblem> {
     let (credentials, _) = credentials_for(kube, settings).await?;
     let kind = credentials.kind();
-    // Only validated here (the check calls nothing), so the budget is immaterial.
-    let client = build_client(settings, credentials, crate::operator::DEFAULT_QPS)?;
+    // Only validated here (the check calls nothing), so the limits are immaterial.
+    let client = build_client(settings, credentials, &ClientLimits::default())?;
     Ok(format!(
         "EIAM at {}, credentials: {kind}",
         client.endpoint().url()
@@ -884,6 +968,7 @@ mod tests {
                 ca_bundle: None,
                 auth,
                 qps: None,
+                max_concurrent_calls: None,
                 allowed_applications: None,
                 allow_import,
             },
@@ -899,7 +984,7 @@ mod tests {
         let settings = Settings::of_eiam_provider(&provider, "team-a");
         let credentials: Arc<dyn CredentialProvider> =
             Arc::new(crate::eiam::StaticProvider::access_key("LTAIid", "secret"));
-        let problem = build_client(&settings, credentials, 10.0).unwrap_err();
+        let problem = build_client(&settings, credentials, &ClientLimits::default()).unwrap_err();
         assert_eq!(problem.reason, reasons::PROVIDER_INVALID);
         assert!(
             problem

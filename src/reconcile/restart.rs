@@ -54,6 +54,18 @@ pub struct RestartPermissions {
 }
 
 impl RestartPermissions {
+    /// How many answers it remembers (one per namespace and workload kind).
+    pub fn len(&self) -> usize {
+        self.answers.lock().map(|a| a.len()).unwrap_or_default()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RestartPermissions {
     /// `Some(message)` naming what is missing when any of `kinds` may not be patched in `namespace`. An API server
     /// that cannot answer blocks nothing: the restart itself then reports its error.
     pub async fn denied(

@@ -43,6 +43,19 @@ fn key(secret: &PartialObjectMeta<Secret>) -> Option<(Key, String)> {
 }
 
 impl SecretVersions {
+    /// How many Secrets it knows a version of.
+    pub fn len(&self) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.versions.len())
+            .unwrap_or_default()
+    }
+
+    /// Whether it knows none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Applies one watch event.
     pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) {
         let Ok(mut state) = self.state.lock() else {

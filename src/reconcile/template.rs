@@ -5,7 +5,9 @@
 //! template is checked *before* anything is minted, by rendering it with placeholder values ([`validate`]): that
 //! render can only echo placeholders, so its error messages are shown in full. The real render ([`render`]) could
 //! fail differently on the real values (a filter that chokes on the secret's content); its errors are reported by
-//! kind and line only, never with minijinja's detail, which may quote the value.
+//! key and kind only: never minijinja's detail, which may quote the value, and never the line, which depends on the
+//! branch the value took (a tenant who may edit the template but not read the Secret could otherwise learn the
+//! secret a character at a time, one failing branch per line).
 
 use std::collections::BTreeMap;
 
@@ -40,14 +42,12 @@ pub enum TemplateError {
     },
     /// The template compiled and rendered with placeholders but failed with the real values.
     #[error(
-        "spec.target.template.data[{key:?}] {position}: {kind} while rendering with the real values (details \
-         withheld: they could quote the secret); check filters and operations on clientSecret and clientId"
+        "spec.target.template.data[{key:?}]: {kind} while rendering with the real values (position and details \
+         withheld: they could reveal the secret); check filters and operations on clientSecret and clientId"
     )]
     Render {
         /// The data key whose template failed.
         key: String,
-        /// `line N`, or `at an unknown position`.
-        position: String,
         /// The engine's error kind (for example `invalid operation`), which never contains a value.
         kind: String,
     },
@@ -95,7 +95,6 @@ pub fn render(
 ) -> Result<BTreeMap<String, String>, TemplateError> {
     render_with(template, values, |key, err| TemplateError::Render {
         key: key.to_owned(),
-        position: position(&err),
         kind: err.kind().to_string(),
     })
 }
@@ -302,7 +301,12 @@ mod tests {
         let err = render(&t, &real()).expect_err("fails on the real value");
         let text = err.to_string();
         assert!(matches!(err, TemplateError::Render { .. }), "{err:?}");
-        assert!(text.contains("\"n\"") && text.contains("line 1"), "{text}");
+        assert!(
+            text.contains("\"n\"") && text.contains("invalid operation"),
+            "{text}"
+        );
+        // The line would tell which branch the secret took: withheld like the details.
+        assert!(!text.contains("line"), "{text}");
         assert!(!text.contains(SECRET), "{text}");
         assert!(!format!("{err:?}").contains(SECRET));
     }

@@ -179,7 +179,9 @@ async fn invalid_templates_are_refused_naming_the_key_before_anything_is_minted_
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "{status:?}");
             assert!(
-                status.message.contains("spec.target.template.data")
+                status
+                    .message
+                    .contains("spec.target.template.data[\"app.env\"]")
                     && status.message.contains("clientSecret, secretId"),
                 "{}",
                 status.message
@@ -243,8 +245,9 @@ async fn invalid_templates_are_refused_naming_the_key_before_anything_is_minted_
         )
         .await;
     assert!(
-        refused.contains("spec.target.template.data[\"app.env\"] line 1")
-            && refused.contains("details withheld"),
+        refused.contains("spec.target.template.data[\"app.env\"]:")
+            && refused.contains("position and details withheld")
+            && !refused.contains("line"),
         "{refused}"
     );
     let held = s.fake.secrets(INSTANCE, APP).await;

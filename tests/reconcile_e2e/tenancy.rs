@@ -32,7 +32,7 @@ const TENANT_AK: (&str, &str) = ("LTAI5tTenantOwnKey", "tenant-own-access-key-se
 
 /// The token user of the control plane, as the tenant: RBAC in its namespace only, like a team member on a shared
 /// cluster (ApplicationClientSecrets, EiamProviders, Secrets and reading Events; nothing cluster-scoped).
-async fn tenant_client(s: &Scenario) -> Client {
+pub(crate) async fn tenant_client(s: &Scenario) -> Client {
     let role: Role = serde_json::from_value(json!({
         "metadata": { "name": "tenant" },
         "rules": [
@@ -61,7 +61,7 @@ async fn tenant_client(s: &Scenario) -> Client {
     s.cp.user_client().await
 }
 
-async fn create_as<K>(client: &Client, namespace: &str, object: Value) -> K
+pub(crate) async fn create_as<K>(client: &Client, namespace: &str, object: Value) -> K
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone

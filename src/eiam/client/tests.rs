@@ -852,3 +852,153 @@ fn an_https_client_builds_with_the_ring_provider_and_clones_share_state() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
     assert_send_sync::<EiamClient>();
 }
+
+#[tokio::test]
+async fn a_retry_after_no_number_fits_is_clamped_not_a_panic() {
+    let server = TestServer::start().await;
+    let mut throttled = Answer::error(400, "Throttling.User");
+    throttled
+        .headers
+        .push((RETRY_AFTER_HEADER, "1e300".to_owned()));
+    server.script([throttled]);
+    let err = server
+        .client(SignatureVersion::V3)
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(limits::MAX_RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn a_body_past_the_cap_is_abandoned_with_an_error_naming_the_endpoint_and_limit() {
+    let server = TestServer::start().await;
+    let mut huge = default_answer("ListApplicationClientSecrets");
+    huge.body = " ".repeat(MAX_RESPONSE_BYTES + 1);
+    server.script([huge]);
+    let err = server
+        .client(SignatureVersion::V3)
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EiamError::ResponseTooLarge { limit, .. } if limit == MAX_RESPONSE_BYTES),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("127.0.0.1") && text.contains("1048576"),
+        "{text}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn one_deadline_bounds_the_whole_call() {
+    let server = TestServer::start().await;
+    let mut slow = default_answer("ListApplicationClientSecrets");
+    slow.delay = Duration::from_secs(5);
+    server.script([slow]);
+    let client = server.client_with(
+        SignatureVersion::V3,
+        Arc::new(StaticProvider::access_key(AK, SECRET)),
+        |c| {
+            c.read_timeout = Duration::from_secs(60);
+            c.call_deadline = Duration::from_millis(200);
+        },
+    );
+    let err = client.list_secrets("idaas_1", "app_1").await.unwrap_err();
+    assert!(matches!(err, EiamError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn huge_error_fields_are_cut_before_they_travel_on() {
+    let server = TestServer::start().await;
+    server.script([Answer::json(
+        400,
+        serde_json::json!({
+            "Code": "X".repeat(10_000),
+            "Message": "M".repeat(100_000),
+            "RequestId": "R".repeat(10_000),
+        }),
+    )]);
+    let err = server
+        .client(SignatureVersion::V3)
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert!(err.code().unwrap().chars().count() <= limits::MAX_CODE_CHARS + 1);
+    assert!(err.message().unwrap().chars().count() <= limits::MAX_MESSAGE_CHARS + 1);
+    assert!(err.request_id().unwrap().chars().count() <= limits::MAX_REQUEST_ID_CHARS + 1);
+}
+
+#[tokio::test]
+async fn a_pass_is_admitted_only_when_a_seat_and_a_token_are_near() {
+    let server = TestServer::start().await;
+    let client = server.client_with(
+        SignatureVersion::V3,
+        Arc::new(StaticProvider::access_key(AK, SECRET)),
+        |c| {
+            c.qps = Some(0.01);
+            c.seats = Some(1);
+        },
+    );
+    let first = client.admit(Duration::from_millis(100)).await.unwrap();
+    // The only seat is reserved: nobody else gets in, however long the budget.
+    assert_eq!(
+        client.admit(Duration::from_millis(100)).await.unwrap_err(),
+        Deferral::NoSeat
+    );
+    // The admitted pass spends its reserved seat and token without waiting.
+    client
+        .gated(first.gate(None))
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap();
+    drop(first);
+    // The seat is free again, but the next token is ~110 s away: deferred, with the wait.
+    match client.admit(Duration::from_millis(100)).await.unwrap_err() {
+        Deferral::Budget(wait) => assert!(wait > Duration::from_secs(100), "{wait:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_fenced_mutation_sends_nothing() {
+    let server = TestServer::start().await;
+    let fence: Fence = Arc::new(|| false);
+    let gate = CallGate {
+        fence: Some(fence),
+        ..CallGate::default()
+    };
+    let client = server.client(SignatureVersion::V3).gated(gate);
+    let err = client
+        .create_secret("idaas_1", "app_1", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EiamError::Fenced { .. }), "{err:?}");
+    assert!(!err.is_retryable() && !err.is_ambiguous());
+    // Reads are not fenced.
+    client.list_secrets("idaas_1", "app_1").await.unwrap();
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_list_no_application_could_answer_is_refused() {
+    let server = TestServer::start().await;
+    let many: Vec<serde_json::Value> = (0..17)
+        .map(|i| serde_json::json!({"SecretId": format!("sci_{i}"), "ClientId": "c", "Status": "enabled"}))
+        .collect();
+    server.script([Answer::json(
+        200,
+        serde_json::json!({"RequestId": "RID", "ApplicationClientSecrets": many}),
+    )]);
+    let err = server
+        .client(SignatureVersion::V3)
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EiamError::Decode { reason, .. } if reason.contains("17 secrets")),
+        "{err:?}"
+    );
+}

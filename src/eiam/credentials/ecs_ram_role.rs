@@ -107,10 +107,7 @@ impl EcsRamRoleProvider {
                 .await
                 .map_err(|e| http::transport(PROVIDER, &url, e))?;
             let status = response.status();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| http::transport(PROVIDER, &url, e))?;
+            let body = http::read_body(PROVIDER, &url, response).await?;
             if !status.is_success() {
                 return Err(http::rejected(PROVIDER, &url, status.as_u16(), &body));
             }
@@ -148,10 +145,7 @@ impl EcsRamRoleProvider {
             .await
             .map_err(|e| http::transport(PROVIDER, &url, e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::transport(PROVIDER, &url, e))?;
+        let body = http::read_body(PROVIDER, &url, response).await?;
         if !status.is_success() {
             return Err(http::rejected(PROVIDER, &url, status.as_u16(), &body));
         }

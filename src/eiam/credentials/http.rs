@@ -21,6 +21,8 @@ pub(crate) fn client(
     reqwest::Client::builder()
         .connect_timeout(connect)
         .read_timeout(read)
+        // One deadline for the whole request, body included: an endpoint that drips bytes cannot hold a call.
+        .timeout(crate::eiam::limits::DEFAULT_CALL_DEADLINE)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("eiam-operator/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -45,6 +47,26 @@ pub(crate) fn transport(provider: &'static str, url: &Url, e: reqwest::Error) ->
     }
 }
 
+/// The body of an answer, read up to [`crate::eiam::limits::MAX_RESPONSE_BYTES`] (credential answers are a few
+/// hundred bytes).
+pub(crate) async fn read_body(
+    provider: &'static str,
+    url: &Url,
+    response: reqwest::Response,
+) -> Result<Vec<u8>, CredentialError> {
+    use crate::eiam::limits::{BodyError, MAX_RESPONSE_BYTES, read_capped};
+    read_capped(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => malformed(
+                provider,
+                url,
+                format!("the answer exceeds {limit} bytes; check the endpoint"),
+            ),
+            BodyError::Transport(e) => transport(provider, url, e),
+        })
+}
+
 /// Maps a non-success answer, reading Alibaba's error fields if the body has them.
 pub(crate) fn rejected(
     provider: &'static str,
@@ -61,14 +83,15 @@ pub(crate) fn rejected(
         #[serde(default, rename = "RequestId", alias = "requestId")]
         request_id: String,
     }
+    use crate::eiam::limits::{MAX_CODE_CHARS, MAX_MESSAGE_CHARS, MAX_REQUEST_ID_CHARS, bounded};
     let fields: Fields = serde_json::from_slice(body).unwrap_or_default();
     CredentialError::Rejected {
         provider,
         url: display_url(url),
         status,
-        code: fields.code,
-        message: fields.message,
-        request_id: fields.request_id,
+        code: bounded(fields.code, MAX_CODE_CHARS),
+        message: bounded(fields.message, MAX_MESSAGE_CHARS),
+        request_id: bounded(fields.request_id, MAX_REQUEST_ID_CHARS),
     }
 }
 

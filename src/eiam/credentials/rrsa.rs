@@ -187,10 +187,7 @@ impl RrsaProvider {
             .await
             .map_err(|e| http::transport(PROVIDER, &url, e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| http::transport(PROVIDER, &url, e))?;
+        let body = http::read_body(PROVIDER, &url, response).await?;
         if status != reqwest::StatusCode::OK {
             return Err(http::rejected(PROVIDER, &url, status.as_u16(), &body));
         }

@@ -2,7 +2,7 @@
 //! in-place retry of an EIAM call that certainly had no effect.
 
 use crate::api::conditions::reasons;
-use crate::eiam::EiamError;
+use crate::eiam::{Deferral, EiamError};
 use crate::reconcile::planner::ActionFailure;
 use std::time::Duration;
 
@@ -62,7 +62,26 @@ pub enum ExecError {
     /// with nothing sent. Not the resource's failure, so nothing is written about it: the leader reconciles it.
     #[error(transparent)]
     Fenced(#[from] crate::fence::Fenced),
+    /// The pass was not admitted to its provider's seats or budget in time: it did nothing and comes back later.
+    /// Not a failure (no status, no backoff).
+    #[error("waiting for {provider}: {}", match .deferral {
+        Deferral::NoSeat => "every one of its concurrent EIAM calls is taken".to_owned(),
+        Deferral::Budget(wait) => format!("its QPS budget has a token in {} ms", wait.as_millis()),
+    })]
+    Deferred {
+        /// The provider's display name.
+        provider: String,
+        /// Why.
+        deferral: Deferral,
+    },
+    /// The reconcile panicked; the panic was caught, and the resource is retried with backoff.
+    #[error("the reconcile panicked (a bug: please report it with the operator's log): {0}")]
+    Panicked(String),
 }
+
+/// How long a pass that found every seat of its provider taken waits before it comes back: long enough that a
+/// provider whose endpoint hangs costs other providers little, short enough for a busy healthy one.
+const NO_SEAT_RETRY: Duration = Duration::from_secs(5);
 
 impl ExecError {
     /// Retrying soon will not help.
@@ -76,7 +95,24 @@ impl ExecError {
             ExecError::Kube { .. }
             | ExecError::NotConverged
             | ExecError::Fenced(_)
-            | ExecError::CreateTooLate { .. } => false,
+            | ExecError::CreateTooLate { .. }
+            | ExecError::Deferred { .. }
+            | ExecError::Panicked(_) => false,
+        }
+    }
+
+    /// For a pass that was deferred (not a failure): when to come back, and the reason as a metric label.
+    pub fn deferred(&self) -> Option<(Duration, &'static str)> {
+        match self {
+            ExecError::Deferred {
+                deferral: Deferral::NoSeat,
+                ..
+            } => Some((NO_SEAT_RETRY, "seats")),
+            ExecError::Deferred {
+                deferral: Deferral::Budget(wait),
+                ..
+            } => Some((*wait, "budget")),
+            _ => None,
         }
     }
 
@@ -106,7 +142,10 @@ impl ExecError {
             ExecError::InvalidSpec(_) => reasons::INVALID_SPEC,
             ExecError::InvalidTemplate(_) => reasons::INVALID_TEMPLATE,
             // Never recorded: a fenced pass writes nothing (see `executor::reconcile`).
-            ExecError::NotConverged | ExecError::Fenced(_) => reasons::NOT_CONVERGED,
+            ExecError::NotConverged
+            | ExecError::Fenced(_)
+            | ExecError::Deferred { .. }
+            | ExecError::Panicked(_) => reasons::NOT_CONVERGED,
         };
         ActionFailure {
             permanent: self.is_permanent(),
@@ -134,8 +173,11 @@ const IN_PLACE_BACKOFF: [Duration; 3] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
 ];
-/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile (retried by the controller).
-const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(10);
+/// The longest `x-acs-retry-after` honoured in place; a longer one fails the reconcile, and the controller retries it
+/// after that wait without holding a worker (an endpoint asking for long waits must not hold workers with them).
+const IN_PLACE_MAX_WAIT: Duration = Duration::from_secs(2);
+/// A failure that took longer than this is not retried in place (see [`retrying`]).
+const IN_PLACE_SLOW_FAILURE: Duration = Duration::from_secs(2);
 
 /// Runs an EIAM call, retrying it in place (with backoff) while it fails in a way that certainly had no effect:
 /// throttling, or a transient failure of a read. Retrying only the failed call, not the whole pass, matters: a
@@ -152,15 +194,23 @@ where
 {
     let mut waits = IN_PLACE_BACKOFF.iter();
     loop {
+        let started = std::time::Instant::now();
         let err = match call().await {
             Ok(value) => return Ok(value),
             Err(err) => err,
         };
+        // A call that failed slowly (a timeout, an endpoint that hangs or drips) is not retried in place: that
+        // would hold the worker for several more deadlines. The controller's backoff retries it without one.
+        let slow = started.elapsed() > IN_PLACE_SLOW_FAILURE
+            || matches!(
+                err,
+                EiamError::Timeout { .. } | EiamError::ResponseTooLarge { .. }
+            );
         let wait = waits
             .next()
-            .filter(|_| err.is_retryable() && !err.is_ambiguous())
-            .map(|base| (*base).max(err.retry_after().unwrap_or_default()))
-            .filter(|wait| *wait <= IN_PLACE_MAX_WAIT);
+            .filter(|_| err.is_retryable() && !err.is_ambiguous() && !slow)
+            .filter(|_| err.retry_after().unwrap_or_default() <= IN_PLACE_MAX_WAIT)
+            .map(|base| (*base).max(err.retry_after().unwrap_or_default()));
         let Some(wait) = wait else {
             return Err(eiam_err(action)(err));
         };
