@@ -335,7 +335,7 @@ impl Run<'_> {
         if !matches!(**source, crate::eiam::EiamError::Fenced { .. }) {
             return err;
         }
-        match self.fence(what) {
+        match self.fence(|| format!("{} (checked again after its wait for the budget)", what())) {
             Err(fenced) => fenced,
             Ok(()) => match self.create_marker {
                 Some(since) => ExecError::CreateTooLate { since },

@@ -39,6 +39,27 @@ struct Plan {
 }
 
 impl Plan {
+    /// The budget's requests per second.
+    fn qps_value(&self) -> f64 {
+        self.qps.parse().unwrap_or(10.0)
+    }
+
+    /// `--resync-interval`: every 5 s, or as often as the budget allows two calls per resource (at a low `qps` a
+    /// drift check every 5 s alone would take more than the whole budget, and resources would wait their turn
+    /// for minutes).
+    fn resync_seconds(&self) -> u64 {
+        (2.0 * self.resources as f64 / self.qps_value())
+            .ceil()
+            .max(5.0) as u64
+    }
+
+    /// How long a resource may take to be Ready once the faults stop: a drift check and a pass or two each, in
+    /// turn, through the budget.
+    fn settle(&self) -> Duration {
+        Duration::from_secs(120)
+            + Duration::from_secs_f64(4.0 * self.resources as f64 / self.qps_value())
+    }
+
     fn from_env() -> Self {
         let var = |name: &str, default: u64| {
             std::env::var(name)
@@ -167,7 +188,7 @@ async fn i21_chaos_failover_frozen_leaders_keep_every_invariant() {
         .operator_spec()
         .leader_election(LEASE)
         .arg("--resync-interval")
-        .arg("5s")
+        .arg(format!("{}s", plan.resync_seconds()))
         .arg("--concurrency")
         .arg("8")
         .arg("--default-qps")
@@ -250,12 +271,9 @@ async fn i21_chaos_failover_frozen_leaders_keep_every_invariant() {
     for (i, app) in apps.iter().enumerate() {
         let name = format!("failover-{i}");
         let ready = s
-            .wait_for(
-                &name,
-                "Ready after the failovers",
-                Duration::from_secs(120),
-                |o| (kstatus(o) == KStatus::Current).then(|| o.clone()),
-            )
+            .wait_for(&name, "Ready after the failovers", plan.settle(), |o| {
+                (kstatus(o) == KStatus::Current).then(|| o.clone())
+            })
             .await;
         let current = current_id(&ready).expect("a current secret");
         let held = s.fake.secrets(INSTANCE, app).await;
