@@ -220,7 +220,8 @@ pub async fn reconcile(
             }
             match run.execute(action).await {
                 Ok(outcome) => input.observe(action, outcome),
-                Err(err) if err.is_conflict() => return Err(err),
+                // Neither is a failure to record: the newer version, or a seat, comes back.
+                Err(err) if err.is_conflict() || err.deferred().is_some() => return Err(err),
                 Err(err) => {
                     let failure = err.failure();
                     let failed = planner::status_after_failure(&input, &plan, index, &failure);
