@@ -556,6 +556,92 @@ fn optional_objects_appear_only_when_enabled() {
 }
 
 #[test]
+fn the_grafana_dashboard_is_a_configmap_for_the_sidecar_that_works_with_any_datasource() {
+    assert!(
+        of_kind(&render(&[]), "ConfigMap").is_empty(),
+        "the dashboard is opt-in"
+    );
+    let docs = render(&[
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "grafanaDashboard.extraLabels.team=platform",
+        "--set",
+        "grafanaDashboard.annotations.grafana_folder=Security",
+    ]);
+    let map = find(&docs, "ConfigMap", "eiam-eiam-operator-dashboard", None);
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["labels"]["team"], "platform");
+    assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "Security");
+    let text = map["data"]["eiam-operator.json"]
+        .as_str()
+        .expect("the dashboard JSON");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/eiam-operator/dashboards/eiam-operator.json"
+    ))
+    .expect("the dashboard file");
+    assert_eq!(
+        text.trim_end(),
+        shipped.trim_end(),
+        "the ConfigMap carries the file as it is"
+    );
+    let dashboard: Value = serde_json::from_str(text).expect("the dashboard is JSON");
+    // Any data source name: every query names the `datasource` variable, which Grafana asks for on import.
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    assert!(variables.iter().any(|v| v["name"] == "datasource"
+        && v["type"] == "datasource"
+        && v["query"] == "prometheus"));
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queries = 0;
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let title = &panel["title"];
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        for target in panel["targets"].as_array().expect("targets") {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
+            let expr = target["expr"].as_str().expect("an expr");
+            queries += 1;
+            // Rates over Grafana's own interval: never a fixed window that breaks at another scrape interval.
+            for function in ["rate(", "increase("] {
+                for (at, _) in expr.match_indices(function) {
+                    let window = &expr[at..];
+                    let close = window.find(')').unwrap_or(window.len());
+                    assert!(
+                        window[..close].contains("[$__rate_interval]")
+                            || window[..close].contains("[$__range]"),
+                        "{title}: {expr}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(queries >= 15, "{queries} queries");
+    for wanted in [
+        "Secrets closest to expiry",
+        "Renewals",
+        "Retirements",
+        "EIAM calls by action and outcome",
+        "Throttling and budget waits",
+        "Reconcile results",
+        "Reconcile latency",
+        "Reconciles in flight",
+        "Leader",
+        "CRD schema current",
+    ] {
+        assert!(
+            panels.iter().any(|p| p["title"] == wanted),
+            "no panel {wanted:?}"
+        );
+    }
+    // The ServiceMonitor keeps the resources' own `namespace` label.
+    let monitored = render(&["--set", "metrics.serviceMonitor.enabled=true"]);
+    let monitor = find(&monitored, "ServiceMonitor", "eiam-eiam-operator", None);
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+}
+
+#[test]
 fn the_values_schema_rejects_bad_values_and_names_them() {
     let cases: &[(&[&str], &str)] = &[
         (&["--set", "replicaCount=0"], "replicaCount"),

@@ -234,10 +234,13 @@ impl EiamClient {
     /// waits: one provider's budget or slow endpoint must not hold the workers other providers' resources need.
     pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
         if let Some(seats) = &self.inner.seats {
-            tokio::time::timeout(patience, seats.acquire())
-                .await
-                .map_err(|_| Deferral::NoSeat)?
-                .map_err(|_| Deferral::NoSeat)?;
+            // A probe: a seat came free within the patience; the request takes its own when its token is due.
+            drop(
+                tokio::time::timeout(patience, seats.acquire())
+                    .await
+                    .map_err(|_| Deferral::NoSeat)?
+                    .map_err(|_| Deferral::NoSeat)?,
+            );
         }
         let at = match &self.inner.limiter {
             Some(limiter) => Some(limiter.reserve_within(patience).map_err(Deferral::Budget)?),

@@ -36,6 +36,96 @@ fn documented() -> Vec<(String, String)> {
 
 const CREATE: &str = "CreateApplicationClientSecret";
 
+/// Every PromQL query of the chart's Grafana dashboard (panels and template variables), by where it is.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/eiam-operator/dashboards/eiam-operator.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("every target has an expr");
+            queries.push((format!("panel {:?}", panel["title"]), expr.to_owned()));
+        }
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            // label_values(METRIC, LABEL) is Grafana's, not PromQL: its metric must exist all the same.
+            let metric = query
+                .strip_prefix("label_values(")
+                .and_then(|rest| rest.split(',').next())
+                .expect("a label_values query");
+            queries.push((
+                format!("variable {:?}", variable["name"]),
+                metric.to_owned(),
+            ));
+        }
+    }
+    queries
+}
+
+/// The dashboard cannot rot: every query parses as PromQL (`promtool check rules` on a rule file made of them,
+/// with Grafana's variables given values) and names only metrics a running operator exports.
+fn dashboard_queries_parse_and_name_only_exported_metrics(scrape: &str) {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (index, (place, expr)) in queries.iter().enumerate() {
+        let concrete = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$__range", "1h")
+            .replace("$namespace", ".*");
+        assert!(
+            !concrete.contains('$'),
+            "{place}: an unknown variable in {expr}"
+        );
+        rules.push_str(&format!(
+            "      - record: dashboard:query_{index}\n        expr: {}\n",
+            serde_json::to_string(&concrete).expect("a YAML string")
+        ));
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("eiam_operator_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                scrape
+                    .lines()
+                    .any(|line| line.starts_with(&name)
+                        && line[name.len()..].starts_with(['{', ' '])),
+                "{place}: {name} is not exported by a running operator"
+            );
+            rest = &rest[at + name.len()..];
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("eiam-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let file = dir.join("dashboard-rules.yaml");
+    std::fs::write(&file, &rules).expect("write the rule file");
+    let output = Command::new(promtool())
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    assert!(
+        output.status.success(),
+        "promtool check rules on the dashboard's queries:\n{}{}\n{rules}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!(
+        "dashboard: {} queries parse (promtool) and name only exported metrics",
+        queries.len()
+    );
+}
+
 /// Runs `promtool check metrics` on `scrape`; returns its output, panicking when it finds a problem.
 fn promtool_check_metrics(scrape: &str) -> String {
     let mut child = Command::new(promtool())
@@ -198,6 +288,8 @@ async fn a_real_scrape_passes_promtool_and_carries_every_documented_metric() {
         !text.contains(&secret_id),
         "a secret id leaked into the metrics"
     );
+
+    dashboard_queries_parse_and_name_only_exported_metrics(&text);
 
     // Prometheus asks for OpenMetrics first and gets it.
     let (content_type, open) = operator
