@@ -133,6 +133,9 @@ schema = {
     "terminationGracePeriodSeconds": i("Longer than operator.shutdownTimeout.", minimum=1, maximum=3600),
     "metrics": obj({
         "port": port,
+        "secure": b("HTTPS and token authentication/authorization on /metrics."),
+        "certSecret": s("A Secret with tls.crt and tls.key for /metrics; empty: self-signed.", maxLength=253,
+                        pattern="^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"),
         "service": obj({"enabled": b(), "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
                         "annotations": smap()}),
         "serviceMonitor": obj({"enabled": b(), "interval": s(pattern=DURATION),

@@ -97,6 +97,14 @@ fn grant(group: &str, resource: &str, verb: &str) -> (String, String, String, St
     (group.into(), resource.into(), verb.into(), String::new())
 }
 
+/// What a secure `/metrics` (the default) needs: review each scraper's token and its right to `get` `/metrics`.
+fn metrics_reviews() -> Vec<(String, String, String, String)> {
+    vec![
+        grant("authentication.k8s.io", "tokenreviews", "create"),
+        grant("authorization.k8s.io", "subjectaccessreviews", "create"),
+    ]
+}
+
 /// `get` on exactly the operator's own CRDs, by name: what the start-up CRD check reads.
 fn crd_gets() -> Vec<(String, String, String, String)> {
     eiam_operator::api::crds::expected_schema_hashes()
@@ -126,8 +134,34 @@ fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outsid
         grant("", "namespaces", "get"),
     ]);
     expected.extend(crd_gets());
+    expected.extend(metrics_reviews());
     expected.sort();
     assert_eq!(cluster_role, expected);
+    // With plain metrics, no reviews.
+    let plain = render(&["--set", "metrics.secure=false"]);
+    let plain_role = grants(&find(&plain, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
+    assert!(
+        metrics_reviews()
+            .iter()
+            .all(|review| !plain_role.contains(review)),
+        "{plain_role:?}"
+    );
+    // Who may scrape: the metrics-reader ClusterRole, and nothing else in it.
+    let reader = find(
+        &docs,
+        "ClusterRole",
+        "eiam-eiam-operator-metrics-reader",
+        None,
+    );
+    assert_eq!(
+        reader["rules"],
+        serde_json::json!([{ "nonResourceURLs": ["/metrics"], "verbs": ["get"] }])
+    );
+    assert!(
+        of_kind(&plain, "ClusterRole")
+            .iter()
+            .all(|role| role["metadata"]["name"] != "eiam-eiam-operator-metrics-reader")
+    );
 
     // The only Role is the release namespace's, for the leader-election Lease.
     let roles = of_kind(&docs, "Role");
@@ -305,6 +339,7 @@ fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
         grant("eiam-operator.io", "clustereiamproviders", "watch"),
     ];
     expected.extend(crd_gets());
+    expected.extend(metrics_reviews());
     expected.sort();
     assert_eq!(cluster_role, expected);
     let role = namespaced_rules();
@@ -639,6 +674,51 @@ fn the_grafana_dashboard_is_a_configmap_for_the_sidecar_that_works_with_any_data
     let monitored = render(&["--set", "metrics.serviceMonitor.enabled=true"]);
     let monitor = find(&monitored, "ServiceMonitor", "eiam-eiam-operator", None);
     assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+}
+
+#[test]
+fn the_service_monitor_scrapes_over_https_with_prometheus_token() {
+    let endpoint = |values: &[&str]| {
+        let mut args = vec!["--set", "metrics.serviceMonitor.enabled=true"];
+        args.extend_from_slice(values);
+        let docs = render(&args);
+        find(&docs, "ServiceMonitor", "eiam-eiam-operator", None)["spec"]["endpoints"][0].clone()
+    };
+    // The default: the operator's self-signed certificate, the scraper's ServiceAccount token.
+    let default = endpoint(&[]);
+    assert_eq!(default["scheme"], "https");
+    assert_eq!(
+        default["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(default["tlsConfig"]["insecureSkipVerify"], true);
+    // A certificate from a Secret (cert-manager): verified against its CA, for the Service's name.
+    let verified = endpoint(&["--set", "metrics.certSecret=metrics-tls"]);
+    assert_eq!(verified["tlsConfig"]["ca"]["secret"]["name"], "metrics-tls");
+    assert_eq!(
+        verified["tlsConfig"]["serverName"],
+        "eiam-eiam-operator-metrics.eiam-system.svc"
+    );
+    assert!(verified["tlsConfig"]["insecureSkipVerify"].is_null());
+    let docs = render(&["--set", "metrics.certSecret=metrics-tls"]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        env(deployment).contains(&(
+            "EIAM_OPERATOR_METRICS_CERT_DIR".to_owned(),
+            "/etc/eiam-operator/metrics-certs".to_owned()
+        )),
+        "{deployment:#}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "metrics-tls"
+    );
+    // Plain, by explicit choice: no HTTPS, no token.
+    let plain = endpoint(&["--set", "metrics.secure=false"]);
+    assert!(
+        plain["scheme"].is_null() && plain["bearerTokenFile"].is_null(),
+        "{plain:#}"
+    );
 }
 
 #[test]
