@@ -123,6 +123,18 @@ pub struct RunArgs {
     )]
     pub metrics_addr: SocketAddr,
 
+    /// Serve `/metrics` over HTTPS and let only scrapers whose bearer token (TokenReview) may `get` the non-resource
+    /// URL `/metrics` (SubjectAccessReview) read it. A loopback `--metrics-addr` is always plain HTTP without
+    /// authentication (a sidecar, local tools); `--metrics-secure=false` on any other address is the explicit
+    /// choice of plain, unauthenticated metrics for anyone who can reach the port.
+    #[arg(long, env = "EIAM_OPERATOR_METRICS_SECURE", default_value_t = true, action = ArgAction::Set)]
+    pub metrics_secure: bool,
+
+    /// A directory with `tls.crt` and `tls.key` (a cert-manager Certificate's Secret, mounted) for HTTPS on
+    /// `/metrics`; without it the operator makes a self-signed certificate at start.
+    #[arg(long, env = "EIAM_OPERATOR_METRICS_CERT_DIR")]
+    pub metrics_cert_dir: Option<std::path::PathBuf>,
+
     /// Address of the `/healthz` (alive) and `/readyz` (ready) probes.
     #[arg(
         long,
@@ -171,6 +183,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// HTTPS for /metrics could not be set up.
+    #[error(transparent)]
+    MetricsTls(crate::metrics::secure::TlsSetupError),
     /// The SIGTERM/SIGINT handler could not be installed.
     #[error("cannot install the signal handler: {0}")]
     Signal(#[source] std::io::Error),
@@ -253,16 +268,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     crate::eiam::observe::install(metrics.eiam.clone());
     let health = Arc::new(Health::default());
     serve(
-        "metrics",
-        "metrics-addr",
-        args.metrics_addr,
-        crate::metrics::http::router(metrics.clone()),
-    )
-    .await?;
-    serve(
         "health probes",
         "health-addr",
         args.health_addr,
+        Listening::Plain,
         crate::health::router(health.clone()),
     )
     .await?;
@@ -275,6 +284,37 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .map_err(RunError::KubeConfig)?
         .with_layer(&metrics.kube.layer())
         .build();
+    // After the client: a secure /metrics asks the API server about every scraper's token.
+    let secure = args.metrics_secure && !args.metrics_addr.ip().is_loopback();
+    let (listening, router) = if secure {
+        let tls = crate::metrics::secure::server_config(args.metrics_cert_dir.as_deref())
+            .map_err(RunError::MetricsTls)?;
+        let authorizer = Arc::new(crate::metrics::secure::Authorizer::new(client.clone()));
+        (
+            Listening::Tls(Box::new(tls)),
+            crate::metrics::http::secure_router(metrics.clone(), authorizer),
+        )
+    } else {
+        if !args.metrics_addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %args.metrics_addr,
+                "serving /metrics over plain HTTP without authentication (--metrics-secure=false): anyone who \
+                 reaches the port reads every team's resource names and schedules"
+            );
+        }
+        (
+            Listening::Plain,
+            crate::metrics::http::router(metrics.clone()),
+        )
+    };
+    serve(
+        "metrics",
+        "metrics-addr",
+        args.metrics_addr,
+        listening,
+        router,
+    )
+    .await?;
     tracing::info!(
         namespaces = ?args.watch_scope().namespaces(),
         version = env!("CARGO_PKG_VERSION"),
@@ -498,10 +538,17 @@ impl StopSignal {
 }
 
 /// Binds `addr` and serves `router` on it in the background; logs the bound address (port 0 picks a free one).
+/// How an endpoint speaks: plain HTTP, or HTTPS with this configuration.
+enum Listening {
+    Plain,
+    Tls(Box<rustls::ServerConfig>),
+}
+
 async fn serve(
     what: &'static str,
     flag: &'static str,
     addr: SocketAddr,
+    listening: Listening,
     router: axum::Router,
 ) -> Result<SocketAddr, RunError> {
     let listen_error = |source| RunError::Listen {
@@ -514,12 +561,29 @@ async fn serve(
         .await
         .map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
-    tracing::info!(addr = %bound, "serving {what}");
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router).await {
-            tracing::error!(error = %err, "the {what} server stopped");
+    let scheme = match listening {
+        Listening::Plain => "http",
+        Listening::Tls(_) => "https",
+    };
+    tracing::info!(addr = %bound, scheme, "serving {what}");
+    match listening {
+        Listening::Plain => {
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(error = %err, "the {what} server stopped");
+                }
+            });
         }
-    });
+        Listening::Tls(config) => {
+            let listener = crate::metrics::secure::TlsListener::new(listener, *config)
+                .map_err(listen_error)?;
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, router).await {
+                    tracing::error!(error = %err, "the {what} server stopped");
+                }
+            });
+        }
+    }
     Ok(bound)
 }
 

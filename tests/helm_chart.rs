@@ -97,6 +97,14 @@ fn grant(group: &str, resource: &str, verb: &str) -> (String, String, String, St
     (group.into(), resource.into(), verb.into(), String::new())
 }
 
+/// What a secure `/metrics` (the default) needs: review each scraper's token and its right to `get` `/metrics`.
+fn metrics_reviews() -> Vec<(String, String, String, String)> {
+    vec![
+        grant("authentication.k8s.io", "tokenreviews", "create"),
+        grant("authorization.k8s.io", "subjectaccessreviews", "create"),
+    ]
+}
+
 /// `get` on exactly the operator's own CRDs, by name: what the start-up CRD check reads.
 fn crd_gets() -> Vec<(String, String, String, String)> {
     eiam_operator::api::crds::expected_schema_hashes()
@@ -126,8 +134,34 @@ fn cluster_mode_grants_the_namespaced_rules_cluster_wide_and_nothing_else_outsid
         grant("", "namespaces", "get"),
     ]);
     expected.extend(crd_gets());
+    expected.extend(metrics_reviews());
     expected.sort();
     assert_eq!(cluster_role, expected);
+    // With plain metrics, no reviews.
+    let plain = render(&["--set", "metrics.secure=false"]);
+    let plain_role = grants(&find(&plain, "ClusterRole", "eiam-eiam-operator", None)["rules"]);
+    assert!(
+        metrics_reviews()
+            .iter()
+            .all(|review| !plain_role.contains(review)),
+        "{plain_role:?}"
+    );
+    // Who may scrape: the metrics-reader ClusterRole, and nothing else in it.
+    let reader = find(
+        &docs,
+        "ClusterRole",
+        "eiam-eiam-operator-metrics-reader",
+        None,
+    );
+    assert_eq!(
+        reader["rules"],
+        serde_json::json!([{ "nonResourceURLs": ["/metrics"], "verbs": ["get"] }])
+    );
+    assert!(
+        of_kind(&plain, "ClusterRole")
+            .iter()
+            .all(|role| role["metadata"]["name"] != "eiam-eiam-operator-metrics-reader")
+    );
 
     // The only Role is the release namespace's, for the leader-election Lease.
     let roles = of_kind(&docs, "Role");
@@ -305,6 +339,7 @@ fn namespaced_mode_keeps_secrets_and_workloads_out_of_the_cluster_role() {
         grant("eiam-operator.io", "clustereiamproviders", "watch"),
     ];
     expected.extend(crd_gets());
+    expected.extend(metrics_reviews());
     expected.sort();
     assert_eq!(cluster_role, expected);
     let role = namespaced_rules();
@@ -552,6 +587,137 @@ fn optional_objects_appear_only_when_enabled() {
     assert_eq!(
         find(&all, "Deployment", "eiam-eiam-operator", None)["spec"]["replicas"],
         3
+    );
+}
+
+#[test]
+fn the_grafana_dashboard_is_a_configmap_for_the_sidecar_that_works_with_any_datasource() {
+    assert!(
+        of_kind(&render(&[]), "ConfigMap").is_empty(),
+        "the dashboard is opt-in"
+    );
+    let docs = render(&[
+        "--set",
+        "grafanaDashboard.enabled=true",
+        "--set",
+        "grafanaDashboard.extraLabels.team=platform",
+        "--set",
+        "grafanaDashboard.annotations.grafana_folder=Security",
+    ]);
+    let map = find(&docs, "ConfigMap", "eiam-eiam-operator-dashboard", None);
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["labels"]["team"], "platform");
+    assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "Security");
+    let text = map["data"]["eiam-operator.json"]
+        .as_str()
+        .expect("the dashboard JSON");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/eiam-operator/dashboards/eiam-operator.json"
+    ))
+    .expect("the dashboard file");
+    assert_eq!(
+        text.trim_end(),
+        shipped.trim_end(),
+        "the ConfigMap carries the file as it is"
+    );
+    let dashboard: Value = serde_json::from_str(text).expect("the dashboard is JSON");
+    // Any data source name: every query names the `datasource` variable, which Grafana asks for on import.
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    assert!(variables.iter().any(|v| v["name"] == "datasource"
+        && v["type"] == "datasource"
+        && v["query"] == "prometheus"));
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queries = 0;
+    for panel in panels.iter().filter(|p| p["type"] != "row") {
+        let title = &panel["title"];
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        for target in panel["targets"].as_array().expect("targets") {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
+            let expr = target["expr"].as_str().expect("an expr");
+            queries += 1;
+            // Rates over Grafana's own interval: never a fixed window that breaks at another scrape interval.
+            for function in ["rate(", "increase("] {
+                for (at, _) in expr.match_indices(function) {
+                    let window = &expr[at..];
+                    let close = window.find(')').unwrap_or(window.len());
+                    assert!(
+                        window[..close].contains("[$__rate_interval]")
+                            || window[..close].contains("[$__range]"),
+                        "{title}: {expr}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(queries >= 15, "{queries} queries");
+    for wanted in [
+        "Secrets closest to expiry",
+        "Renewals",
+        "Retirements",
+        "EIAM calls by action and outcome",
+        "Throttling and budget waits",
+        "Reconcile results",
+        "Reconcile latency",
+        "Reconciles in flight",
+        "Leader",
+        "CRD schema current",
+    ] {
+        assert!(
+            panels.iter().any(|p| p["title"] == wanted),
+            "no panel {wanted:?}"
+        );
+    }
+    // The ServiceMonitor keeps the resources' own `namespace` label.
+    let monitored = render(&["--set", "metrics.serviceMonitor.enabled=true"]);
+    let monitor = find(&monitored, "ServiceMonitor", "eiam-eiam-operator", None);
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+}
+
+#[test]
+fn the_service_monitor_scrapes_over_https_with_prometheus_token() {
+    let endpoint = |values: &[&str]| {
+        let mut args = vec!["--set", "metrics.serviceMonitor.enabled=true"];
+        args.extend_from_slice(values);
+        let docs = render(&args);
+        find(&docs, "ServiceMonitor", "eiam-eiam-operator", None)["spec"]["endpoints"][0].clone()
+    };
+    // The default: the operator's self-signed certificate, the scraper's ServiceAccount token.
+    let default = endpoint(&[]);
+    assert_eq!(default["scheme"], "https");
+    assert_eq!(
+        default["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(default["tlsConfig"]["insecureSkipVerify"], true);
+    // A certificate from a Secret (cert-manager): verified against its CA, for the Service's name.
+    let verified = endpoint(&["--set", "metrics.certSecret=metrics-tls"]);
+    assert_eq!(verified["tlsConfig"]["ca"]["secret"]["name"], "metrics-tls");
+    assert_eq!(
+        verified["tlsConfig"]["serverName"],
+        "eiam-eiam-operator-metrics.eiam-system.svc"
+    );
+    assert!(verified["tlsConfig"]["insecureSkipVerify"].is_null());
+    let docs = render(&["--set", "metrics.certSecret=metrics-tls"]);
+    let deployment = find(&docs, "Deployment", "eiam-eiam-operator", None);
+    assert!(
+        env(deployment).contains(&(
+            "EIAM_OPERATOR_METRICS_CERT_DIR".to_owned(),
+            "/etc/eiam-operator/metrics-certs".to_owned()
+        )),
+        "{deployment:#}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "metrics-tls"
+    );
+    // Plain, by explicit choice: no HTTPS, no token.
+    let plain = endpoint(&["--set", "metrics.secure=false"]);
+    assert!(
+        plain["scheme"].is_null() && plain["bearerTokenFile"].is_null(),
+        "{plain:#}"
     );
 }
 

@@ -101,17 +101,18 @@ pub struct CallGate {
     /// Checked after the wait for the budget, immediately before a mutation (Create, Enable, Disable, Delete,
     /// UpdateExpirationTime) is signed and sent.
     pub fence: Option<Fence>,
-    /// The seat and budget token the pass's [`Admission`] reserved: the next request takes them instead of waiting
-    /// for its own.
+    /// The budget token the pass's [`Admission`] reserved: the next request takes it instead of waiting for its
+    /// own, and waits for its seat with the admission's patience only.
     prepaid: Option<Arc<Mutex<Option<Prepaid>>>>,
 }
 
-/// A seat and a budget token reserved for one request.
+/// A budget token reserved for one request.
 #[derive(Debug)]
 struct Prepaid {
-    seat: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// When the token may be used.
+    /// When the token may be used (`None`: the client has no budget).
     at: Option<tokio::time::Instant>,
+    /// How long the request may wait for a seat before it gives up unsent ([`EiamError::Busy`]).
+    seat_patience: Duration,
 }
 
 impl std::fmt::Debug for CallGate {
@@ -124,7 +125,7 @@ impl std::fmt::Debug for CallGate {
 }
 
 impl CallGate {
-    /// Takes the prepaid seat and token, if left.
+    /// Takes the prepaid token, if left.
     fn take_prepaid(&self) -> Option<Prepaid> {
         self.prepaid
             .as_ref()?
@@ -134,15 +135,15 @@ impl CallGate {
     }
 }
 
-/// A reconcile pass admitted to call EIAM through one provider: the seat and budget token of its first request
-/// are reserved (later requests of the pass wait for their own).
+/// A reconcile pass admitted to call EIAM through one provider: a seat was free and the budget token of its first
+/// request is reserved (later requests of the pass wait for their own).
 #[derive(Debug)]
 pub struct Admission {
     prepaid: Arc<Mutex<Option<Prepaid>>>,
 }
 
 impl Admission {
-    /// The gate that spends the reserved seat and token on the pass's first request.
+    /// The gate that spends the reserved token on the pass's first request.
     pub fn gate(&self, fence: Option<Fence>) -> CallGate {
         CallGate {
             fence,
@@ -226,26 +227,30 @@ impl EiamClient {
         }
     }
 
-    /// Admits one reconcile pass to call EIAM: reserves a seat (waiting at most `patience` for one) and the
-    /// budget token of its first request, if that token is at most `patience` away. Otherwise nothing is kept, and
-    /// the pass should come back later instead of holding a worker while it waits: one provider's budget or slow
-    /// endpoint must not hold the workers other providers' resources need.
+    /// Admits one reconcile pass to call EIAM: a seat must come free within `patience` (seats are taken for the
+    /// exchange itself, not for the wait for the budget: a seat held through token waits would halve a busy
+    /// provider's throughput), and the budget token of its first request is reserved if it is at most `patience`
+    /// away. Otherwise nothing is kept, and the pass should come back later instead of holding a worker while it
+    /// waits: one provider's budget or slow endpoint must not hold the workers other providers' resources need.
     pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
-        let seat = match &self.inner.seats {
-            Some(seats) => Some(
-                tokio::time::timeout(patience, seats.clone().acquire_owned())
+        if let Some(seats) = &self.inner.seats {
+            // A probe: a seat came free within the patience; the request takes its own when its token is due.
+            drop(
+                tokio::time::timeout(patience, seats.acquire())
                     .await
                     .map_err(|_| Deferral::NoSeat)?
                     .map_err(|_| Deferral::NoSeat)?,
-            ),
-            None => None,
-        };
+            );
+        }
         let at = match &self.inner.limiter {
             Some(limiter) => Some(limiter.reserve_within(patience).map_err(Deferral::Budget)?),
             None => None,
         };
         Ok(Admission {
-            prepaid: Arc::new(Mutex::new(Some(Prepaid { seat, at }))),
+            prepaid: Arc::new(Mutex::new(Some(Prepaid {
+                at,
+                seat_patience: patience,
+            }))),
         })
     }
 
@@ -435,23 +440,34 @@ impl EiamClient {
         let mut resigned_for_nonce = false;
         let mut refreshed_credentials = false;
         loop {
-            // One seat per request in flight, held through its wait for the budget and until its answer is read.
+            // The budget first, then one seat per request in flight, held until its answer is read.
             let _seat = match self.gate.take_prepaid() {
-                Some(Prepaid { seat, at }) => {
+                Some(Prepaid { at, seat_patience }) => {
                     if let Some(at) = at {
                         tokio::time::sleep_until(at).await;
                     }
-                    seat
+                    match &inner.seats {
+                        Some(seats) => Some(
+                            tokio::time::timeout(seat_patience, seats.clone().acquire_owned())
+                                .await
+                                .ok()
+                                .and_then(Result::ok)
+                                .ok_or_else(|| EiamError::Busy {
+                                    action,
+                                    endpoint: inner.endpoint.to_string(),
+                                })?,
+                        ),
+                        None => None,
+                    }
                 }
                 None => {
-                    let seat = match &inner.seats {
-                        Some(seats) => seats.clone().acquire_owned().await.ok(),
-                        None => None,
-                    };
                     if let Some(limiter) = &inner.limiter {
                         limiter.acquire().await;
                     }
-                    seat
+                    match &inner.seats {
+                        Some(seats) => seats.clone().acquire_owned().await.ok(),
+                        None => None,
+                    }
                 }
             };
             // The last moment before anything leaves: a process that may have lost its Lease sends no mutation.

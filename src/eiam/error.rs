@@ -155,6 +155,15 @@ pub enum EiamError {
         /// The cap.
         limit: usize,
     },
+    /// Every concurrent call of this client's provider stayed taken while the request waited for one; nothing was
+    /// sent (the caller should come back later rather than wait).
+    #[error("EIAM {action} to {endpoint} not sent: every concurrent call of its provider is taken")]
+    Busy {
+        /// The action not sent.
+        action: Action,
+        /// The endpoint.
+        endpoint: String,
+    },
     /// The call's fence refused it (this process may no longer hold the leader Lease); nothing was sent.
     #[error("EIAM {action} not sent: this process may no longer be the leader")]
     Fenced {
@@ -328,7 +337,8 @@ impl EiamError {
             EiamError::UnexpectedStatus { status, .. } => *status >= 500 || *status == 429,
             EiamError::Timeout { .. }
             | EiamError::Transport { .. }
-            | EiamError::ResponseTooLarge { .. } => true,
+            | EiamError::ResponseTooLarge { .. }
+            | EiamError::Busy { .. } => true,
             EiamError::Credentials { source, .. } => source.is_retryable(),
             EiamError::Fenced { .. } => false,
             EiamError::Decode { .. }
@@ -438,6 +448,7 @@ impl EiamError {
             EiamError::Decode { .. } => "DecodeError",
             EiamError::ResponseTooLarge { .. } => "ResponseTooLarge",
             EiamError::Fenced { .. } => "Fenced",
+            EiamError::Busy { .. } => "Busy",
             EiamError::Credentials { .. } => "CredentialsUnavailable",
             EiamError::Endpoint(_) => "InvalidEndpoint",
             EiamError::InvalidInput { .. } => "InvalidInput",

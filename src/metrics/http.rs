@@ -10,11 +10,19 @@ use axum::routing::get;
 
 use super::{Format, Metrics};
 
-/// A router serving `GET /metrics`.
+/// A router serving `GET /metrics` to anyone (a loopback address, or `--metrics-secure=false`).
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .with_state(metrics)
+}
+
+/// A router serving `GET /metrics` to scrapers whose token may `get` it (see [`super::secure`]).
+pub fn secure_router(metrics: Arc<Metrics>, authorizer: Arc<super::secure::Authorizer>) -> Router {
+    router(metrics).layer(axum::middleware::from_fn_with_state(
+        authorizer,
+        super::secure::authorize,
+    ))
 }
 
 async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {

@@ -10,6 +10,7 @@ pub mod http;
 pub mod kube;
 pub mod reconcile;
 pub mod resources;
+pub mod secure;
 
 use std::sync::Arc;
 

@@ -229,8 +229,11 @@ pub async fn reconcile(
             }
             match run.execute(action).await {
                 Ok(outcome) => input.observe(action, outcome),
-                // Neither is the resource's failure, and a fenced pass must write nothing at all.
-                Err(err) if err.is_conflict() || err.is_fenced() => return Err(err),
+                // None is a failure to record: the newer version, or a seat, comes back, and a fenced pass must
+                // write nothing at all.
+                Err(err) if err.is_conflict() || err.is_fenced() || err.deferred().is_some() => {
+                    return Err(err);
+                }
                 Err(err) => {
                     let failure = err.failure();
                     let failed = planner::status_after_failure(&input, &plan, index, &failure);

@@ -83,6 +83,14 @@ impl OperatorSpec {
         self
     }
 
+    /// `--metrics-addr ADDR` instead of a loopback port (a non-loopback address serves HTTPS with token review).
+    pub fn metrics_on(mut self, addr: &str) -> Self {
+        if let Some(at) = self.args.iter().position(|arg| arg == "--metrics-addr") {
+            self.args[at + 1] = addr.to_owned();
+        }
+        self
+    }
+
     /// Any other flag.
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
@@ -113,8 +121,11 @@ impl OperatorSpec {
                 .wait_for_line("serving health probes", Duration::from_secs(30))
                 .await,
         );
+        eiam_operator::eiam::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // A secure /metrics serves a self-signed certificate; what is tested there is the token review.
+            .tls_danger_accept_invalid_certs(true)
             .build()
             .expect("HTTP client");
         Operator {
@@ -126,13 +137,14 @@ impl OperatorSpec {
     }
 }
 
-/// The `addr` field of a JSON log line.
+/// The URL of the `addr` (and `scheme`) fields of a JSON log line.
 fn address(line: &str) -> String {
     let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     let addr = record["fields"]["addr"]
         .as_str()
         .unwrap_or_else(|| panic!("no addr in {line}"));
-    format!("http://{addr}")
+    let scheme = record["fields"]["scheme"].as_str().unwrap_or("http");
+    format!("{scheme}://{addr}")
 }
 
 /// A running operator; dropping it kills it.

@@ -109,6 +109,15 @@ namespaces) or into a Role per watched namespace. The README's RBAC section expl
 "cluster": cluster-scoped reads the operator needs in every mode.
 */}}
 {{- define "eiam-operator.rules.cluster" -}}
+{{- if .Values.metrics.secure }}
+# Authenticate and authorize each scrape of /metrics (metrics.secure): TokenReview, SubjectAccessReview.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
 # Read ClusterEiamProviders (and re-reconcile their users when one changes).
 - apiGroups: ["eiam-operator.io"]
   resources: ["clustereiamproviders"]

@@ -934,7 +934,37 @@ async fn huge_error_fields_are_cut_before_they_travel_on() {
 #[tokio::test]
 async fn a_pass_is_admitted_only_when_a_seat_and_a_token_are_near() {
     let server = TestServer::start().await;
+    let mut slow = default_answer("ListApplicationClientSecrets");
+    slow.delay = Duration::from_millis(1500);
+    server.script([slow]);
     let client = server.client_with(
+        SignatureVersion::V3,
+        Arc::new(StaticProvider::access_key(AK, SECRET)),
+        |c| c.seats = Some(1),
+    );
+    // A call in flight holds the only seat: no pass is admitted, and an admitted one that finds the seat taken
+    // when its token is due gives up unsent.
+    let early = client.admit(Duration::from_millis(100)).await.unwrap();
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.list_secrets("idaas_1", "app_1").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        client.admit(Duration::from_millis(100)).await.unwrap_err(),
+        Deferral::NoSeat
+    );
+    let busy = client
+        .gated(early.gate(None))
+        .list_secrets("idaas_1", "app_1")
+        .await
+        .unwrap_err();
+    assert!(matches!(busy, EiamError::Busy { .. }), "{busy:?}");
+    in_flight.await.unwrap().unwrap();
+    assert_eq!(server.seen().len(), 1, "the busy call sent nothing");
+
+    // A budget of 0.01/s: the first pass gets its token at once, the next is deferred with the wait.
+    let budgeted = server.client_with(
         SignatureVersion::V3,
         Arc::new(StaticProvider::access_key(AK, SECRET)),
         |c| {
@@ -942,21 +972,17 @@ async fn a_pass_is_admitted_only_when_a_seat_and_a_token_are_near() {
             c.seats = Some(1);
         },
     );
-    let first = client.admit(Duration::from_millis(100)).await.unwrap();
-    // The only seat is reserved: nobody else gets in, however long the budget.
-    assert_eq!(
-        client.admit(Duration::from_millis(100)).await.unwrap_err(),
-        Deferral::NoSeat
-    );
-    // The admitted pass spends its reserved seat and token without waiting.
-    client
+    let first = budgeted.admit(Duration::from_millis(100)).await.unwrap();
+    budgeted
         .gated(first.gate(None))
         .list_secrets("idaas_1", "app_1")
         .await
         .unwrap();
-    drop(first);
-    // The seat is free again, but the next token is ~110 s away: deferred, with the wait.
-    match client.admit(Duration::from_millis(100)).await.unwrap_err() {
+    match budgeted
+        .admit(Duration::from_millis(100))
+        .await
+        .unwrap_err()
+    {
         Deferral::Budget(wait) => assert!(wait > Duration::from_secs(100), "{wait:?}"),
         other => panic!("{other:?}"),
     }

@@ -161,9 +161,16 @@ pub(super) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> E
 }
 
 pub(super) fn eiam_err(action: &'static str) -> impl FnOnce(EiamError) -> ExecError {
-    move |source| ExecError::Eiam {
-        action,
-        source: Box::new(source),
+    move |source| match source {
+        // Nothing was sent: not a failure, the pass comes back when the provider may have a seat.
+        EiamError::Busy { endpoint, .. } => ExecError::Deferred {
+            provider: format!("EIAM at {endpoint}"),
+            deferral: Deferral::NoSeat,
+        },
+        source => ExecError::Eiam {
+            action,
+            source: Box::new(source),
+        },
     }
 }
 
@@ -204,7 +211,9 @@ where
         let slow = started.elapsed() > IN_PLACE_SLOW_FAILURE
             || matches!(
                 err,
-                EiamError::Timeout { .. } | EiamError::ResponseTooLarge { .. }
+                EiamError::Timeout { .. }
+                    | EiamError::ResponseTooLarge { .. }
+                    | EiamError::Busy { .. }
             );
         let wait = waits
             .next()
