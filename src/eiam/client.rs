@@ -470,7 +470,13 @@ impl EiamClient {
                     }
                 }
             };
-            // The last moment before anything leaves: a process that may have lost its Lease sends no mutation.
+            let credentials = inner
+                .credentials
+                .credentials()
+                .await
+                .map_err(|source| EiamError::Credentials { action, source })?;
+            // The last moment before anything leaves (after every wait: the budget, a seat, a credentials refresh
+            // from STS or the metadata service): a process that may have lost its Lease signs no mutation.
             if action.is_mutation()
                 && let Some(fence) = &self.gate.fence
                 && !fence()
@@ -484,11 +490,6 @@ impl EiamClient {
                     expiration.as_millisecond().to_string(),
                 );
             }
-            let credentials = inner
-                .credentials
-                .credentials()
-                .await
-                .map_err(|source| EiamError::Credentials { action, source })?;
             let nonce = new_nonce();
             let signed = sign(
                 inner.signature_version,
