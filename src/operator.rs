@@ -235,8 +235,8 @@ fn parse_signature_version(text: &str) -> Result<SignatureVersion, String> {
 
 impl RunArgs {
     /// The namespaces `--namespace` names (all when none).
-    pub fn watch_scope(&self) -> crate::reconcile::scope::WatchScope {
-        crate::reconcile::scope::WatchScope::new(&self.namespace)
+    pub fn watch_scope(&self) -> crate::reconcile::watch::scope::WatchScope {
+        crate::reconcile::watch::scope::WatchScope::new(&self.namespace)
     }
 
     /// The provider used by resources without `spec.providerRef`, and what ambient credentials may serve.

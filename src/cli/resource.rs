@@ -17,7 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{ANNOTATION_ROTATE, ANNOTATION_SECRET_ID, ApplicationClientSecret};
-use crate::reconcile::publish::data_as_written;
+use crate::reconcile::executor::publish::data_as_written;
 
 /// Exit code when the resource is not Ready, or a command failed.
 const EXIT_NOT_READY: u8 = 1;
@@ -433,7 +433,7 @@ async fn rotate(args: RotateArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::publish::{ANNOTATION_DATA_HASH, data_hash};
+    use crate::reconcile::executor::publish::{ANNOTATION_DATA_HASH, data_hash};
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 

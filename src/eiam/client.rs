@@ -6,7 +6,7 @@
 //! retried once. Backoff and retry decisions belong to the reconciler, which has the context to make them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -28,6 +28,12 @@ use super::types::{
     API_VERSION, AckResponse, Action, CreateSecretResponse, EiamResponse, ListSecretsResponse,
     ObtainSecretResponse,
 };
+use call::{
+    app_params, describe_json_error, extra_roots, log_attempt, rejects_temporary_credentials,
+    request_id_of, retry_after, secret_params, transport_error,
+};
+use gate::Prepaid;
+pub use gate::{Admission, CallGate, Deferral, Fence};
 
 /// Default TCP/TLS connect timeout, as the official SDK's.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,76 +97,6 @@ pub struct EiamClient {
     gate: CallGate,
 }
 
-/// A check that must pass immediately before a mutating request leaves the process (leader fencing): `false` sends
-/// nothing and fails the call with [`EiamError::Fenced`].
-pub type Fence = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// What one reconcile pass lends its client ([`EiamClient::gated`]): the fence, and the token its admission paid.
-#[derive(Clone, Default)]
-pub struct CallGate {
-    /// Checked after the wait for the budget, immediately before a mutation (Create, Enable, Disable, Delete,
-    /// UpdateExpirationTime) is signed and sent.
-    pub fence: Option<Fence>,
-    /// The budget token the pass's [`Admission`] reserved: the next request takes it instead of waiting for its
-    /// own, and waits for its seat with the admission's patience only.
-    prepaid: Option<Arc<Mutex<Option<Prepaid>>>>,
-}
-
-/// A budget token reserved for one request.
-#[derive(Debug)]
-struct Prepaid {
-    /// When the token may be used (`None`: the client has no budget).
-    at: Option<tokio::time::Instant>,
-    /// How long the request may wait for a seat before it gives up unsent ([`EiamError::Busy`]).
-    seat_patience: Duration,
-}
-
-impl std::fmt::Debug for CallGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallGate")
-            .field("fenced", &self.fence.is_some())
-            .field("prepaid", &self.prepaid.is_some())
-            .finish()
-    }
-}
-
-impl CallGate {
-    /// Takes the prepaid token, if left.
-    fn take_prepaid(&self) -> Option<Prepaid> {
-        self.prepaid
-            .as_ref()?
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-    }
-}
-
-/// A reconcile pass admitted to call EIAM through one provider: a seat was free and the budget token of its first
-/// request is reserved (later requests of the pass wait for their own).
-#[derive(Debug)]
-pub struct Admission {
-    prepaid: Arc<Mutex<Option<Prepaid>>>,
-}
-
-impl Admission {
-    /// The gate that spends the reserved token on the pass's first request.
-    pub fn gate(&self, fence: Option<Fence>) -> CallGate {
-        CallGate {
-            fence,
-            prepaid: Some(self.prepaid.clone()),
-        }
-    }
-}
-
-/// Why a pass was not admitted: come back later rather than wait while holding a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deferral {
-    /// Every seat of the provider is taken by other passes.
-    NoSeat,
-    /// The provider's next budget token is this far away.
-    Budget(Duration),
-}
-
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
@@ -216,41 +152,6 @@ impl EiamClient {
                 clock: config.clock,
             }),
             gate: CallGate::default(),
-        })
-    }
-
-    /// This client with `gate` for its calls (same pool, budget and seats).
-    pub fn gated(&self, gate: CallGate) -> EiamClient {
-        EiamClient {
-            inner: self.inner.clone(),
-            gate,
-        }
-    }
-
-    /// Admits one reconcile pass to call EIAM: a seat must come free within `patience` (seats are taken for the
-    /// exchange itself, not for the wait for the budget: a seat held through token waits would halve a busy
-    /// provider's throughput), and the budget token of its first request is reserved if it is at most `patience`
-    /// away. Otherwise nothing is kept, and the pass should come back later instead of holding a worker while it
-    /// waits: one provider's budget or slow endpoint must not hold the workers other providers' resources need.
-    pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
-        if let Some(seats) = &self.inner.seats {
-            // A probe: a seat came free within the patience; the request takes its own when its token is due.
-            drop(
-                tokio::time::timeout(patience, seats.acquire())
-                    .await
-                    .map_err(|_| Deferral::NoSeat)?
-                    .map_err(|_| Deferral::NoSeat)?,
-            );
-        }
-        let at = match &self.inner.limiter {
-            Some(limiter) => Some(limiter.reserve_within(patience).map_err(Deferral::Budget)?),
-            None => None,
-        };
-        Ok(Admission {
-            prepaid: Arc::new(Mutex::new(Some(Prepaid {
-                at,
-                seat_patience: patience,
-            }))),
         })
     }
 
@@ -617,148 +518,7 @@ impl EiamClient {
     }
 }
 
-fn non_empty(field: &'static str, value: &str) -> Result<String, EiamError> {
-    if value.trim().is_empty() {
-        return Err(EiamError::InvalidInput {
-            field,
-            reason: "must not be empty".into(),
-        });
-    }
-    Ok(value.to_owned())
-}
-
-/// The certificates of a `caBundle`: PEM `CERTIFICATE` blocks, at least one.
-fn extra_roots(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, EiamError> {
-    let invalid = |reason: String| EiamError::InvalidInput {
-        field: "caBundle",
-        reason,
-    };
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-        invalid(format!(
-            "not a PEM certificate bundle ({e}); give base64-encoded PEM CERTIFICATE blocks"
-        ))
-    })?;
-    if certs.is_empty() {
-        return Err(invalid(
-            "holds no PEM CERTIFICATE block; give base64-encoded PEM (-----BEGIN CERTIFICATE-----...)"
-                .to_owned(),
-        ));
-    }
-    Ok(certs)
-}
-
-fn app_params(
-    instance_id: &str,
-    application_id: &str,
-) -> Result<BTreeMap<String, String>, EiamError> {
-    Ok(BTreeMap::from([
-        (
-            "InstanceId".to_owned(),
-            non_empty("instanceId", instance_id)?,
-        ),
-        (
-            "ApplicationId".to_owned(),
-            non_empty("applicationId", application_id)?,
-        ),
-    ]))
-}
-
-fn secret_params(
-    instance_id: &str,
-    application_id: &str,
-    secret_id: &str,
-) -> Result<BTreeMap<String, String>, EiamError> {
-    let mut params = app_params(instance_id, application_id)?;
-    params.insert("SecretId".to_owned(), non_empty("secretId", secret_id)?);
-    Ok(params)
-}
-
-/// EIAM rejected a temporary token that a refresh may fix.
-fn rejects_temporary_credentials(e: &EiamError) -> bool {
-    e.code().is_some_and(|c| {
-        c.starts_with("InvalidSecurityToken") || c == "InvalidAccessKeyId.NotFound"
-    })
-}
-
-fn transport_error(action: Action, endpoint: &Endpoint, e: reqwest::Error) -> EiamError {
-    // A connect failure means nothing reached EIAM; anything later may have.
-    let sent = !e.is_connect();
-    let endpoint = endpoint.to_string();
-    if e.is_timeout() {
-        EiamError::Timeout {
-            action,
-            endpoint,
-            sent,
-        }
-    } else {
-        // The URL's query carries the signature and, for V1 STS, the security token: never show it.
-        EiamError::Transport {
-            action,
-            endpoint,
-            sent,
-            source: e.without_url(),
-        }
-    }
-}
-
-/// `x-acs-retry-after` in ms; only positive values count, as in the official SDK, clamped to
-/// [`limits::MAX_RETRY_AFTER`].
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    limits::retry_after_from_ms(headers.get(RETRY_AFTER_HEADER)?.to_str().ok()?)
-}
-
-fn request_id_of(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct OnlyRequestId {
-        #[serde(rename = "RequestId", alias = "requestId")]
-        request_id: Option<String>,
-    }
-    serde_json::from_slice::<OnlyRequestId>(body)
-        .ok()?
-        .request_id
-}
-
-/// A decode error without any value from the body (it may be a client secret).
-fn describe_json_error(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    if text.starts_with("missing field") {
-        text
-    } else {
-        format!(
-            "{:?} error at line {} column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        )
-    }
-}
-
-fn log_attempt<T: EiamResponse>(
-    action: Action,
-    secret_id: Option<&str>,
-    elapsed: Duration,
-    result: &Result<T, EiamError>,
-) {
-    let duration_ms = elapsed.as_millis() as u64;
-    let secret_id = secret_id.unwrap_or("");
-    match result {
-        Ok(response) if action.is_mutation() => tracing::info!(
-            action = %action, secret_id, request_id = response.request_id(), duration_ms, "EIAM call succeeded"
-        ),
-        Ok(response) => tracing::debug!(
-            action = %action, secret_id, request_id = response.request_id(), duration_ms, "EIAM call succeeded"
-        ),
-        Err(e) => tracing::info!(
-            action = %action,
-            secret_id,
-            code = e.code().unwrap_or(""),
-            request_id = e.request_id().unwrap_or(""),
-            duration_ms,
-            error = %e,
-            "EIAM call failed"
-        ),
-    }
-}
-
+mod call;
+mod gate;
 #[cfg(test)]
 mod tests;

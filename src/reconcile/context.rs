@@ -1,12 +1,12 @@
 //! What every reconcile shares: the clients, caches and indexes the controller builds once, and what this process
 //! remembers about each resource between reconciles.
 
-use super::claims::Claims;
-use super::drift::DriftSchedule;
-use super::events::EventPublisher;
+use super::executor::events::EventPublisher;
+use super::executor::restart::RestartPermissions;
 use super::provider::{ProviderCache, TenancyPolicy};
-use super::restart::RestartPermissions;
-use super::secret_versions::SecretVersions;
+use super::watch::claims::Claims;
+use super::watch::drift::DriftSchedule;
+use super::watch::secret_versions::SecretVersions;
 use crate::api::ApplicationClientSecret;
 use crate::fence::LeaderToken;
 use crate::metrics::Metrics;

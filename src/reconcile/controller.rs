@@ -1,22 +1,22 @@
 //! The kube-runtime controller: what is watched, how reconciles are scheduled, and how failures back off.
 //!
-//! Watches `ApplicationClientSecret`s in the watched namespaces ([`super::scope`]), Secret metadata through one watch
-//! shared by every reader ([`super::fanout`]: the Secrets they own, labelled `app.kubernetes.io/managed-by:
+//! Watches `ApplicationClientSecret`s in the watched namespaces ([`super::watch::scope`]), Secret metadata through one watch
+//! shared by every reader ([`super::watch::fanout`]: the Secrets they own, labelled `app.kubernetes.io/managed-by:
 //! eiam-operator`, and providers' credentials), and both provider kinds, so that fixing a provider re-reconciles the
 //! resources that use it. The work of one reconcile lives in [`super::executor`]; the providers' own `Ready` status
-//! is kept beside it by [`super::provider_status`].
+//! is kept beside it by [`super::provider::status`].
 
-use super::claims::Claims;
 use super::context::{Context, OwnWrites, Written};
-use super::drift::DriftSchedule;
-use super::events::EventPublisher;
+use super::executor::events::EventPublisher;
+use super::executor::restart::RestartPermissions;
 use super::executor::{self, ExecError};
-use super::fanout::Fanout;
 use super::provider::{ClientLimits, ProviderCache, ProviderSources, TenancyPolicy};
-use super::restart::RestartPermissions;
-use super::scope::{WatchScope, from_store, metadata_key};
-use super::secret_versions::SecretVersions;
-use super::synced::Synced;
+use super::watch::claims::Claims;
+use super::watch::drift::DriftSchedule;
+use super::watch::fanout::Fanout;
+use super::watch::scope::{WatchScope, from_store, metadata_key};
+use super::watch::secret_versions::SecretVersions;
+use super::watch::synced::Synced;
 use crate::api::conditions::reasons::CREDENTIALS_MISSING;
 use crate::api::{
     ANNOTATION_FIRST_CREATE_SINCE, ApplicationClientSecret, ClusterEiamProvider, EiamProvider,
@@ -294,10 +294,10 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
                 tracing::debug!(error = %err, "reconcile loop event");
             }
         });
-    let provider_status = super::provider_status::run(
+    let provider_status = super::provider::status::run(
         kube,
         &scope,
-        super::provider_status::SecretReaders {
+        super::provider::status::SecretReaders {
             namespaced: secret_watch.reader(),
             // Cluster providers get a status only from an operator that watches every namespace; a reader nobody
             // reads would hold the watch back.

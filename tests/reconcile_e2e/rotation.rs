@@ -115,9 +115,9 @@ async fn b03_renewal_rotates_within_two_slots_and_retires_after_grace() {
         .expect("creationTimestamp")
         .0;
     let hour = Duration::from_secs(3600);
-    let drift_slot = eiam_operator::reconcile::drift::next_slot(
+    let drift_slot = eiam_operator::reconcile::watch::drift::next_slot(
         created,
-        eiam_operator::reconcile::drift::phase(&first.uid().expect("uid"), hour),
+        eiam_operator::reconcile::watch::drift::phase(&first.uid().expect("uid"), hour),
         hour,
     );
     let drift_checks = usize::from(drift_slot <= jiff::Timestamp::now());

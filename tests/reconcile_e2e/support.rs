@@ -396,9 +396,9 @@ impl Scenario {
             .expect("a timestamp");
         let hour = Duration::from_secs(3600);
         let uid = self.get(name).await.metadata.uid.expect("uid");
-        let slot = eiam_operator::reconcile::drift::next_slot(
+        let slot = eiam_operator::reconcile::watch::drift::next_slot(
             logged,
-            eiam_operator::reconcile::drift::phase(&uid, hour),
+            eiam_operator::reconcile::watch::drift::phase(&uid, hour),
             hour,
         );
         let until_slot = Duration::try_from(logged.duration_until(slot)).expect("ahead");

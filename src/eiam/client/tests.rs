@@ -992,10 +992,7 @@ async fn a_pass_is_admitted_only_when_a_seat_and_a_token_are_near() {
 async fn a_fenced_mutation_sends_nothing() {
     let server = TestServer::start().await;
     let fence: Fence = Arc::new(|| false);
-    let gate = CallGate {
-        fence: Some(fence),
-        ..CallGate::default()
-    };
+    let gate = CallGate::fenced(fence);
     let client = server.client(SignatureVersion::V3).gated(gate);
     let err = client
         .create_secret("idaas_1", "app_1", None)

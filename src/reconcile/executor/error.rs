@@ -45,7 +45,7 @@ pub enum ExecError {
     InvalidSpec(String),
     /// `spec.target.template` did not render with the real values (the message never quotes them).
     #[error("{0}")]
-    InvalidTemplate(#[from] crate::reconcile::template::TemplateError),
+    InvalidTemplate(#[from] crate::reconcile::executor::template::TemplateError),
     /// The planner did not converge within the round limit; retried later.
     #[error("reconcile did not converge in {MAX_ROUNDS} rounds; will retry")]
     NotConverged,

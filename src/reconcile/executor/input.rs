@@ -3,13 +3,13 @@
 
 use super::error::ExecError;
 use crate::api::{ApplicationClientSecret, DeletionPolicy, LABEL_MANAGED_BY, RestartTargetKind};
+use crate::reconcile::executor::publish::{self, SecretLayout};
+use crate::reconcile::executor::restart::WorkloadKind;
+use crate::reconcile::executor::status;
 use crate::reconcile::planner::{
     self, Action as PlanAction, KubeSecret, PlanInput, PlanSpec, ProviderState,
 };
 use crate::reconcile::provider::ProviderProblem;
-use crate::reconcile::publish::{self, SecretLayout};
-use crate::reconcile::restart::WorkloadKind;
-use crate::reconcile::status;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;

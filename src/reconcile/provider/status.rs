@@ -26,14 +26,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::provider::{
-    ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider,
-};
-use super::scope::{WatchScope, from_store};
+use super::{ProviderProblem, TenancyPolicy, check_cluster_provider, check_eiam_provider};
 use crate::api::conditions::{READY, STALLED, reasons};
 use crate::api::{
     ClusterEiamProvider, EiamProvider, FIELD_MANAGER, ProviderSettings, ProviderStatus,
 };
+use crate::reconcile::watch::scope::{WatchScope, from_store};
 
 /// How soon a provider is checked again when it is usable (its credentials Secret changing re-checks it at once).
 const RECHECK_READY: Duration = Duration::from_secs(600);

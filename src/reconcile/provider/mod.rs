@@ -1,5 +1,7 @@
 //! Resolving an `ApplicationClientSecret`'s provider: which EIAM endpoint, which credentials, and whether the
-//! provider allows this namespace and application at all (the multi-tenancy boundary).
+//! provider allows this namespace and application at all (the multi-tenancy boundary, [`tenancy`]). The
+//! credentials are built in [`credentials`]; the providers' own `Ready` status is kept by [`status`]. It may use
+//! `watch` (provider caches, Secret versions) and the `eiam` client; the executor and the controller use it.
 //!
 //! Clients are cached per provider and reused across reconciles, so connection pools, the QPS cap and RRSA
 //! credential caches survive; a change to the provider or to its credentials Secret builds a new client.
@@ -7,8 +9,6 @@
 //! the Secret metadata watch) is not the one the cached client was built from: a reconcile, and a restart of
 //! thousands, reads neither one by one.
 
-use super::secret_versions::SecretVersions;
-use super::synced::Synced;
 use crate::api::conditions::reasons;
 use crate::api::{
     AccessKeySecretRef, ApplicationClientSecret, ApplicationPattern, ClusterEiamProvider,
@@ -23,12 +23,24 @@ use crate::eiam::{
     },
     endpoint::Endpoint,
 };
+use crate::reconcile::watch::secret_versions::SecretVersions;
+use crate::reconcile::watch::synced::Synced;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+mod credentials;
+pub mod status;
+mod tenancy;
+
+use credentials::{credentials_fingerprint, credentials_for, credentials_namespace};
+pub use tenancy::{DefaultProvider, TenancyPolicy, parse_application_pattern};
+use tenancy::{
+    Request, check_application, check_default_provider, check_import, check_namespaced_identity,
+};
 
 /// How long a reconcile right after a start waits for a watch's first list before it reads instead.
 const CACHE_PATIENCE: Duration = Duration::from_secs(10);
@@ -41,53 +53,6 @@ pub struct ProviderSources {
     pub cluster_synced: Arc<Synced>,
     /// Versions of the Secrets the operator does not publish (credentials among them).
     pub credentials: Arc<SecretVersions>,
-}
-
-/// Where the operator's own default provider points (flags `--default-region` / `--default-endpoint`) and whom it
-/// serves (`--default-provider-allowed-namespaces` / `-applications` / `-allow-import`). It acts with the operator's
-/// own credentials, so with no allow-list configured it serves nobody.
-#[derive(Clone, Debug, Default)]
-pub struct DefaultProvider {
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-    pub signature_version: SignatureVersion,
-    /// Namespace names, or `*` for every namespace.
-    pub allowed_namespaces: Vec<String>,
-    /// `INSTANCE/APP` globs.
-    pub allowed_applications: Vec<ApplicationPattern>,
-    /// Whether `spec.secretId` may import (read) an existing secret through it.
-    pub allow_import: bool,
-}
-
-/// Who may act with the operator's own identity: the rules of the multi-tenancy boundary that are the operator's
-/// configuration rather than a provider's spec.
-#[derive(Clone, Debug, Default)]
-pub struct TenancyPolicy {
-    /// The provider of resources without `spec.providerRef`.
-    pub default_provider: DefaultProvider,
-    /// `--namespaced-providers-ambient-credentials`: EiamProviders without `spec.auth.accessKey` may use the
-    /// operator's own credentials (off by default, as cert-manager's `--issuer-ambient-credentials`).
-    pub namespaced_providers_ambient_credentials: bool,
-}
-
-/// Parses `INSTANCE/APP` (each part a glob, e.g. `idaas_1/app_team-a-*` or `*/*`) into an application pattern.
-pub fn parse_application_pattern(text: &str) -> Result<ApplicationPattern, String> {
-    match text.split_once('/') {
-        Some((instance, application))
-            if !instance.is_empty()
-                && !application.is_empty()
-                && !application.contains('/')
-                && !text.chars().any(char::is_whitespace) =>
-        {
-            Ok(ApplicationPattern {
-                instance_id: instance.to_owned(),
-                application_id: application.to_owned(),
-            })
-        }
-        _ => Err(format!(
-            "{text:?} is not INSTANCE/APP (globs allowed, e.g. idaas_1/app_team-a-* or */*)"
-        )),
-    }
 }
 
 /// Why a resource cannot use its provider. `reason` becomes the condition reason.
@@ -573,276 +538,6 @@ async fn namespace_labels(
             format!("cannot read namespace {namespace}: {err}"),
         )),
     }
-}
-
-/// What a resource asks of its provider: the tenancy checks need nothing else.
-#[derive(Clone, Copy, Debug)]
-struct Request<'a> {
-    namespace: &'a str,
-    instance_id: &'a str,
-    application_id: &'a str,
-    /// `spec.secretId` is set: adopt (and so read) an existing secret.
-    import: bool,
-}
-
-fn not_allowed(message: String) -> ProviderProblem {
-    ProviderProblem::new(reasons::NOT_ALLOWED, message)
-}
-
-/// The default provider acts with the operator's own identity: only the namespaces and applications the operator's
-/// flags name may use it, and with none named, nobody may.
-fn check_default_provider(
-    default: &DefaultProvider,
-    request: &Request<'_>,
-) -> Result<(), ProviderProblem> {
-    let Request {
-        namespace,
-        instance_id,
-        application_id,
-        import,
-    } = *request;
-    if !default
-        .allowed_namespaces
-        .iter()
-        .any(|allowed| allowed == "*" || allowed == namespace)
-    {
-        let granted = if default.allowed_namespaces.is_empty() {
-            "is granted to no namespace"
-        } else {
-            "does not allow this namespace"
-        };
-        return Err(not_allowed(format!(
-            "the operator's default provider {granted} ({namespace} is not in \
-             --default-provider-allowed-namespaces, Helm value operator.defaultProvider.allowedNamespaces); use \
-             spec.providerRef, or ask the cluster admin to grant the namespace"
-        )));
-    }
-    if !default
-        .allowed_applications
-        .iter()
-        .any(|pattern| pattern.matches(instance_id, application_id))
-    {
-        return Err(not_allowed(format!(
-            "the operator's default provider does not allow application {instance_id}/{application_id} (not in \
-             --default-provider-allowed-applications, Helm value operator.defaultProvider.allowedApplications); \
-             use spec.providerRef, or ask the cluster admin to grant the application"
-        )));
-    }
-    if import && !default.allow_import {
-        return Err(not_allowed(
-            "spec.secretId imports (and so reads) an existing EIAM secret, which the operator's default \
-             provider does not allow (--default-provider-allow-import, Helm value \
-             operator.defaultProvider.allowImport); remove spec.secretId to mint a new secret, or ask the \
-             cluster admin"
-                .to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// A namespaced provider may not act with the operator's own identity (no `auth`, or `auth.rrsa`, which assumes a
-/// role with the operator pod's OIDC token), nor read an AccessKey Secret outside its namespace.
-fn check_namespaced_identity(
-    settings: &Settings<'_>,
-    policy: &TenancyPolicy,
-) -> Result<(), ProviderProblem> {
-    let auth = settings.provider.auth;
-    if let Some(reference) = settings.provider.access_key_ref() {
-        let own = settings.secret_namespace.unwrap_or_default();
-        return match reference.namespace.as_deref() {
-            Some(other) if other != own => Err(not_allowed(format!(
-                "{} may read an AccessKey Secret only in its own namespace, not in {other} \
-                 (spec.auth.accessKey.secretRef.namespace); remove the namespace and keep the Secret beside \
-                 the provider",
-                settings.display
-            ))),
-            _ => Ok(()),
-        };
-    }
-    if policy.namespaced_providers_ambient_credentials {
-        return Ok(());
-    }
-    let how = if auth.is_some_and(|auth| auth.rrsa.is_some()) {
-        "its spec.auth.rrsa would assume a RAM role with the operator's own OIDC identity"
-    } else {
-        "it has no spec.auth, so it would use the operator's own credentials"
-    };
-    Err(not_allowed(format!(
-        "{}: {how}, which namespaced providers may not (the operator runs without \
-         --namespaced-providers-ambient-credentials); give it spec.auth.accessKey with a RAM AccessKey of your \
-         team, or ask the cluster admin for a ClusterEiamProvider that allows this namespace",
-        settings.display
-    )))
-}
-
-fn check_application(
-    settings: &Settings<'_>,
-    request: &Request<'_>,
-) -> Result<(), ProviderProblem> {
-    if settings
-        .provider
-        .allows_application(request.instance_id, request.application_id)
-    {
-        return Ok(());
-    }
-    Err(not_allowed(format!(
-        "{} does not allow application {}/{} (spec.allowedApplications); ask its owner to add it",
-        settings.display, request.instance_id, request.application_id
-    )))
-}
-
-fn check_import(settings: &Settings<'_>, request: &Request<'_>) -> Result<(), ProviderProblem> {
-    if !request.import || settings.provider.allow_import {
-        return Ok(());
-    }
-    Err(not_allowed(format!(
-        "spec.secretId imports (and so reads) an existing EIAM secret, which {} does not allow \
-         (spec.allowImport is false); remove spec.secretId to mint a new secret, or ask the provider's owner to \
-         set allowImport",
-        settings.display
-    )))
-}
-
-/// Builds the credential provider of a provider and a fingerprint of its inputs (never of a secret value).
-async fn credentials_for(
-    kube: &Client,
-    settings: &Settings<'_>,
-) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
-    let auth = settings.provider.auth;
-    if let Some(reference) = settings.provider.access_key_ref() {
-        return access_key_credentials(kube, settings, reference).await;
-    }
-    if let Some(rrsa) = auth.and_then(|auth| auth.rrsa.as_ref()) {
-        let mut config = RrsaConfig::new(&rrsa.role_arn, &rrsa.oidc_provider_arn, &rrsa.token_file);
-        if !rrsa.session_name.is_empty() {
-            config.role_session_name = rrsa.session_name.clone();
-        }
-        config.sts_endpoint = sts_endpoint_from_env(&process_env()).map_err(|err| {
-            ProviderProblem::new(
-                reasons::PROVIDER_INVALID,
-                format!("{}: {err}", settings.display),
-            )
-        })?;
-        let provider = RrsaProvider::new(config).map_err(|err| {
-            ProviderProblem::new(
-                reasons::PROVIDER_INVALID,
-                format!("{}: {err}", settings.display),
-            )
-        })?;
-        return Ok((Arc::new(provider), format!("rrsa/{rrsa:?}")));
-    }
-    let chain = environment_chain().map_err(|err| {
-        ProviderProblem::new(
-            reasons::CREDENTIALS_MISSING,
-            format!("{}: {err}", settings.display),
-        )
-    })?;
-    Ok((chain, "environment".to_owned()))
-}
-
-/// The operator's own credentials (environment, RRSA, ECS RAM role), built once so their cache is shared.
-fn environment_chain() -> Result<Arc<dyn CredentialProvider>, crate::eiam::CredentialError> {
-    static CHAIN: OnceLock<Arc<dyn CredentialProvider>> = OnceLock::new();
-    if let Some(chain) = CHAIN.get() {
-        return Ok(chain.clone());
-    }
-    let chain = default_chain(ChainConfig::new(process_env()))?;
-    Ok(CHAIN.get_or_init(|| chain).clone())
-}
-
-async fn access_key_credentials(
-    kube: &Client,
-    settings: &Settings<'_>,
-    reference: &AccessKeySecretRef,
-) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
-    let Some(namespace) = credentials_namespace(settings, reference) else {
-        return Err(ProviderProblem::new(
-            reasons::PROVIDER_INVALID,
-            format!(
-                "{}: spec.auth.accessKey.secretRef.namespace is required on a ClusterEiamProvider",
-                settings.display
-            ),
-        ));
-    };
-    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
-    let missing = |what: String| {
-        ProviderProblem::new(
-            reasons::CREDENTIALS_MISSING,
-            format!(
-                "{}: {what}; retried as soon as it appears",
-                settings.display
-            ),
-        )
-    };
-    let secret = match api.get_opt(&reference.name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => {
-            return Err(missing(format!(
-                "Secret {namespace}/{} does not exist",
-                reference.name
-            )));
-        }
-        Err(err) => {
-            return Err(missing(format!(
-                "cannot read Secret {namespace}/{}: {err}",
-                reference.name
-            )));
-        }
-    };
-    let data = secret.data.clone().unwrap_or_default();
-    let read = |key: &str| -> Result<String, ProviderProblem> {
-        let value = data.get(key).ok_or_else(|| {
-            missing(format!(
-                "Secret {namespace}/{} has no key {key}",
-                reference.name
-            ))
-        })?;
-        String::from_utf8(value.0.clone())
-            .map(|text| text.trim().to_owned())
-            .map_err(|_| {
-                missing(format!(
-                    "key {key} of Secret {namespace}/{} is not UTF-8",
-                    reference.name
-                ))
-            })
-    };
-    let access_key_id = read(&reference.access_key_id_key)?;
-    let access_key_secret = SecretString::new(read(&reference.access_key_secret_key)?);
-    let provider = match &reference.security_token_key {
-        Some(key) => StaticProvider::sts(
-            access_key_id,
-            access_key_secret,
-            SecretString::new(read(key)?),
-        ),
-        None => StaticProvider::access_key(access_key_id, access_key_secret),
-    };
-    let fingerprint = credentials_fingerprint(
-        namespace,
-        &reference.name,
-        secret
-            .metadata
-            .resource_version
-            .as_deref()
-            .unwrap_or_default(),
-    );
-    Ok((Arc::new(provider), fingerprint))
-}
-
-/// The namespace of a provider's AccessKey Secret. An EiamProvider reads its own namespace whatever its reference
-/// says (the tenancy check refuses another one first); a ClusterEiamProvider's reference must name the namespace.
-fn credentials_namespace<'s>(
-    settings: &'s Settings<'_>,
-    reference: &'s AccessKeySecretRef,
-) -> Option<&'s str> {
-    settings
-        .secret_namespace
-        .or(reference.namespace.as_deref())
-        .filter(|namespace| !namespace.is_empty())
-}
-
-/// What a client built from an AccessKey Secret depends on: the Secret and its version (never its value).
-fn credentials_fingerprint(namespace: &str, name: &str, version: &str) -> String {
-    format!("secret/{namespace}/{name}/{version}")
 }
 
 #[cfg(test)]
