@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod operator;
 pub mod reconcile;
 pub mod telemetry;
+pub mod tls;

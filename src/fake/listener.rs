@@ -17,8 +17,6 @@ use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -49,25 +47,14 @@ pub enum TlsSetupError {
 
 /// A rustls server configuration from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsSetupError> {
-    let pem = |path: &Path, reason: String| TlsSetupError::Pem {
-        path: path.display().to_string(),
-        reason,
-    };
-    let chain = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| pem(cert_file, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem(cert_file, "no CERTIFICATE in it".to_owned()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| pem(key_file, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    // The fake's server speaks HTTP/1.1 only (axum's `http1` feature).
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    let (chain, key) =
+        crate::tls::read_pem_pair(cert_file, key_file).map_err(|problem| TlsSetupError::Pem {
+            path: problem.path.display().to_string(),
+            reason: problem.reason,
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(crate::tls::http1_server(
+        chain, key,
+    )?)))
 }
 
 /// A connection's transport: plain TCP, or TLS over it.

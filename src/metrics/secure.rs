@@ -23,8 +23,7 @@ use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::{Api, PostParams};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -64,22 +63,11 @@ pub enum TlsSetupError {
 /// still authenticates them; mount a certificate to let them verify the operator).
 pub fn server_config(cert_dir: Option<&Path>) -> Result<rustls::ServerConfig, TlsSetupError> {
     let (chain, key) = match cert_dir {
-        Some(dir) => {
-            let (cert_file, key_file) = (dir.join("tls.crt"), dir.join("tls.key"));
-            let pem = |path: &Path, reason: String| TlsSetupError::Pem {
-                path: path.display().to_string(),
-                reason,
-            };
-            let chain = CertificateDer::pem_file_iter(&cert_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| pem(&cert_file, e.to_string()))?;
-            if chain.is_empty() {
-                return Err(pem(&cert_file, "no CERTIFICATE in it".to_owned()));
-            }
-            let key = PrivateKeyDer::from_pem_file(&key_file)
-                .map_err(|e| pem(&key_file, e.to_string()))?;
-            (chain, key)
-        }
+        Some(dir) => crate::tls::read_pem_pair(&dir.join("tls.crt"), &dir.join("tls.key"))
+            .map_err(|problem| TlsSetupError::Pem {
+                path: problem.path.display().to_string(),
+                reason: problem.reason,
+            })?,
         None => {
             let mut names = vec!["localhost".to_owned()];
             if let Ok(host) = std::env::var("HOSTNAME")
@@ -94,14 +82,7 @@ pub fn server_config(cert_dir: Option<&Path>) -> Result<rustls::ServerConfig, Tl
             )
         }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    // axum serves HTTP/1.1 here.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(crate::tls::http1_server(chain, key)?)
 }
 
 /// A listener that hands axum TLS connections: handshakes run in their own tasks with a deadline, so a client
