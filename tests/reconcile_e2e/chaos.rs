@@ -67,6 +67,64 @@ pub(crate) fn ids(held: &[HeldSecret]) -> BTreeSet<String> {
     held.iter().map(|h| h.secret_id.clone()).collect()
 }
 
+/// The invariants every chaos round ends with once faults stop: each resource `{prefix}-{i}` (for `apps[i]`) is
+/// Ready within `settle`, its Secret holds the secret EIAM holds as its current one, and a foreign secret is never
+/// published; once grace periods are over, each application holds only what its resource records plus its foreign
+/// secret (nothing of ours orphaned), and the foreign secret is untouched.
+pub(crate) async fn converged_invariants(
+    s: &Scenario,
+    prefix: &str,
+    apps: &[String],
+    foreign: &BTreeMap<String, HeldSecret>,
+    settle: Duration,
+) {
+    for (i, app) in apps.iter().enumerate() {
+        let name = format!("{prefix}-{i}");
+        let ready = s
+            .wait_for(&name, "Ready after the chaos", settle, |o| {
+                (kstatus(o) == KStatus::Current).then(|| o.clone())
+            })
+            .await;
+        let current = current_id(&ready).expect("a current secret");
+        let held = s.fake.secrets(INSTANCE, app).await;
+        let secret = s
+            .wait_secret(&name, "holding the current secret", |sec| {
+                annotation(sec, "eiam-operator.io/secret-id") == current
+            })
+            .await;
+        let value = held
+            .iter()
+            .find(|h| h.secret_id == current)
+            .map(|h| h.client_secret.clone())
+            .unwrap_or_else(|| panic!("{name}: EIAM does not hold {current}: {held:?}"));
+        assert_eq!(data(&secret, "clientSecret"), value, "{name}");
+        if let Some(f) = foreign.get(app) {
+            assert_ne!(
+                current, f.secret_id,
+                "{name}: a foreign secret is never published"
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (i, app) in apps.iter().enumerate() {
+        let object = s.get(&format!("{prefix}-{i}")).await;
+        let status = object.status.clone().unwrap_or_default();
+        let mut expected: BTreeSet<String> = status.current_secret_id.iter().cloned().collect();
+        expected.extend(status.previous_secret_id.iter().cloned());
+        expected.extend(foreign.get(app).map(|f| f.secret_id.clone()));
+        let held = ids(&s.fake.secrets(INSTANCE, app).await);
+        assert!(
+            held.is_subset(&expected),
+            "{prefix}-{i}: EIAM holds {held:?}, the resource knows {expected:?}: an orphaned secret"
+        );
+        if let Some(f) = foreign.get(app) {
+            let now = s.fake.secrets(INSTANCE, app).await;
+            let still = now.iter().find(|h| h.secret_id == f.secret_id);
+            assert_eq!(still, Some(f), "{prefix}-{i}: the foreign secret untouched");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
     let plan = Plan::from_env();
@@ -183,57 +241,7 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
         )
         .await;
     }
-    for (i, app) in apps.iter().enumerate() {
-        let name = format!("chaos-{i}");
-        let ready = s
-            .wait_for(
-                &name,
-                "Ready after the chaos",
-                Duration::from_secs(120),
-                |o| (kstatus(o) == KStatus::Current).then(|| o.clone()),
-            )
-            .await;
-        let current = current_id(&ready).expect("a current secret");
-        let held = s.fake.secrets(INSTANCE, app).await;
-        let secret = s
-            .wait_secret(&name, "holding the current secret", |sec| {
-                annotation(sec, "eiam-operator.io/secret-id") == current
-            })
-            .await;
-        let value = held
-            .iter()
-            .find(|h| h.secret_id == current)
-            .map(|h| h.client_secret.clone())
-            .unwrap_or_else(|| panic!("{name}: EIAM does not hold {current}: {held:?}"));
-        assert_eq!(data(&secret, "clientSecret"), value, "{name}");
-        if let Some(f) = foreign.get(app) {
-            assert_ne!(
-                current, f.secret_id,
-                "{name}: a foreign secret is never published"
-            );
-        }
-    }
-
-    // Grace periods over: each application holds its current secret, at most a previous one still in grace, and
-    // its foreign secret — nothing of ours is orphaned.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    for (i, app) in apps.iter().enumerate() {
-        let object = s.get(&format!("chaos-{i}")).await;
-        let status = object.status.clone().unwrap_or_default();
-        let mut expected: BTreeSet<String> = status.current_secret_id.iter().cloned().collect();
-        expected.extend(status.previous_secret_id.iter().cloned());
-        expected.extend(foreign.get(app).map(|f| f.secret_id.clone()));
-        let held = ids(&s.fake.secrets(INSTANCE, app).await);
-        assert!(
-            held.is_subset(&expected),
-            "chaos-{i}: EIAM holds {held:?}, the resource knows {expected:?}: an orphaned secret"
-        );
-        if let Some(f) = foreign.get(app) {
-            let now = s.fake.secrets(INSTANCE, app).await;
-            let still = now.iter().find(|h| h.secret_id == f.secret_id);
-            assert_eq!(still, Some(f), "chaos-{i}: the foreign secret untouched");
-        }
-    }
+    converged_invariants(&s, "chaos", &apps, &foreign, Duration::from_secs(120)).await;
 
     // Deletion leaves only the foreign secrets.
     for i in 0..plan.resources {

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::chaos::{fault_plan, ids};
+use crate::chaos::{converged_invariants, fault_plan, ids};
 use crate::common::fake_eiam::HeldSecret;
 use crate::common::operator::OperatorSpec;
 use crate::support::*;
@@ -268,53 +268,7 @@ async fn i21_chaos_failover_frozen_leaders_keep_every_invariant() {
         )
         .await;
     }
-    for (i, app) in apps.iter().enumerate() {
-        let name = format!("failover-{i}");
-        let ready = s
-            .wait_for(&name, "Ready after the failovers", plan.settle(), |o| {
-                (kstatus(o) == KStatus::Current).then(|| o.clone())
-            })
-            .await;
-        let current = current_id(&ready).expect("a current secret");
-        let held = s.fake.secrets(INSTANCE, app).await;
-        let secret = s
-            .wait_secret(&name, "holding the current secret", |sec| {
-                annotation(sec, "eiam-operator.io/secret-id") == current
-            })
-            .await;
-        let value = held
-            .iter()
-            .find(|h| h.secret_id == current)
-            .map(|h| h.client_secret.clone())
-            .unwrap_or_else(|| panic!("{name}: EIAM does not hold {current}: {held:?}"));
-        assert_eq!(data(&secret, "clientSecret"), value, "{name}");
-        if let Some(f) = foreign.get(app) {
-            assert_ne!(
-                current, f.secret_id,
-                "{name}: a foreign secret is never published"
-            );
-        }
-    }
-
-    // Grace periods over: each application holds what its resource records, and its foreign secret.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    for (i, app) in apps.iter().enumerate() {
-        let object = s.get(&format!("failover-{i}")).await;
-        let status = object.status.clone().unwrap_or_default();
-        let mut expected: BTreeSet<String> = status.current_secret_id.iter().cloned().collect();
-        expected.extend(status.previous_secret_id.iter().cloned());
-        expected.extend(foreign.get(app).map(|f| f.secret_id.clone()));
-        let held = ids(&s.fake.secrets(INSTANCE, app).await);
-        assert!(
-            held.is_subset(&expected),
-            "failover-{i}: EIAM holds {held:?}, the resource knows {expected:?}: an orphaned secret"
-        );
-        if let Some(f) = foreign.get(app) {
-            let now = s.fake.secrets(INSTANCE, app).await;
-            let still = now.iter().find(|h| h.secret_id == f.secret_id);
-            assert_eq!(still, Some(f), "failover-{i}: the foreign secret untouched");
-        }
-    }
+    converged_invariants(&s, "failover", &apps, &foreign, plan.settle()).await;
 
     // Deletion: nothing of ours left, and every secret a Create minted was retired by a Delete.
     for i in 0..plan.resources {
