@@ -38,7 +38,8 @@ const FORBIDDEN_TTL: Duration = Duration::from_secs(10);
 const CACHE_CAPACITY: usize = 256;
 /// How long a client gets for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; beyond it new connections wait for the queue.
+/// Handshakes in progress at once (and connections handed to the server but not yet taken): beyond it new
+/// connections wait in the kernel's backlog, so a flood of half-open connections cannot spawn tasks without bound.
 const PENDING_CONNECTIONS: usize = 64;
 
 /// Why HTTPS for `/metrics` could not be set up.
@@ -98,8 +99,12 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (send, connections) = mpsc::channel(PENDING_CONNECTIONS);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(PENDING_CONNECTIONS));
         tokio::spawn(async move {
             loop {
+                let Ok(slot) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
                 let (stream, peer) = match tcp.accept().await {
                     Ok(accepted) => accepted,
                     Err(err) => {
@@ -110,6 +115,7 @@ impl TlsListener {
                 };
                 let (acceptor, handed) = (acceptor.clone(), send.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = handed.send((tls, peer)).await;
