@@ -67,6 +67,30 @@ pub(crate) fn ids(held: &[HeldSecret]) -> BTreeSet<String> {
     held.iter().map(|h| h.secret_id.clone()).collect()
 }
 
+/// A chaos round's scenario: `resources` applications `app_{prefix}_{i}` in a fresh fake, a quarter of which hold a
+/// secret somebody else minted (their renewals are blocked by it), by application.
+pub(crate) async fn chaos_scenario(
+    name: &str,
+    prefix: &str,
+    resources: usize,
+) -> (Scenario, Vec<String>, BTreeMap<String, HeldSecret>) {
+    let apps: Vec<String> = (0..resources)
+        .map(|i| format!("app_{prefix}_{i}"))
+        .collect();
+    let app_refs: Vec<&str> = apps.iter().map(String::as_str).collect();
+    let s = Scenario::new(name, &app_refs).await;
+    let mut foreign: BTreeMap<String, HeldSecret> = BTreeMap::new();
+    for (i, app) in apps.iter().enumerate() {
+        if i % 4 == 1 {
+            foreign.insert(
+                app.clone(),
+                s.fake.insert_secret(INSTANCE, app, json!({})).await,
+            );
+        }
+    }
+    (s, apps, foreign)
+}
+
 /// The invariants every chaos round ends with once faults stop: each resource `{prefix}-{i}` (for `apps[i]`) is
 /// Ready within `settle`, its Secret holds the secret EIAM holds as its current one, and a foreign secret is never
 /// published; once grace periods are over, each application holds only what its resource records plus its foreign
@@ -133,22 +157,7 @@ async fn i12_chaos_rotations_faults_and_kills_keep_every_invariant() {
         plan.seed, plan.resources, plan.kills, plan.chaos, plan.seed
     );
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    let apps: Vec<String> = (0..plan.resources)
-        .map(|i| format!("app_chaos_{i}"))
-        .collect();
-    let app_refs: Vec<&str> = apps.iter().map(String::as_str).collect();
-    let mut s = Scenario::new("i12-chaos", &app_refs).await;
-
-    // A quarter of the applications hold a secret somebody else minted: their renewals are blocked by it.
-    let mut foreign: BTreeMap<String, HeldSecret> = BTreeMap::new();
-    for (i, app) in apps.iter().enumerate() {
-        if i % 4 == 1 {
-            foreign.insert(
-                app.clone(),
-                s.fake.insert_secret(INSTANCE, app, json!({})).await,
-            );
-        }
-    }
+    let (mut s, apps, foreign) = chaos_scenario("i12-chaos", "chaos", plan.resources).await;
     let operator = s
         .operator_spec()
         .arg("--resync-interval")

@@ -10,7 +10,7 @@
 //! `make test` runs a small round with a fixed seed; `make chaos` a large one (`FAILOVER_RESOURCES`,
 //! `FAILOVER_FREEZES`, `FAILOVER_QPS`, `CHAOS_SEED`). The seed is printed first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -20,8 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::chaos::{converged_invariants, fault_plan, ids};
-use crate::common::fake_eiam::HeldSecret;
+use crate::chaos::{chaos_scenario, converged_invariants, fault_plan, ids};
 use crate::common::operator::OperatorSpec;
 use crate::support::*;
 
@@ -168,22 +167,8 @@ async fn i21_chaos_failover_frozen_leaders_keep_every_invariant() {
         plan.seed, plan.resources, plan.freezes, plan.qps, plan.seed
     );
     let mut rng = StdRng::seed_from_u64(plan.seed);
-    let apps: Vec<String> = (0..plan.resources)
-        .map(|i| format!("app_failover_{i}"))
-        .collect();
-    let app_refs: Vec<&str> = apps.iter().map(String::as_str).collect();
-    let mut s = Scenario::new("i21-failover", &app_refs).await;
-
     // A quarter of the applications hold a secret somebody else minted.
-    let mut foreign: BTreeMap<String, HeldSecret> = BTreeMap::new();
-    for (i, app) in apps.iter().enumerate() {
-        if i % 4 == 1 {
-            foreign.insert(
-                app.clone(),
-                s.fake.insert_secret(INSTANCE, app, json!({})).await,
-            );
-        }
-    }
+    let (mut s, apps, foreign) = chaos_scenario("i21-failover", "failover", plan.resources).await;
     let spec = s
         .operator_spec()
         .leader_election(LEASE)
