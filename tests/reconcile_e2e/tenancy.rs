@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use eiam_operator::api::{ApplicationClientSecret, ClusterEiamProvider, EiamProvider};
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -58,7 +59,25 @@ pub(crate) async fn tenant_client(s: &Scenario) -> Client {
         .create(&PostParams::default(), &binding)
         .await
         .expect("bind the tenant's Role");
-    s.cp.user_client().await
+    let client = s.cp.user_client().await;
+    // The API server's authorizer learns of a new binding from its own watch: wait until it grants the tenant what
+    // the Role says (a first request right after the binding can still be refused).
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let namespace = s.namespace().to_owned();
+    crate::common::wait_until("the tenant's Role is in force", SOON, || {
+        let (reviews, namespace) = (reviews.clone(), namespace.clone());
+        async move {
+            let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+                "spec": { "resourceAttributes": {
+                    "namespace": namespace, "verb": "create", "resource": "secrets" } }
+            }))
+            .ok()?;
+            let answer = reviews.create(&PostParams::default(), &review).await.ok()?;
+            answer.status.is_some_and(|s| s.allowed).then_some(())
+        }
+    })
+    .await;
+    client
 }
 
 pub(crate) async fn create_as<K>(client: &Client, namespace: &str, object: Value) -> K
