@@ -49,6 +49,10 @@ pub struct Context {
     /// Every published Secret's current version, from the watch: a Secret still at the version its owner's status
     /// recorded is not read again.
     pub secret_versions: SecretVersions,
+    /// Every other Secret's version, from the same watch (the providers' credentials waiters keep it): with
+    /// `secret_versions`, whether any Secret of a name exists at all, so a new resource's Secret is not read to
+    /// learn that there is none.
+    pub other_secret_versions: Arc<SecretVersions>,
     /// Whether this process still leads: checked immediately before every EIAM mutation and every write to a
     /// resource, Secret or workload (see [`crate::fence`]).
     pub token: LeaderToken,
@@ -155,6 +159,19 @@ impl Written {
         }
     }
 
+    /// The watch delivered the resource at `version` (the store already holds it): when that is this process's
+    /// last write, the cache no longer lags behind it. A watch event that overtakes the `record` of its own write
+    /// leaves the entry in place, which costs one read at most.
+    pub fn seen(&self, key: &ObjectRef<ApplicationClientSecret>, version: Option<&str>) {
+        if let (Ok(mut written), Some(version)) = (self.0.lock(), version)
+            && written
+                .get(key)
+                .is_some_and(|recorded| recorded.as_deref() == Some(version))
+        {
+            written.remove(key);
+        }
+    }
+
     /// Drops a resource that is gone.
     pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
         if let Ok(mut written) = self.0.lock() {
@@ -247,5 +264,22 @@ mod tests {
         );
         written.record(&key, None);
         assert!(written.cache_may_lag(&key, Some("12")) && written.cache_may_lag(&key, None));
+    }
+
+    #[test]
+    fn the_watch_showing_our_write_forgets_it_so_a_later_write_by_someone_else_is_not_read() {
+        let written = Written::default();
+        let key = ObjectRef::<ApplicationClientSecret>::new("web").within("team");
+        written.record(&key, Some("12".to_owned()));
+        written.seen(&key, Some("11"));
+        assert!(
+            written.cache_may_lag(&key, Some("11")),
+            "an older version: still lagging"
+        );
+        written.seen(&key, Some("12"));
+        assert!(
+            !written.cache_may_lag(&key, Some("13")),
+            "the cache showed our write; 13 is someone else's later one, which the cache holds"
+        );
     }
 }

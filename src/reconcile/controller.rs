@@ -111,6 +111,7 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         metrics: operations.metrics.clone(),
         own_writes: OwnWrites::default(),
         secret_versions: SecretVersions::default(),
+        other_secret_versions: credential_versions.clone(),
         token: operations.token.clone(),
     });
     operations.metrics.resources.watch(store.clone());
@@ -146,6 +147,15 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
                 match event {
                     watcher::Event::Delete(resource) => {
                         context.forget(&ObjectRef::from_obj(resource));
+                    }
+                    // The cache now holds this process's last write (or something later): its next reconcile
+                    // need not read the resource again, whoever writes it next (issue 25: a rotation requested
+                    // by an annotation read every resource once).
+                    watcher::Event::Apply(resource) | watcher::Event::InitApply(resource) => {
+                        context.written.seen(
+                            &ObjectRef::from_obj(resource),
+                            resource.metadata.resource_version.as_deref(),
+                        );
                     }
                     watcher::Event::InitDone => context.forget_missing(),
                     _ => {}

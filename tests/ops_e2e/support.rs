@@ -101,7 +101,13 @@ impl OperatorSpec {
     pub async fn start(self) -> Operator {
         let mut spec = ProcessSpec::new(&self.name, env!("CARGO_BIN_EXE_eiam-operator"))
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,eiam_operator=debug")
+            // `EIAM_TEST_OPERATOR_LOG` overrides the filter, e.g. `info,eiam_operator::metrics::kube=trace` to log
+            // every API request when a bench count needs explaining.
+            .env(
+                "RUST_LOG",
+                std::env::var("EIAM_TEST_OPERATOR_LOG")
+                    .unwrap_or_else(|_| "info,eiam_operator=debug".to_owned()),
+            )
             .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
         for key in INHERITED_ENV_TO_DROP {
             spec = spec.env_remove(key);

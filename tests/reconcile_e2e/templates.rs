@@ -120,6 +120,24 @@ async fn templated_keys_are_rendered_repaired_and_republished_on_a_template_chan
         "the removed entry is gone, the plain keys are there"
     );
     assert_eq!(data(&republished, "CLIENT_SECRET"), value);
+    // The Secret was created (POST, recorded as an `Update`), then applied: the removal above needed the operator's
+    // two entries folded into one `Apply` entry, or the create's would have kept the removed key.
+    let entries: Vec<(String, String)> = republished
+        .managed_fields()
+        .iter()
+        .filter(|e| e.manager.as_deref() == Some("eiam-operator"))
+        .map(|e| {
+            (
+                e.operation.clone().unwrap_or_default(),
+                e.subresource.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [("Apply".to_owned(), String::new())],
+        "one owner for the operator's fields"
+    );
     assert_eq!(
         annotation(&republished, "eiam-operator.io/secret-id"),
         secret_id

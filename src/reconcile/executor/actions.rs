@@ -136,6 +136,7 @@ impl Run<'_> {
                     self.layout.name,
                     desired,
                     self.secret_version.as_deref(),
+                    self.secret_fields_to_fold.take(),
                     &self.context.token,
                 )
                 .await?;

@@ -14,6 +14,7 @@ mod error;
 pub mod events;
 mod input;
 mod observe;
+mod ownership;
 pub mod publish;
 pub mod restart;
 pub mod status;
@@ -47,11 +48,11 @@ use input::{
     provider_state, workload_kind,
 };
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
     runtime::reflector::ObjectRef,
 };
 use publish::{PublishedSecret, SecretLayout};
@@ -145,8 +146,8 @@ pub async fn reconcile(
     } else {
         unchanged_secret(resource, &secret_name, context).await
     };
-    let (observed_secret, secret_version, secret_uid) = match unchanged {
-        Some((observed, version)) => (observed, version, None),
+    let (observed_secret, secret_version, secret_uid, secret_fields_to_fold) = match unchanged {
+        Some((observed, version)) => (observed, version, None, None),
         None => {
             let existing = secrets
                 .get_opt(&secret_name)
@@ -158,10 +159,15 @@ pub async fn reconcile(
             let uid = existing
                 .as_ref()
                 .and_then(|secret| secret.metadata.uid.clone());
+            let fold = existing
+                .as_ref()
+                .and_then(|secret| secret.metadata.managed_fields.as_deref())
+                .and_then(ownership::fold_create_entry);
             (
                 kube_secret(existing.as_ref(), &layout, owner.as_ref()),
                 version,
                 uid,
+                fold,
             )
         }
     };
@@ -211,6 +217,7 @@ pub async fn reconcile(
         resource_version: resource.resource_version(),
         secret_version,
         secret_uid,
+        secret_fields_to_fold,
         secret_written: false,
         first_create_since: None,
         create_marker: None,
@@ -311,6 +318,9 @@ struct Run<'a> {
     secret_version: Option<String>,
     /// The Secret's uid when this reconcile read it (`None` when the watch vouched for its version instead).
     secret_uid: Option<String>,
+    /// The Secret's managed fields with the operator's create folded into its applies, when the Secret was read
+    /// and still shows that create (see [`ownership`]): set before the Secret is next written.
+    secret_fields_to_fold: Option<Vec<ManagedFieldsEntry>>,
     /// This reconcile wrote the Secret.
     secret_written: bool,
     /// The first issue's write-ahead marker, to set with the finalizer (see [`first_issue_marker`]).

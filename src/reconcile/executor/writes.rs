@@ -190,20 +190,46 @@ pub(super) async fn restart_denied(
         .await
 }
 
-/// Server-side applies the Secret, conditional on `version` (the one the pass read or last wrote; `None`: the pass
-/// saw no Secret). Kubernetes cannot change a Secret's `type` in place (422, field is immutable): when
+/// Writes the Secret: creates it when the pass saw none (`version` is `None`), else server-side applies it,
+/// conditional on `version` (the one the pass read or last wrote). A create never lands on a Secret that appeared
+/// meanwhile (409, and the next pass reads it), where an apply would take it over. `fold`: the managed fields to
+/// set first, conditional on `version`, so that the operator's create and its applies are one owner
+/// (see [`super::ownership`]). Kubernetes cannot change a Secret's `type` in place (422, field is immutable): when
 /// `spec.target.template.type` changed, the old Secret is deleted (only the version just read) and the new one
-/// written, each after checking `token`.
+/// created, each after checking `token`.
 pub(super) async fn apply_secret(
     secrets: &Api<Secret>,
     name: &str,
     mut desired: Secret,
     version: Option<&str>,
+    fold: Option<Vec<ManagedFieldsEntry>>,
     token: &LeaderToken,
 ) -> Result<Secret, ExecError> {
     let what = || format!("apply Secret {name}");
+    let create = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let Some(mut version) = version.map(str::to_owned) else {
+        desired.metadata.resource_version = None;
+        return secrets
+            .create(&create, &desired)
+            .await
+            .map_err(kube_err(format!("create Secret {name}")));
+    };
+    if let Some(fields) = fold {
+        let patch = json!({ "metadata": { "managedFields": fields, "resourceVersion": version } });
+        let folded = secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err(format!(
+                "fold the operator's field ownership of Secret {name}"
+            )))?;
+        version = folded.metadata.resource_version.unwrap_or(version);
+        token.check(|| format!("the Secret {name}"))?;
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    desired.metadata.resource_version = version.map(str::to_owned);
+    desired.metadata.resource_version = Some(version);
     match secrets.patch(name, &params, &Patch::Apply(&desired)).await {
         Err(kube::Error::Api(status)) if status.code == 422 => {
             let existing = secrets.get_opt(name).await.map_err(kube_err(what()))?;
@@ -226,7 +252,7 @@ pub(super) async fn apply_secret(
             token.check(|| format!("the Secret {name}"))?;
             desired.metadata.resource_version = None;
             secrets
-                .patch(name, &params, &Patch::Apply(&desired))
+                .create(&create, &desired)
                 .await
                 .map_err(kube_err(what()))
         }

@@ -93,16 +93,30 @@ impl SecretVersions {
     /// The version the watch last saw of `namespace/name`, once the first list is complete (before that, or for a
     /// Secret it has not seen, `None`: read the Secret). Waits at most `patience` for that first list.
     pub async fn get(&self, namespace: &str, name: &str, patience: Duration) -> Option<String> {
+        self.lookup(namespace, name, patience).await.flatten()
+    }
+
+    /// What the watch knows of `namespace/name` once its first list is complete: `Some(Some(version))` a Secret it
+    /// saw, `Some(None)` none of that name. `None` before that first list (or on a poisoned lock): it knows nothing
+    /// yet. Waits at most `patience` for that first list.
+    pub async fn lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        patience: Duration,
+    ) -> Option<Option<String>> {
         // Right after a start every resource asks at once; the list of all Secret metadata takes a moment, and
         // waiting for it is cheaper than a GET each.
         if !self.synced.wait(patience).await {
             return None;
         }
         let state = self.state.lock().ok()?;
-        state
-            .versions
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
+        Some(
+            state
+                .versions
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .cloned(),
+        )
     }
 }
 
@@ -134,6 +148,20 @@ mod tests {
         assert_eq!(versions.get("ns", "a", NOW).await, None);
         versions.observe(&Event::InitDone);
         assert_eq!(versions.get("ns", "a", NOW).await.as_deref(), Some("1"));
+    }
+
+    #[tokio::test]
+    async fn a_secret_never_seen_is_known_absent_only_after_the_first_list() {
+        let versions = SecretVersions::default();
+        versions.observe(&Event::Init);
+        assert_eq!(versions.lookup("ns", "a", NOW).await, None, "unsynced");
+        versions.observe(&Event::InitDone);
+        assert_eq!(versions.lookup("ns", "a", NOW).await, Some(None));
+        versions.observe(&Event::Apply(secret("a", "1")));
+        assert_eq!(
+            versions.lookup("ns", "a", NOW).await,
+            Some(Some("1".to_owned()))
+        );
     }
 
     #[tokio::test]
