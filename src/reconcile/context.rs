@@ -116,10 +116,24 @@ impl crate::metrics::caches::CacheSizes for Context {
     }
 }
 
-/// The resources this process has written (finalizer, status), each with the version its last write returned,
-/// until the cache shows that version.
+/// The resources this process has written (finalizer, status), each as its last write returned it, until the
+/// cache shows that version.
 #[derive(Default)]
-pub struct Written(Mutex<HashMap<ObjectRef<ApplicationClientSecret>, Option<String>>>);
+pub struct Written(Mutex<HashMap<ObjectRef<ApplicationClientSecret>, WrittenEntry>>);
+
+#[derive(Clone)]
+struct WrittenEntry {
+    version: Option<String>,
+    /// The resource as the write returned it: what a read would return, unless someone wrote since.
+    object: Option<Arc<ApplicationClientSecret>>,
+    /// Versions known to come before it: the ones this process's writes were conditional on. A cache at one of
+    /// them lags behind our write; a cache at any other version may hold someone else's later write, so the
+    /// resource is read.
+    older: Vec<String>,
+}
+
+/// How many versions before the last write an entry remembers (a pass writes the resource two or three times).
+const OLDER_VERSIONS: usize = 4;
 
 impl Written {
     /// This process wrote the resource, which is now at `resource_version`.
@@ -128,12 +142,58 @@ impl Written {
         key: &ObjectRef<ApplicationClientSecret>,
         resource_version: Option<String>,
     ) {
+        self.insert(
+            key,
+            WrittenEntry {
+                version: resource_version,
+                object: None,
+                older: Vec::new(),
+            },
+        );
+    }
+
+    /// This process wrote the resource, and the API server answered with `object`: a reconcile that comes before
+    /// the cache shows it starts from this copy instead of reading the resource (issue 25: the reconcile that
+    /// follows a first issue's own finalizer write read it once per new resource).
+    /// `written_over` is the version the write was conditional on.
+    pub fn record_object(
+        &self,
+        key: &ObjectRef<ApplicationClientSecret>,
+        mut object: ApplicationClientSecret,
+        written_over: Option<String>,
+    ) {
+        // As the cache keeps it: what nobody reads is not kept.
+        object.managed_fields_mut().clear();
+        object
+            .annotations_mut()
+            .remove("kubectl.kubernetes.io/last-applied-configuration");
+        self.insert(
+            key,
+            WrittenEntry {
+                version: object.metadata.resource_version.clone(),
+                object: Some(Arc::new(object)),
+                older: written_over.into_iter().collect(),
+            },
+        );
+    }
+
+    fn insert(&self, key: &ObjectRef<ApplicationClientSecret>, mut entry: WrittenEntry) {
         if let Ok(mut written) = self.0.lock() {
             // Without the uid and version a reference carries: equality ignores them, and 10,000 keys hold them.
             let key =
                 ObjectRef::new(&key.name).within(key.namespace.as_deref().unwrap_or_default());
+            // A write over our own previous one: everything before that one came before this one too.
+            if let Some(previous) = written.get(&key)
+                && previous
+                    .version
+                    .as_ref()
+                    .is_some_and(|version| entry.older.contains(version))
+            {
+                entry.older.extend(previous.older.iter().cloned());
+                entry.older.truncate(OLDER_VERSIONS);
+            }
             // No version (never from the API server): nothing to recognise, so always read fresh.
-            written.insert(key, resource_version);
+            written.insert(key, entry);
         }
     }
 
@@ -151,11 +211,35 @@ impl Written {
         };
         match written.get(key) {
             None => false,
-            Some(Some(version)) if cached_version == Some(version.as_str()) => {
+            Some(WrittenEntry {
+                version: Some(version),
+                ..
+            }) if cached_version == Some(version.as_str()) => {
                 written.remove(key);
                 false
             }
             Some(_) => true,
+        }
+    }
+
+    /// The resource as this process's last write left it, when that write returned it and the cache, at
+    /// `cached_version`, is known to lag behind it (it shows a version the write came after). Otherwise `None`, and
+    /// the copy is dropped: the cache may hold someone else's later write, so read the resource.
+    pub fn last_written(
+        &self,
+        key: &ObjectRef<ApplicationClientSecret>,
+        cached_version: Option<&str>,
+    ) -> Option<ApplicationClientSecret> {
+        let mut written = self.0.lock().ok()?;
+        let entry = written.get(key)?;
+        match (&entry.object, cached_version) {
+            (Some(object), Some(cached)) if entry.older.iter().any(|v| v == cached) => {
+                Some(object.as_ref().clone())
+            }
+            _ => {
+                written.remove(key);
+                None
+            }
         }
     }
 
@@ -166,13 +250,13 @@ impl Written {
         if let (Ok(mut written), Some(version)) = (self.0.lock(), version)
             && written
                 .get(key)
-                .is_some_and(|recorded| recorded.as_deref() == Some(version))
+                .is_some_and(|entry| entry.version.as_deref() == Some(version))
         {
             written.remove(key);
         }
     }
 
-    /// Drops a resource that is gone.
+    /// Drops a resource that is gone, or whose copy a write found outdated.
     pub fn forget(&self, key: &ObjectRef<ApplicationClientSecret>) {
         if let Ok(mut written) = self.0.lock() {
             written.remove(key);
@@ -264,6 +348,51 @@ mod tests {
         );
         written.record(&key, None);
         assert!(written.cache_may_lag(&key, Some("12")) && written.cache_may_lag(&key, None));
+    }
+
+    #[test]
+    fn a_reconcile_before_the_cache_catches_up_starts_from_what_our_last_write_returned() {
+        let written = Written::default();
+        let key = ObjectRef::<ApplicationClientSecret>::new("web").within("team");
+        let mut object: ApplicationClientSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "eiam-operator.io/v1alpha1", "kind": "ApplicationClientSecret",
+            "metadata": { "name": "web", "namespace": "team", "resourceVersion": "12",
+                          "managedFields": [{ "manager": "eiam-operator" }] },
+            "spec": { "instanceId": "idaas_x", "applicationId": "app_x" }
+        }))
+        .expect("a resource");
+        written.record_object(&key, object.clone(), Some("11".to_owned()));
+        assert!(written.cache_may_lag(&key, Some("11")));
+        object.managed_fields_mut().clear();
+        object.annotations_mut();
+        assert_eq!(
+            written.last_written(&key, Some("11")),
+            Some(object.clone()),
+            "the cache is at the version the write was made over: our copy, as the cache keeps it"
+        );
+        written.seen(&key, Some("12"));
+        assert_eq!(
+            written.last_written(&key, Some("12")),
+            None,
+            "forgotten once the watch shows it"
+        );
+        // A second write over our first: the cache at either earlier version lags behind.
+        written.record_object(&key, object.clone(), Some("12".to_owned()));
+        object.metadata.resource_version = Some("14".to_owned());
+        written.record_object(&key, object.clone(), Some("13".to_owned()));
+        assert_eq!(
+            written.last_written(&key, Some("12")),
+            None,
+            "12 is not known to precede 14"
+        );
+        written.record_object(&key, object.clone(), Some("11".to_owned()));
+        object.metadata.resource_version = Some("15".to_owned());
+        written.record_object(&key, object.clone(), Some("14".to_owned()));
+        assert!(written.last_written(&key, Some("11")).is_some());
+        assert!(written.last_written(&key, Some("14")).is_some());
+        // A version nobody said comes before ours (someone else's write, maybe later): read, and forget the copy.
+        assert_eq!(written.last_written(&key, Some("16")), None);
+        assert!(!written.cache_may_lag(&key, Some("16")), "forgotten");
     }
 
     #[test]

@@ -512,7 +512,11 @@ fn error_policy(
     }
     if error.is_conflict() {
         // Not a failure: the resource changed under this reconcile. The change's own watch event reconciles the
-        // new version right away; this requeue is only a safety net.
+        // new version right away; this requeue is only a safety net. The copy of our own last write is outdated
+        // too: the next pass starts from the cache or a read.
+        context
+            .written
+            .forget(&ObjectRef::from_obj(resource.as_ref()));
         tracing::debug!(
             namespace = %resource.namespace().unwrap_or_default(),
             resource = %resource.name_any(),

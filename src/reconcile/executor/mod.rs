@@ -90,13 +90,22 @@ pub async fn reconcile(
         .written
         .cache_may_lag(&key, cached.metadata.resource_version.as_deref())
     {
-        resources
-            .get_opt(&cached.name_any())
-            .await
-            .map_err(kube_err(format!(
-                "get ApplicationClientSecret {}",
-                cached.name_any()
-            )))?
+        // What this process's last write returned is what a read would return (unless someone wrote since: then
+        // the first write of this pass fails its precondition, the copy is dropped, and the next pass reads).
+        if let Some(written) = context
+            .written
+            .last_written(&key, cached.metadata.resource_version.as_deref())
+        {
+            Some(written)
+        } else {
+            resources
+                .get_opt(&cached.name_any())
+                .await
+                .map_err(kube_err(format!(
+                    "get ApplicationClientSecret {}",
+                    cached.name_any()
+                )))?
+        }
     } else {
         Some(cached.clone())
     };

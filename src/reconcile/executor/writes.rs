@@ -32,10 +32,11 @@ impl Run<'_> {
             )
             .await
             .map_err(kube_err("update finalizers"))?;
-        self.resource_version = patched.resource_version();
+        let written_over =
+            std::mem::replace(&mut self.resource_version, patched.resource_version());
         self.context
             .written
-            .record(&self.key, self.resource_version.clone());
+            .record_object(&self.key, patched, written_over);
         Ok(())
     }
 
@@ -159,10 +160,11 @@ impl Run<'_> {
             )
             .await
             .map_err(kube_err("apply status"))?;
-        self.resource_version = patched.resource_version();
+        let written_over =
+            std::mem::replace(&mut self.resource_version, patched.resource_version());
         self.context
             .written
-            .record(&self.key, self.resource_version.clone());
+            .record_object(&self.key, patched, written_over);
         let metrics = &self.context.metrics.resources;
         metrics.status_written(self.resource, stored, &rendered);
         Ok(rendered)
