@@ -684,9 +684,13 @@ async fn the_chart_runs_on_a_node_with_in_cluster_config_and_hands_over_leadersh
             .is_some_and(|h| last_words.contains(h)),
         "the Lease is left with the last leader as holder: {lease_holder:?}\n{last_words}"
     );
+    // The refusal names who asked: the chart's ServiceAccount, the identity every request of the pod carried.
+    let identity = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{fullname}");
     assert!(
-        last_words.contains("cannot release the leader Lease") && last_words.contains("forbidden"),
-        "the last leader could not release the Lease: its RBAC was gone:\n{last_words}"
+        last_words.contains("cannot release the leader Lease")
+            && last_words.contains("forbidden")
+            && last_words.contains(&identity),
+        "the last leader could not release the Lease as {identity}: its RBAC was gone:\n{last_words}"
     );
     println!(
         "chart on a node: helm install to both pods Ready {} ms; a resource Ready {} ms after its creation; \
