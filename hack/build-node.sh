@@ -22,6 +22,11 @@ start=$(date +%s)
 cd tests/node
 "$GO" mod download
 k8s=$("$GO" list -m -f '{{.Version}}' k8s.io/kubernetes)
+control_plane=$(cd ../testenv && "$GO" list -m -f '{{.Version}}' k8s.io/kubernetes)
+if [[ $k8s != "$control_plane" ]]; then
+  echo "build-node: tests/node pins k8s.io/kubernetes $k8s, tests/testenv $control_plane: make them equal" >&2
+  exit 1
+fi
 major=${k8s#v}; major=${major%%.*}
 minor=${k8s#v*.}; minor=${minor%%.*}
 pkg=k8s.io/component-base/version

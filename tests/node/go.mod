@@ -1,3 +1,6 @@
+// The node's components (hack/build-node.sh): the kubelet and kube-proxy of the Kubernetes release tests/testenv
+// runs. Every module both share is pinned here at tests/testenv/go.mod's version (the replace block is the same);
+// hack/build-node.sh refuses to build when k8s.io/kubernetes differs.
 module eiam-operator/tests/node
 
 go 1.26.0
