@@ -68,9 +68,11 @@ podman:
 ## node: what tests/testenv --node runs (tests/helm_node.rs): Debian's containerd and CNI plugins (installed when
 ## missing), the kubelet and kube-proxy of the release tests/testenv runs, and the pause image, in target/node/.
 node: podman $(NODE)/.built
-	@command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ] || { \
-	  echo "containerd or the CNI plugins missing: installing them"; apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd containernetworking-plugins; }
+	@command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ] && \
+	  command -v iptables >/dev/null && command -v ip >/dev/null || { \
+	  echo "containerd, the CNI plugins, iptables or iproute2 missing: installing them"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd \
+	    containernetworking-plugins iptables iproute2; }
 
 $(NODE)/.built: $(NODE_SRCS)
 	hack/build-node.sh

@@ -108,6 +108,9 @@ func prepareNode(f nodeFlags, dataDir string, failed chan<- error) (*node, error
 	if _, err := os.Stat(filepath.Join(cniBinDir, "bridge")); err != nil {
 		return nil, fmt.Errorf("--node: no CNI bridge plugin in %s (Debian's containernetworking-plugins): %w", cniBinDir, err)
 	}
+	if err := os.MkdirAll(filepath.Dir(nodeLockPath), 0o755); err != nil {
+		return nil, err
+	}
 	lock, err := os.OpenFile(nodeLockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", nodeLockPath, err)
@@ -292,7 +295,9 @@ func (n *node) spawn(name, bin string, args ...string) (*exec.Cmd, error) {
 	go func() {
 		err := cmd.Wait()
 		logFile.Close()
-		exited := fmt.Errorf("node: %s exited: %v (log %s)", name, err, logFile.Name())
+		// The log goes with the data directory of a test's control plane: quote its end.
+		tail, _ := os.ReadFile(logFile.Name())
+		exited := fmt.Errorf("node: %s exited: %v (log %s), ending:\n%s", name, err, logFile.Name(), lastLines(string(tail), 20))
 		n.dead <- exited
 		select {
 		case n.failed <- exited:
