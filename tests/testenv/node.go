@@ -326,8 +326,8 @@ func (n *node) stop() {
 	}
 }
 
-// removeGlobalState deletes the bridge, the iptables chains of kube-proxy and the kubelet, and network
-// namespaces and pod log directories of sandboxes that are gone.
+// removeGlobalState deletes what the node makes outside the data directory: the bridge, the iptables chains of
+// kube-proxy and the kubelet, and the kubelet's device-manager socket.
 func (n *node) removeGlobalState() {
 	if kubeProxy := filepath.Join(n.flags.binDir, "kube-proxy"); fileExists(kubeProxy) {
 		if out, err := exec.Command(kubeProxy, "--cleanup").CombinedOutput(); err != nil {
@@ -346,6 +346,11 @@ func (n *node) removeGlobalState() {
 			_ = exec.Command(tool, rule...).Run() // absent chains are fine
 		}
 	}
+	// The kubelet's device-manager socket has a fixed path, whatever --root-dir says; the directories go only if
+	// nothing else is in them.
+	_ = os.Remove("/var/lib/kubelet/device-plugins/kubelet.sock")
+	_ = os.Remove("/var/lib/kubelet/device-plugins")
+	_ = os.Remove("/var/lib/kubelet")
 	if out, err := exec.Command("ip", "link", "show", nodeBridge).CombinedOutput(); err == nil && len(out) > 0 {
 		if out, err := exec.Command("ip", "link", "delete", nodeBridge).CombinedOutput(); err != nil {
 			logf("node: delete bridge %s: %v: %s", nodeBridge, err, out)
