@@ -5,11 +5,16 @@ CARGO ?= cargo
 PYTHON ?= python3
 PYENV := target/pyenv
 
-.PHONY: all build build-testing image image-binary image-rootfs podman test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
+.PHONY: all build build-testing image image-binary image-rootfs podman node test bench chaos unit crds check-crds lint fmt pyenv testenv demo demo-stop tools chart-crds check-chart-crds lua promtool check-rules
 
 # The test control plane (tests/testenv, Go): rebuilt only when its sources change.
 TESTENV := target/testenv/testenv
 TESTENV_SRCS := $(wildcard tests/testenv/*.go) tests/testenv/go.mod tests/testenv/go.sum hack/build-testenv.sh
+
+# The node of the test control plane (tests/testenv --node): kubelet and kube-proxy from k8s.io/kubernetes pinned by
+# tests/node/go.mod, and the sandbox image; rebuilt only when their sources change (hack/build-node.sh).
+NODE := target/node
+NODE_SRCS := $(wildcard tests/node/*.go tests/node/pause/*.go) tests/node/go.mod tests/node/go.sum hack/build-node.sh
 
 # Go tools built from source into target/tools/ (hack/build-tools.sh): helm and kubectl pinned by
 # hack/tools/go.mod, the kstatus helper from tests/kstatus. Each is rebuilt only when its module changes.
@@ -60,8 +65,22 @@ podman:
 	@command -v podman >/dev/null && command -v runc >/dev/null || { echo "podman missing: installing podman and runc"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc; }
 
-## test: install what is missing, build, and run every test — against one control plane for the whole run.
-test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules image
+## node: what tests/testenv --node runs (tests/helm_node.rs): Debian's containerd and CNI plugins (installed when
+## missing), the kubelet and kube-proxy of the release tests/testenv runs, and the pause image, in target/node/.
+node: podman $(NODE)/.built
+	@command -v containerd >/dev/null && command -v ctr >/dev/null && [ -x /usr/lib/cni/bridge ] && \
+	  command -v iptables >/dev/null && command -v ip >/dev/null || { \
+	  echo "containerd, the CNI plugins, iptables or iproute2 missing: installing them"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd \
+	    containernetworking-plugins iptables iproute2; }
+
+$(NODE)/.built: $(NODE_SRCS)
+	hack/build-node.sh
+	touch $@
+
+## test: install what is missing, build, and run every test — against one control plane for the whole run (the
+## chart-on-a-node test starts its own, with a node).
+test: check-crds check-chart-crds pyenv testenv tools lua promtool check-rules image node
 	$(CARGO) test --locked --all-targets $(TESTING) --no-run
 	hack/with-testenv.sh $(CARGO) test --locked --all-targets $(TESTING) -- --nocapture
 
@@ -94,7 +113,7 @@ lint:
 	@test -z "$$(gofmt -l tests/testenv)" || { gofmt -l tests/testenv; echo "run gofmt -w tests/testenv"; exit 1; }
 	$(CARGO) clippy --locked --all-targets $(TESTING) -- -D warnings
 	$(CARGO) clippy --locked --lib --bins -- -D warnings
-	@test -z "$$(gofmt -l tests/kstatus hack/tools)" || { gofmt -l tests/kstatus hack/tools; echo "run gofmt -w tests/kstatus hack/tools"; exit 1; }
+	@test -z "$$(gofmt -l tests/kstatus hack/tools tests/node)" || { gofmt -l tests/kstatus hack/tools tests/node; echo "run gofmt -w tests/kstatus hack/tools tests/node"; exit 1; }
 
 fmt:
 	$(CARGO) fmt --all

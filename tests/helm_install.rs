@@ -2,6 +2,7 @@
 //! namespace that enforces the restricted Pod Security Standard, `helm upgrade` to namespaced mode with every
 //! optional object switched on is accepted, and `helm uninstall` leaves no operator object behind.
 //! No kubelet runs, so no pod starts: what is proven is that the API server accepts everything the chart renders.
+//! tests/helm_node.rs runs the chart's pods, on a control plane with a node.
 
 mod common;
 mod helm_support;

@@ -22,6 +22,8 @@ pub struct FakeSpec {
     access_keys: Vec<(String, String)>,
     applications: Vec<(String, String)>,
     args: Vec<String>,
+    /// A CA (PEM) the test's own client trusts, for a fake serving HTTPS with a private certificate.
+    trusted_ca: Option<String>,
 }
 
 impl FakeSpec {
@@ -45,6 +47,18 @@ impl FakeSpec {
     /// Any other `fake-eiam` flag.
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Serve HTTPS with this certificate and key, and trust `ca_pem` (their CA) in the test's own client.
+    pub fn tls(mut self, cert: &std::path::Path, key: &std::path::Path, ca_pem: &str) -> Self {
+        self.args.extend([
+            "--tls-cert".to_owned(),
+            cert.display().to_string(),
+            "--tls-key".to_owned(),
+            key.display().to_string(),
+        ]);
+        self.trusted_ca = Some(ca_pem.to_owned());
         self
     }
 
@@ -73,8 +87,13 @@ impl FakeSpec {
             .nth(1)
             .map(|rest| rest.trim().to_owned())
             .unwrap_or_else(|| panic!("no URL in {line:?}"));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = &self.trusted_ca {
+            builder = builder.tls_certs_merge(
+                reqwest::Certificate::from_pem_bundle(ca.as_bytes()).expect("the fake's CA is PEM"),
+            );
+        }
+        let http = builder
             .build()
             .expect("build an HTTP client for the fake's admin API");
         let values = Arc::new(Mutex::new(SeenValues::default()));

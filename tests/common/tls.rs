@@ -23,7 +23,8 @@ impl TestPki {
     }
 }
 
-/// A fresh CA (P-256, valid one day) and a server certificate for `dns_names`.
+/// A fresh CA (P-256, valid one day) and a server certificate for `dns_names` (an IP address among them becomes
+/// an IP subject alternative name).
 pub fn test_pki(dns_names: &[&str]) -> TestPki {
     let dir = tempfile::tempdir().expect("temporary directory for the test PKI");
     let path = |name: &str| dir.path().join(name);
@@ -64,7 +65,13 @@ pub fn test_pki(dns_names: &[&str]) -> TestPki {
             "server.csr",
         ],
     );
-    let san: Vec<String> = dns_names.iter().map(|name| format!("DNS:{name}")).collect();
+    let san: Vec<String> = dns_names
+        .iter()
+        .map(|name| match name.parse::<std::net::IpAddr>() {
+            Ok(_) => format!("IP:{name}"),
+            Err(_) => format!("DNS:{name}"),
+        })
+        .collect();
     std::fs::write(
         path("server.ext"),
         format!(

@@ -226,7 +226,7 @@ pub async fn service_account_kubeconfig(
 pub struct IsolatedControlPlane {
     pub kubeconfig: PathBuf,
     process: crate::common::Process,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for IsolatedControlPlane {
@@ -248,6 +248,46 @@ impl IsolatedControlPlane {
 
     /// Starts `target/testenv/testenv` with the CRDs of `crds` installed, or none (for a chart that installs them).
     pub async fn start_with_crds(crds: Option<&Path>) -> Self {
+        Self::start_with(crds, &[]).await
+    }
+
+    /// Starts `target/testenv/testenv` with the CRDs of `crds/` and a node (`--node`, tests/testenv/node.go):
+    /// containerd, the kubelet, kube-proxy and kube-scheduler, with the pause image and `make image`'s image
+    /// loaded. Panics, naming the command that provides it, when a piece is missing: a test that needs the node
+    /// fails instead of skipping.
+    pub async fn start_with_node() -> Self {
+        let repo = helm_support::repo();
+        let node = repo.join("target/node");
+        for (path, make) in [
+            (node.join("kubelet"), "make node"),
+            (node.join("kube-proxy"), "make node"),
+            (node.join("pause.oci.tar"), "make node"),
+            (
+                repo.join("target/image/eiam-operator.oci.tar"),
+                "make image",
+            ),
+        ] {
+            assert!(
+                path.exists(),
+                "{} does not exist: run `{make}` (`make test` does)",
+                path.display()
+            );
+        }
+        let args = [
+            "--node".to_owned(),
+            "--node-bin".to_owned(),
+            node.display().to_string(),
+            "--node-image".to_owned(),
+            node.join("pause.oci.tar").display().to_string(),
+            "--node-image".to_owned(),
+            repo.join("target/image/eiam-operator.oci.tar")
+                .display()
+                .to_string(),
+        ];
+        Self::start_with(Some(&repo.join("crds")), &args).await
+    }
+
+    async fn start_with(crds: Option<&Path>, extra: &[String]) -> Self {
         let binary = helm_support::repo().join("target/testenv/testenv");
         assert!(
             binary.exists(),
@@ -269,6 +309,7 @@ impl IsolatedControlPlane {
             .arg(dir.path().join("control-plane.log"))
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
+            .args(extra)
             .arg("--exit-on-stdin-close")
             .pipe_stdin()
             .parent_death_signal(libc::SIGTERM)
@@ -279,12 +320,36 @@ impl IsolatedControlPlane {
         Self {
             kubeconfig: dir.path().join("kubeconfig"),
             process,
-            _dir: dir,
+            dir,
         }
     }
 
     pub async fn client(&self) -> kube::Client {
         crate::common::control_plane::client_from(&self.kubeconfig).await
+    }
+
+    /// What testenv wrote about itself (testenv.json): `server`, `caFile`, `node` (with `--node`) and more.
+    pub fn info(&self) -> Value {
+        let path = self.dir.path().join("testenv.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("testenv.json is JSON")
+    }
+
+    /// The last `lines` lines of each node component's log, for a failure message.
+    pub fn node_logs(&self, lines: usize) -> String {
+        let dir = self.dir.path().join("node-logs");
+        let mut out = String::new();
+        for name in ["kubelet", "kube-proxy", "containerd"] {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {name} (last {lines} lines)\n"));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Creates a namespace (the whole control plane goes away with the test, so no clean-up).

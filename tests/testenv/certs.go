@@ -35,6 +35,8 @@ type pkiFiles struct {
 	adminKeyPEM   []byte
 	caCertPEM     []byte
 	adminUserName string
+	// ca signs the node's client certificates (node.go) after the fact.
+	ca *authority
 }
 
 // certValidity is long enough for a developer who keeps one control plane running for days.
@@ -133,6 +135,7 @@ func generatePKI(dir string) (*pkiFiles, error) {
 		adminKeyPEM:   adminKey,
 		caCertPEM:     ca.certPEM,
 		adminUserName: adminUser,
+		ca:            ca,
 	}
 	for path, data := range map[string][]byte{
 		files.caCert:      ca.certPEM,

@@ -2,7 +2,7 @@
 // collector (ownerReference cascading deletion), the namespace controller (namespace deletion
 // empties and removes the namespace) and the service-account controllers (every namespace gets
 // its "default" ServiceAccount, as in a cluster). Workload controllers are left out on purpose:
-// there is no kubelet, so Pods would never run anyway.
+// there is no kubelet unless --node starts one, and then nodeControllers join.
 package main
 
 import (
@@ -16,9 +16,15 @@ import (
 
 const controllers = "garbagecollector,namespace,serviceaccount,serviceaccount-token"
 
+// nodeControllers run as well when a node runs (--node): Deployments roll out into ReplicaSets and Pods, PDBs get
+// their status, every namespace gets the kube-root-ca.crt ConfigMap a pod's token volume projects, the node loses
+// its not-ready taint once Ready (node lifecycle), and pods of a
+// deleted owner or a gone node are collected.
+const nodeControllers = ",deployment,replicaset,disruption,root-ca-cert-publisher,podgc,nodelifecycle"
+
 // startControllerManager starts kube-controller-manager against the admin kubeconfig and
 // returns a channel that yields its exit error.
-func startControllerManager(ctx context.Context, kubeconfig string, pki *pkiFiles) (<-chan error, error) {
+func startControllerManager(ctx context.Context, kubeconfig string, pki *pkiFiles, withNode bool) (<-chan error, error) {
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
 	if err != nil {
 		return nil, fmt.Errorf("kube-controller-manager options: %w", err)
@@ -30,9 +36,13 @@ func startControllerManager(ctx context.Context, kubeconfig string, pki *pkiFile
 	for _, set := range named.FlagSets {
 		fs.AddFlagSet(set)
 	}
+	enabled := controllers
+	if withNode {
+		enabled += nodeControllers
+	}
 	args := []string{
 		"--kubeconfig=" + kubeconfig,
-		"--controllers=" + controllers,
+		"--controllers=" + enabled,
 		"--service-account-private-key-file=" + pki.saKey,
 		"--root-ca-file=" + pki.caCert,
 		"--leader-elect=false",

@@ -6,7 +6,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -52,11 +55,46 @@ func sweepStaleDataDirs() {
 		if err != nil {
 			continue // its control plane is running
 		}
+		// A control plane killed with a node (--node) leaves its containers' processes and mounts behind.
+		deleteContainersUnder(dir)
+		killProcessesUnder(dir)
+		unmountUnder(dir)
 		if err := os.RemoveAll(dir); err != nil {
 			logf("remove stale data directory %s: %v", dir, err)
 		} else {
 			logf("removed the data directory of a control plane that was killed: %s", dir)
 		}
 		lock.Close()
+	}
+}
+
+// killProcessesUnder SIGKILLs every process whose command line names a path under dir: the containerd shims and
+// containers of a node whose control plane was killed (its containerd, kubelet and kube-proxy die with it, by
+// their parent-death signal; the shims are made to outlive containerd).
+func killProcessesUnder(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, path := range procs {
+		cmdline, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// deleteContainersUnder force-deletes (SIGKILL, then remove) the containers runc keeps state for under the node's
+// runc root in dir (containerdConfig sets it), which a killed shim would otherwise leave running.
+func deleteContainersUnder(dir string) {
+	root := filepath.Join(dir, "node", "run", "runc")
+	entries, err := os.ReadDir(filepath.Join(root, "k8s.io"))
+	if err != nil {
+		return
+	}
+	for _, entry := range entries {
+		if out, err := exec.Command("runc", "--root", filepath.Join(root, "k8s.io"), "delete", "--force", entry.Name()).CombinedOutput(); err != nil {
+			logf("runc delete %s: %v: %s", entry.Name(), err, out)
+		}
 	}
 }

@@ -43,8 +43,10 @@ type info struct {
 	CAFile         string   `json:"caFile"`
 	CRDs           []string `json:"crds"`
 	PID            int      `json:"pid"`
-	DataDir        string   `json:"dataDir"`
-	ReadySeconds   float64  `json:"readySeconds"`
+	// Node is set when --node runs one.
+	Node         *nodeInfo `json:"node,omitempty"`
+	DataDir      string    `json:"dataDir"`
+	ReadySeconds float64   `json:"readySeconds"`
 }
 
 type flags struct {
@@ -58,6 +60,7 @@ type flags struct {
 	parentPID      int
 	watchStdin     bool
 	readyTimeout   time.Duration
+	node           nodeFlags
 }
 
 func parseFlags() flags {
@@ -72,6 +75,10 @@ func parseFlags() flags {
 	flag.IntVar(&f.parentPID, "parent-pid", 0, "stop when the process with this id exits")
 	flag.BoolVar(&f.watchStdin, "exit-on-stdin-close", false, "stop when stdin reaches end of file")
 	flag.DurationVar(&f.readyTimeout, "ready-timeout", 90*time.Second, "give up when not ready after this long")
+	flag.BoolVar(&f.node.enabled, "node", false, "also run a node: containerd, the kubelet, kube-proxy and kube-scheduler (node.go)")
+	flag.StringVar(&f.node.binDir, "node-bin", "", "directory of the kubelet and kube-proxy binaries (make node: target/node)")
+	flag.Var(&f.node.images, "node-image", "an image archive to load into the node's containerd (repeatable; the pause image among them)")
+	flag.StringVar(&f.node.logDir, "node-log-dir", "", "where the node components write their logs (default: OUT-DIR/node-logs)")
 	flag.Parse()
 	return f
 }
@@ -101,6 +108,9 @@ func main() {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		fatalf("create %s: %v", outDir, err)
 	}
+	if f.node.enabled && f.node.logDir == "" {
+		f.node.logDir = filepath.Join(outDir, "node-logs")
+	}
 	paths := outputs{
 		kubeconfig:     orDefault(f.kubeconfig, filepath.Join(outDir, "kubeconfig")),
 		userKubeconfig: orDefault(f.userKubeconfig, filepath.Join(outDir, "user.kubeconfig")),
@@ -109,7 +119,7 @@ func main() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cp := &controlPlane{dataDir: dataDir, dataLock: dataLock, outputs: paths, cancel: cancel,
-		failed: make(chan error, 3), apiStopped: make(chan struct{})}
+		failed: make(chan error, 4), apiStopped: make(chan struct{})}
 	go func() {
 		reason := <-stop
 		logf("stopping: %s", reason)
@@ -152,6 +162,7 @@ type controlPlane struct {
 	outputs  outputs
 	cancel   context.CancelFunc
 	etcdStop func()
+	node     *node
 	// apiStopped is closed once kube-apiserver has returned; apiErr is what it returned.
 	apiStopped chan struct{}
 	apiErr     error
@@ -176,6 +187,16 @@ func (cp *controlPlane) start(ctx context.Context, f flags, started time.Time) (
 		return nil, err
 	}
 
+	var certs *nodeCerts
+	if f.node.enabled {
+		if cp.node, err = prepareNode(f.node, cp.dataDir, cp.failed); err != nil {
+			return nil, err
+		}
+		if certs, err = issueNodeCerts(pki.ca, pkiDir); err != nil {
+			return nil, err
+		}
+	}
+
 	etcdLog := "stderr"
 	if f.logFile != "" {
 		etcdLog = f.logFile
@@ -188,7 +209,7 @@ func (cp *controlPlane) start(ctx context.Context, f flags, started time.Time) (
 	go func() { cp.failed <- fmt.Errorf("etcd stopped: %v", <-etcd.Err()) }()
 	logf("etcd %s ready at %s", etcdVersion(), etcdURL)
 
-	port, apiDone, err := startAPIServer(ctx, pki, tokenFile, filepath.Join(cp.dataDir, "apiserver"), etcdURL)
+	port, apiDone, err := startAPIServer(ctx, pki, tokenFile, filepath.Join(cp.dataDir, "apiserver"), etcdURL, certs)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +260,7 @@ func (cp *controlPlane) start(ctx context.Context, f flags, started time.Time) (
 		logf("CRDs established: %s", joinOrNone(crds))
 	}
 
-	kcmDone, err := startControllerManager(ctx, cp.outputs.kubeconfig, pki)
+	kcmDone, err := startControllerManager(ctx, cp.outputs.kubeconfig, pki, f.node.enabled)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +271,21 @@ func (cp *controlPlane) start(ctx context.Context, f flags, started time.Time) (
 		return err == nil, nil
 	}); err != nil {
 		return nil, err
+	}
+
+	var nodeDesc *nodeInfo
+	if f.node.enabled {
+		schedDone, err := startScheduler(ctx, cp.outputs.kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		go func() { cp.failed <- fmt.Errorf("kube-scheduler stopped: %v", <-schedDone) }()
+		if err := cp.node.start(deadline, server, pki, certs, client); err != nil {
+			return nil, err
+		}
+		nodeDesc = &nodeInfo{Name: nodeName, IP: nodeIP, PodCIDR: podCIDR, ContainerdSocket: cp.node.socket,
+			LogDir: absolute(f.node.logDir)}
+		logf("node %s ready after %.1fs", nodeName, time.Since(started).Seconds())
 	}
 
 	version, err := client.Discovery().ServerVersion()
@@ -269,6 +305,7 @@ func (cp *controlPlane) start(ctx context.Context, f flags, started time.Time) (
 		PID:            os.Getpid(),
 		DataDir:        cp.dataDir,
 		ReadySeconds:   time.Since(started).Seconds(),
+		Node:           nodeDesc,
 	}, nil
 }
 
@@ -300,6 +337,10 @@ func (cp *controlPlane) shutdown(code int) {
 
 func (cp *controlPlane) stopAndExit(code int) {
 	cp.stopping.Store(true)
+	if cp.node != nil {
+		// Before the API server goes, so that nothing of the node is left waiting on it.
+		cp.node.stop()
+	}
 	cp.cancel()
 	if cp.apiStarted.Load() {
 		select {
