@@ -8,6 +8,7 @@ pub mod error;
 pub mod expiration;
 pub mod limits;
 pub mod observe;
+pub mod budget;
 pub mod ratelimit;
 pub mod request;
 pub mod secret;

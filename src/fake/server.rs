@@ -148,7 +148,11 @@ impl Core {
                 call.access_key_id = Some(authenticated.access_key_id.clone());
                 let fault = self
                     .faults
-                    .decide(authenticated.action.name(), monotonic_ms);
+                    .decide_for(
+                        authenticated.action.name(),
+                        &authenticated.access_key_id,
+                        monotonic_ms,
+                    );
                 let mut ctx = ActionContext {
                     directory: &mut self.directory,
                     codes: &self.config.error_codes,
