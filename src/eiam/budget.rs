@@ -39,9 +39,11 @@ pub const INITIAL_RATE: f64 = 10.0;
 const SLOW_START_DOUBLING: Duration = Duration::from_millis(500);
 /// Time without a request counts this much at most towards the cubic's growth: an idle budget does not grow.
 const IDLE_GAP: Duration = Duration::from_secs(1);
-/// How the measured send rate is smoothed (the AWS SDKs' 0.8), over windows of this length.
-const SMOOTHING: f64 = 0.8;
-const MEASURE_WINDOW: Duration = Duration::from_millis(500);
+/// EIAM counts requests per second: what was sent in the last second is what it counted when it throttled, and a
+/// lower rate shows in its count only a second later. So the rate drops at most once per second of sending (the
+/// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
+/// was throttled is what was really sent in the second before (slow start may have allowed more).
+const FLOW_WINDOW: Duration = Duration::from_secs(1);
 
 /// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
 #[derive(Debug, Clone)]
@@ -57,12 +59,13 @@ pub struct Cubic {
     last_event: Instant,
     /// When the rate last dropped: throttling answers to requests sent before it describe the old rate.
     last_backoff: Option<Instant>,
+    /// Whether EIAM accepted a request since the rate last dropped.
+    accepted_since_backoff: bool,
     /// Slow start: the rate doubles until the first throttling answer.
     slow_start: bool,
     slow_start_since: Instant,
-    measured: f64,
-    window_start: Instant,
-    window_sends: u32,
+    /// Send times of the last [`FLOW_WINDOW`] (at most the ceiling's worth).
+    recent: VecDeque<Instant>,
 }
 
 impl Cubic {
@@ -78,12 +81,31 @@ impl Cubic {
             active: 0.0,
             last_event: now,
             last_backoff: None,
+            accepted_since_backoff: false,
             slow_start: true,
             slow_start_since: now,
-            measured: 0.0,
-            window_start: now,
-            window_sends: 0,
+            recent: VecDeque::new(),
         }
+    }
+
+    /// The rate requests were sent at in the [`FLOW_WINDOW`] before `now`: their count over the time they span (at
+    /// least half the window, so that one request is not read as a high rate).
+    fn sent_last_window(&mut self, now: Instant) -> f64 {
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= FLOW_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let span = self
+            .recent
+            .front()
+            .map_or(Duration::ZERO, |first| {
+                now.saturating_duration_since(*first)
+            })
+            .max(FLOW_WINDOW / 2);
+        self.recent.len() as f64 / span.as_secs_f64()
     }
 
     /// The rate requests may be sent at now, per second (before the jitter margin).
@@ -110,22 +132,22 @@ impl Cubic {
 
     /// A request was sent at `now` (its slot came).
     pub fn sent(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= MEASURE_WINDOW {
-            let current = f64::from(self.window_sends) / elapsed.as_secs_f64();
-            self.measured = current * SMOOTHING + self.measured * (1.0 - SMOOTHING);
-            self.window_start = now;
-            self.window_sends = 0;
+        self.sent_last_window(now);
+        // Bounded: the schedule never sends faster than the ceiling.
+        if self.recent.len() < 4096 {
+            self.recent.push_back(now);
         }
-        self.window_sends = self.window_sends.saturating_add(1);
     }
 
     /// EIAM accepted a request (or answered anything but throttling): the rate may grow, but never beyond twice
     /// what is actually sent, so that a budget used lightly does not grow into a burst.
     pub fn accepted(&mut self, now: Instant) {
+        self.accepted_since_backoff = true;
         self.advance(now);
         let target = if self.slow_start {
-            let doublings = now.saturating_duration_since(self.slow_start_since).as_secs_f64()
+            let doublings = now
+                .saturating_duration_since(self.slow_start_since)
+                .as_secs_f64()
                 / SLOW_START_DOUBLING.as_secs_f64();
             if doublings >= 1.0 {
                 self.slow_start_since = now;
@@ -136,25 +158,30 @@ impl Cubic {
         } else {
             SCALE * (self.active - self.k).powi(3) + self.last_max
         };
+        let sent = self.sent_last_window(now);
         let grown = if target > self.rate {
-            target.min(self.rate.max(2.0 * self.measured))
+            target.min(self.rate.max(2.0 * sent))
         } else {
             target
         };
         self.rate = grown.clamp(MIN_RATE, self.ceiling);
     }
 
-    /// EIAM answered `Throttling` to a request sent at `sent_at`: the rate drops, once per round of requests (the
-    /// answers to requests sent before the last drop are already accounted for). Returns whether it dropped.
+    /// EIAM answered `Throttling` to a request sent at `sent_at`: the rate drops, unless the answer describes a rate
+    /// already dropped from — the request left before the last drop, or within a second of it while EIAM still
+    /// accepted some (its count of the second before the drop ran out). Nothing accepted since the last drop means
+    /// the account's limit fell below the new rate too (a cap that dropped): the rate drops again at once.
+    /// Returns whether it dropped.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
-        if self.last_backoff.is_some_and(|at| sent_at < at) {
+        if let Some(at) = self.last_backoff
+            && (sent_at < at || (sent_at < at + FLOW_WINDOW && self.accepted_since_backoff))
+        {
             return false;
         }
         self.advance(now);
-        // In slow start the rate throttled is at most what was really sent: the doubling may have raised the
-        // allowance past what the requests in flight used.
-        let base = if self.slow_start && self.measured > 0.0 {
-            self.rate.min(self.measured.max(MIN_RATE))
+        let sent = self.sent_last_window(now);
+        let base = if sent > 0.0 {
+            self.rate.min(sent.max(MIN_RATE))
         } else {
             self.rate
         };
@@ -164,6 +191,7 @@ impl Cubic {
         self.k = (base * (1.0 - BETA) / SCALE).cbrt();
         self.active = 0.0;
         self.last_backoff = Some(now);
+        self.accepted_since_backoff = false;
         true
     }
 }
@@ -222,7 +250,8 @@ impl Schedule {
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         let share = account_spacing.saturating_mul(u32::try_from(contending).unwrap_or(u32::MAX));
-        self.next.insert(provider, candidate + own_spacing.max(share));
+        self.next
+            .insert(provider, candidate + own_spacing.max(share));
         Ok(candidate)
     }
 

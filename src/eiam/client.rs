@@ -15,6 +15,7 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, HeaderMap};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::budget::{Answer, Budget};
 use super::clock::{Clock, SystemClock};
 use super::credentials::CredentialProvider;
 use super::endpoint::Endpoint;
@@ -22,7 +23,6 @@ use super::error::{EiamError, ErrorBody};
 use super::expiration::expiration_for;
 use super::limits::{self, BodyError, MAX_RESPONSE_BYTES, bounded};
 use super::observe::{CallOutcome, RetryReason};
-use super::budget::{Answer, Budget};
 use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
 use super::types::{
     API_VERSION, AckResponse, Action, CreateSecretResponse, EiamResponse, ListSecretsResponse,

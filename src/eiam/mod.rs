@@ -1,5 +1,6 @@
 //! The EIAM OpenAPI client: a pure request signer, a typed client, credential providers and errors.
 
+pub mod budget;
 pub mod client;
 pub mod clock;
 pub mod credentials;
@@ -8,7 +9,6 @@ pub mod error;
 pub mod expiration;
 pub mod limits;
 pub mod observe;
-pub mod budget;
 pub mod ratelimit;
 pub mod request;
 pub mod secret;
