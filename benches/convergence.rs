@@ -21,6 +21,9 @@
 //! body, one that answers `x-acs-retry-after: 1e300` and one that answers a fresh error code, 10 each), all with the
 //! operator's shipped defaults; it prints both times, their ratio, the operator's memory and its deferrals.
 //!
+//! Then issue 23's adaptive budget phases (skip them with `BENCH_ADAPTIVE=0`; see `adaptive_budget.rs`): new
+//! resources against a cap the operator is not told about, two operators on one account's cap, a cap that drops.
+//!
 //! Under `cargo test` (no `--bench` argument) it runs once with 3 resources as a smoke test and asserts what must
 //! hold at any size: every resource Ready, exactly one EIAM call (the Create) per new resource, zero EIAM calls and
 //! zero API-server writes while idle, one Create, Disable and Delete per rotation and one secret per application
@@ -36,6 +39,8 @@ compile_error!(
     "this test needs the fake EIAM and the failpoint: run it with `--features testing` (as `make test` does)"
 );
 
+#[path = "convergence/adaptive_budget.rs"]
+mod adaptive_budget;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/ops_e2e/support.rs"]
@@ -45,7 +50,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use eiam_operator::api::{ANNOTATION_ROTATE, ApplicationClientSecret};
-use eiam_operator::fake::{FakeConfig, FakeEiam, FakeHandle};
+use eiam_operator::fake::{FakeConfig, FakeEiam, FakeHandle, FaultPlan, RecordedCall};
 use futures::{StreamExt, stream};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -80,6 +85,8 @@ struct Settings {
     resync: Duration,
     /// Run the noisy-neighbour phase (a benchmark, unless `BENCH_NOISY=0`).
     noisy: bool,
+    /// Run the adaptive budget's phases (a benchmark, unless `BENCH_ADAPTIVE=0`; see `adaptive_budget`).
+    adaptive: bool,
 }
 
 impl Settings {
@@ -119,6 +126,7 @@ impl Settings {
         });
         let resync = Duration::from_secs(if smoke { 365 * 24 * 3600 } else { 3600 });
         let noisy = !smoke && std::env::var("BENCH_NOISY").map_or(true, |v| v != "0");
+        let adaptive = !smoke && std::env::var("BENCH_ADAPTIVE").map_or(true, |v| v != "0");
         Self {
             sizes,
             idle,
@@ -128,6 +136,7 @@ impl Settings {
             qps_cap,
             resync,
             noisy,
+            adaptive,
         }
     }
 }
@@ -220,6 +229,9 @@ async fn run(settings: Settings) {
     print_table(&rows, &settings);
     if let Some(cap) = settings.qps_cap {
         print_cap_table(&rows, cap);
+    }
+    if settings.adaptive {
+        adaptive_budget::run(cp, &client).await;
     }
     if settings.noisy {
         noisy_neighbour(cp, &client).await;
@@ -549,10 +561,14 @@ fn operator_spec(
     let qps = settings
         .qps_cap
         .map_or_else(|| "1000".to_owned(), |cap| cap.to_string());
+    // The cap, when the run has one, is the operator's ceiling too (it is told the limit); `--max-qps` lets the
+    // adaptive budget reach it (or 1000/s without a cap).
     let mut spec = OperatorSpec::new(cp, namespace, fake_url)
         .arg("--leader-election=false")
         .arg("--default-qps")
         .arg(&qps)
+        .arg("--max-qps")
+        .arg("1000")
         .arg("--resync-interval")
         .arg(&format!("{}s", settings.resync.as_secs()));
     if let Some(concurrency) = settings.concurrency {

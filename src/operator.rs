@@ -35,12 +35,17 @@ pub struct RunArgs {
     #[arg(long, env = "EIAM_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
-    /// Requests per second to EIAM through each provider without `spec.qps` (the default provider included),
-    /// 0.01..1000. Every resource of a provider shares its budget; requests leave evenly spaced, never more than
-    /// this in any second. EIAM's flow control is per account and unpublished; 10 leaves room for everything else
-    /// the account does. Raise it (or a provider's `spec.qps`) if your account's quota is known to be higher.
-    #[arg(long, env = "EIAM_OPERATOR_DEFAULT_QPS", default_value_t = DEFAULT_QPS, value_parser = parse_qps)]
-    pub default_qps: f64,
+    /// The ceiling on requests per second to EIAM through each provider without `spec.qps` (the default provider
+    /// included): `auto` (only `--max-qps`), or a number 0.01..1000. Below it, every EIAM account's budget is
+    /// adaptive: shared by all providers whose credentials are the same identity, it starts at 10/s, grows while
+    /// EIAM accepts and backs off when EIAM throttles (README "The EIAM budget"). Requests leave evenly spaced.
+    #[arg(long, env = "EIAM_OPERATOR_DEFAULT_QPS", default_value = "auto", value_parser = parse_default_qps)]
+    pub default_qps: DefaultQps,
+
+    /// The most requests per second any EIAM account's adaptive budget grows to, and the ceiling of every
+    /// provider's `spec.qps`, 0.5..1000.
+    #[arg(long, env = "EIAM_OPERATOR_MAX_QPS", default_value_t = DEFAULT_MAX_QPS, value_parser = parse_max_qps)]
+    pub max_qps: f64,
 
     /// At most this many EIAM calls through one provider at once (its waits for the QPS budget included), for
     /// providers without `spec.maxConcurrentCalls`, 1..64. A namespaced EiamProvider (a tenant's) may ask for fewer,
@@ -203,7 +208,7 @@ fn parse_flag_duration(text: &str) -> Result<Duration, String> {
     crate::api::parse_duration(text).map_err(|err| err.to_string())
 }
 
-pub use crate::reconcile::provider::{DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_QPS};
+pub use crate::reconcile::provider::{DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_QPS};
 
 /// `--eiam-call-timeout`: at least a second (a shorter one would fail healthy calls), at most ten minutes.
 fn parse_call_timeout(text: &str) -> Result<Duration, String> {
@@ -216,11 +221,47 @@ fn parse_call_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// The range the CRDs allow for `spec.qps`, for the flag too.
+/// `--default-qps`: `auto` or a fixed ceiling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultQps {
+    /// Only `--max-qps` bounds a provider without `spec.qps`.
+    Auto,
+    /// This many requests per second at most.
+    Ceiling(f64),
+}
+
+impl DefaultQps {
+    fn ceiling(self) -> Option<f64> {
+        match self {
+            DefaultQps::Auto => None,
+            DefaultQps::Ceiling(qps) => Some(qps),
+        }
+    }
+}
+
 fn parse_qps(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(qps) if (0.01..=1000.0).contains(&qps) => Ok(qps),
         _ => Err(format!(
             "{text:?} is not a number of requests per second between 0.01 and 1000"
+        )),
+    }
+}
+
+fn parse_default_qps(text: &str) -> Result<DefaultQps, String> {
+    if text.trim() == "auto" {
+        return Ok(DefaultQps::Auto);
+    }
+    parse_qps(text)
+        .map(DefaultQps::Ceiling)
+        .map_err(|err| format!("{err}, or auto"))
+}
+
+fn parse_max_qps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(qps) if (0.5..=1000.0).contains(&qps) => Ok(qps),
+        _ => Err(format!(
+            "{text:?} is not a number of requests per second between 0.5 and 1000"
         )),
     }
 }
@@ -465,7 +506,8 @@ impl ControllerRun {
                 resync_interval: args.resync_interval,
                 concurrency: args.concurrency,
                 client_limits: crate::reconcile::provider::ClientLimits {
-                    default_qps: args.default_qps,
+                    default_qps: args.default_qps.ceiling(),
+                    max_qps: args.max_qps,
                     default_seats: args.provider_max_concurrent_calls,
                     max_seats: args.concurrency.max(1),
                     call_deadline: args.eiam_call_timeout,

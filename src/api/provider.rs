@@ -89,8 +89,10 @@ pub struct EiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
-    /// Client-side cap on requests per second to EIAM through this provider, 0.01..1000 (for example `5`).
-    /// When absent, the operator's default applies.
+    /// Ceiling on requests per second to EIAM through this provider, 0.01..1000 (for example `5`). When absent,
+    /// the operator's `--default-qps` applies (default `auto`: only its `--max-qps`). Below the ceiling the rate is
+    /// adaptive and shared by every provider on the same EIAM account (the same AccessKey or RAM role): it starts
+    /// at 10/s, grows while EIAM accepts and backs off when EIAM throttles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
@@ -186,8 +188,10 @@ pub struct ClusterEiamProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ProviderAuth>,
 
-    /// Client-side cap on requests per second to EIAM through this provider, 0.01..1000 (for example `5`).
-    /// When absent, the operator's default applies.
+    /// Ceiling on requests per second to EIAM through this provider, 0.01..1000 (for example `5`). When absent,
+    /// the operator's `--default-qps` applies (default `auto`: only its `--max-qps`). Below the ceiling the rate is
+    /// adaptive and shared by every provider on the same EIAM account (the same AccessKey or RAM role): it starts
+    /// at 10/s, grows while EIAM accepts and backs off when EIAM throttles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]

@@ -15,6 +15,7 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, HeaderMap};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::budget::{Answer, Budget};
 use super::clock::{Clock, SystemClock};
 use super::credentials::CredentialProvider;
 use super::endpoint::Endpoint;
@@ -22,7 +23,6 @@ use super::error::{EiamError, ErrorBody};
 use super::expiration::expiration_for;
 use super::limits::{self, BodyError, MAX_RESPONSE_BYTES, bounded};
 use super::observe::{CallOutcome, RetryReason};
-use super::ratelimit::RateLimiter;
 use super::request::{RequestToSign, SignatureVersion, new_nonce, sign};
 use super::types::{
     API_VERSION, AckResponse, Action, CreateSecretResponse, EiamResponse, ListSecretsResponse,
@@ -54,8 +54,12 @@ pub struct ClientConfig {
     pub signature_version: SignatureVersion,
     /// Where the signing key comes from.
     pub credentials: Arc<dyn CredentialProvider>,
-    /// At most this many requests per second from this client (and its clones); `None` for no cap.
+    /// At most this many requests per second from this client (and its clones); `None` for no cap. Without
+    /// `budget`, the client gets an adaptive budget of its own with this ceiling.
     pub qps: Option<f64>,
+    /// The account budget this client draws from, shared with every client on the same account (see
+    /// [`super::budget`]); its ceiling is this client's `qps`.
+    pub budget: Option<Budget>,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout.
@@ -79,6 +83,7 @@ impl ClientConfig {
             signature_version: SignatureVersion::V3,
             credentials,
             qps: None,
+            budget: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             call_deadline: limits::DEFAULT_CALL_DEADLINE,
@@ -104,7 +109,7 @@ struct Inner {
     host_header: String,
     signature_version: SignatureVersion,
     credentials: Arc<dyn CredentialProvider>,
-    limiter: Option<RateLimiter>,
+    limiter: Option<Budget>,
     seats: Option<Arc<tokio::sync::Semaphore>>,
     clock: Arc<dyn Clock>,
 }
@@ -112,10 +117,11 @@ struct Inner {
 impl EiamClient {
     /// Builds a client. Fails on an unusable QPS or if the HTTP client cannot be built.
     pub fn new(config: ClientConfig) -> Result<Self, EiamError> {
-        let limiter = match config.qps {
-            None => None,
-            Some(qps) if qps.is_finite() && qps > 0.0 => Some(RateLimiter::new(qps)),
-            Some(qps) => {
+        let limiter = match (config.budget, config.qps) {
+            (Some(budget), _) => Some(budget),
+            (None, None) => None,
+            (None, Some(qps)) if qps.is_finite() && qps > 0.0 => Some(Budget::standalone(qps)),
+            (None, Some(qps)) => {
                 return Err(EiamError::InvalidInput {
                     field: "qps",
                     reason: format!("{qps} is not a positive number of requests per second"),
@@ -405,10 +411,28 @@ impl EiamClient {
                 &credentials,
             );
             let started = Instant::now();
+            let sent_at = inner.limiter.as_ref().map(Budget::sent);
             let result = self
                 .send::<T>(action, signed.query_string(), signed.headers)
                 .await;
             let elapsed = started.elapsed();
+            if let (Some(budget), Some(sent_at)) = (&inner.limiter, sent_at) {
+                // Only answers say anything about the account's rate: a timeout or a dropped connection does not.
+                let answer = match &result {
+                    Err(e) if e.is_throttled() => Some(Answer::Throttled),
+                    Ok(_) | Err(EiamError::Api { .. }) => Some(Answer::Accepted),
+                    Err(_) => None,
+                };
+                if let Some(answer) = answer
+                    && let Some(rate) = budget.answered(sent_at, answer)
+                {
+                    tracing::info!(
+                        account = budget.account().label(),
+                        qps = format!("{rate:.2}"),
+                        "EIAM throttled this account: its budget backs off"
+                    );
+                }
+            }
             log_attempt(action, secret_id, elapsed, &result);
             let observer = super::observe::observer();
             if let (Some(observer), Some(outcome)) = (observer, CallOutcome::of(&result)) {

@@ -1,5 +1,6 @@
 //! The EIAM OpenAPI client: a pure request signer, a typed client, credential providers and errors.
 
+pub mod budget;
 pub mod client;
 pub mod clock;
 pub mod credentials;

@@ -6,7 +6,7 @@
 //! Rules are checked in order for every API call; the first rule that fires decides the outcome, and a rule counts
 //! only the calls that reach it. Latency rules are separate: every latency rule that fires adds its delay.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -216,8 +216,10 @@ struct Counters {
     seen: u64,
     /// Calls the rule fired on.
     fired: u64,
+    /// qpsCap: the calls each account (AccessKey id) made in the last second. EIAM's flow control counts per
+    /// account: two providers, or two operators, on one AccessKey share one cap.
     #[serde(skip)]
-    recent_ms: VecDeque<u64>,
+    recent_ms: HashMap<String, VecDeque<u64>>,
 }
 
 /// The active plan and how often each rule has fired.
@@ -274,28 +276,43 @@ impl FaultEngine {
         total
     }
 
-    /// The fault, if any, for this call, with the kind of rule that fired. `monotonic_ms` is a steady clock for
-    /// the QPS cap.
+    /// [`FaultEngine::decide_for`] a call of no particular account.
+    #[cfg(test)]
     pub fn decide(&mut self, action: &str, monotonic_ms: u64) -> Option<(FaultKind, Injected)> {
+        self.decide_for(action, "", monotonic_ms)
+    }
+
+    /// The fault, if any, for this call by `account` (its AccessKey id), with the kind of rule that fired.
+    /// `monotonic_ms` is a steady clock for the QPS cap, which counts each account's calls apart.
+    pub fn decide_for(
+        &mut self,
+        action: &str,
+        account: &str,
+        monotonic_ms: u64,
+    ) -> Option<(FaultKind, Injected)> {
         for (rule, counters) in self.plan.rules.iter().zip(self.counters.iter_mut()) {
             if rule.kind == FaultKind::Latency || !rule.targets(action) {
                 continue;
             }
             let fired = if rule.kind == FaultKind::QpsCap {
                 counters.seen += 1;
-                while counters
-                    .recent_ms
-                    .front()
-                    .is_some_and(|t| monotonic_ms.saturating_sub(*t) >= 1000)
-                {
-                    counters.recent_ms.pop_front();
-                }
+                // Accounts that made no call in the last second hold nothing (the map follows the live ones).
+                counters.recent_ms.retain(|_, recent| {
+                    while recent
+                        .front()
+                        .is_some_and(|t| monotonic_ms.saturating_sub(*t) >= 1000)
+                    {
+                        recent.pop_front();
+                    }
+                    !recent.is_empty()
+                });
+                let recent = counters.recent_ms.entry(account.to_owned()).or_default();
                 let limit = usize::try_from(rule.qps.unwrap_or(1)).unwrap_or(usize::MAX);
-                if counters.recent_ms.len() >= limit {
+                if recent.len() >= limit {
                     counters.fired += 1;
                     true
                 } else {
-                    counters.recent_ms.push_back(monotonic_ms);
+                    recent.push_back(monotonic_ms);
                     false
                 }
             } else {
@@ -484,6 +501,18 @@ mod tests {
             Some("Throttling.User")
         );
         assert_eq!(code(e.decide(LIST, 1000)), None);
+    }
+
+    #[test]
+    fn the_qps_cap_counts_each_account_apart() {
+        let mut e = engine(r#"{"rules":[{"kind":"qpsCap","qps":1}]}"#);
+        assert_eq!(code(e.decide_for(LIST, "LTAIa", 0)), None);
+        assert_eq!(code(e.decide_for(LIST, "LTAIb", 1)), None);
+        assert_eq!(
+            code(e.decide_for(LIST, "LTAIa", 2)).as_deref(),
+            Some("Throttling.User")
+        );
+        assert_eq!(code(e.decide_for(LIST, "LTAIa", 1000)), None);
     }
 
     #[test]

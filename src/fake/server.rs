@@ -146,9 +146,11 @@ impl Core {
             Err(error) => Err(error),
             Ok(authenticated) => {
                 call.access_key_id = Some(authenticated.access_key_id.clone());
-                let fault = self
-                    .faults
-                    .decide(authenticated.action.name(), monotonic_ms);
+                let fault = self.faults.decide_for(
+                    authenticated.action.name(),
+                    &authenticated.access_key_id,
+                    monotonic_ms,
+                );
                 let mut ctx = ActionContext {
                     directory: &mut self.directory,
                     codes: &self.config.error_codes,

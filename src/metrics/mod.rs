@@ -4,6 +4,7 @@
 //! things happen; per-resource series are read from the controller's cache on each scrape, so a deleted resource
 //! disappears from the scrape by itself. README "Metrics" lists every series.
 
+pub mod budget;
 pub mod caches;
 pub mod eiam;
 pub mod http;
@@ -78,6 +79,8 @@ pub struct Metrics {
     pub resources: Arc<ResourceMetrics>,
     /// The sizes of the process's own maps.
     pub caches: Arc<caches::CacheMetrics>,
+    /// Each EIAM account budget's rate.
+    pub budgets: Arc<budget::BudgetMetrics>,
     /// 1 while this process holds the leader Lease (or runs without leader election), else 0.
     pub leader: Gauge,
     /// Per CRD: 1 when the installed CRD carries the schema hash this build expects, else 0.
@@ -101,6 +104,8 @@ impl Metrics {
         registry.register_collector(Box::new(resources.clone()));
         let caches = Arc::new(caches::CacheMetrics::default());
         registry.register_collector(Box::new(caches.clone()));
+        let budgets = Arc::new(budget::BudgetMetrics::default());
+        registry.register_collector(Box::new(budgets.clone()));
 
         let leader = Gauge::default();
         registry.register(
@@ -135,6 +140,7 @@ impl Metrics {
             kube,
             resources,
             caches,
+            budgets,
             leader,
             crd_schema_current,
         }

@@ -116,6 +116,10 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
     });
     operations.metrics.resources.watch(store.clone());
     operations.metrics.caches.watch(context.clone());
+    operations
+        .metrics
+        .budgets
+        .watch(context.providers.budgets());
 
     let primary = reflector(
         writer,

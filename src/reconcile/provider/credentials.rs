@@ -5,10 +5,13 @@
 use super::*;
 
 /// Builds the credential provider of a provider and a fingerprint of its inputs (never of a secret value).
+/// A provider's credentials, what the client built from them depends on (its fingerprint), and the identity they
+/// act as: the AccessKey id, the RAM role of RRSA, or `ambient` for the operator's own. Providers of one identity
+/// share one EIAM account budget (issue 23).
 pub(super) async fn credentials_for(
     kube: &Client,
     settings: &Settings<'_>,
-) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
+) -> Result<(Arc<dyn CredentialProvider>, String, String), ProviderProblem> {
     let auth = settings.provider.auth;
     if let Some(reference) = settings.provider.access_key_ref() {
         return access_key_credentials(kube, settings, reference).await;
@@ -30,7 +33,11 @@ pub(super) async fn credentials_for(
                 format!("{}: {err}", settings.display),
             )
         })?;
-        return Ok((Arc::new(provider), format!("rrsa/{rrsa:?}")));
+        return Ok((
+            Arc::new(provider),
+            format!("rrsa/{rrsa:?}"),
+            format!("role:{}", rrsa.role_arn),
+        ));
     }
     let chain = environment_chain().map_err(|err| {
         ProviderProblem::new(
@@ -38,7 +45,7 @@ pub(super) async fn credentials_for(
             format!("{}: {err}", settings.display),
         )
     })?;
-    Ok((chain, "environment".to_owned()))
+    Ok((chain, "environment".to_owned(), "ambient".to_owned()))
 }
 
 /// The operator's own credentials (environment, RRSA, ECS RAM role), built once so their cache is shared.
@@ -56,7 +63,7 @@ pub(super) async fn access_key_credentials(
     kube: &Client,
     settings: &Settings<'_>,
     reference: &AccessKeySecretRef,
-) -> Result<(Arc<dyn CredentialProvider>, String), ProviderProblem> {
+) -> Result<(Arc<dyn CredentialProvider>, String, String), ProviderProblem> {
     let Some(namespace) = credentials_namespace(settings, reference) else {
         return Err(ProviderProblem::new(
             reasons::PROVIDER_INVALID,
@@ -109,6 +116,7 @@ pub(super) async fn access_key_credentials(
             })
     };
     let access_key_id = read(&reference.access_key_id_key)?;
+    let identity = format!("accessKey:{access_key_id}");
     let access_key_secret = SecretString::new(read(&reference.access_key_secret_key)?);
     let provider = match &reference.security_token_key {
         Some(key) => StaticProvider::sts(
@@ -127,7 +135,7 @@ pub(super) async fn access_key_credentials(
             .as_deref()
             .unwrap_or_default(),
     );
-    Ok((Arc::new(provider), fingerprint))
+    Ok((Arc::new(provider), fingerprint, identity))
 }
 
 /// The namespace of a provider's AccessKey Secret. An EiamProvider reads its own namespace whatever its reference

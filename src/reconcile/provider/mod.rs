@@ -14,6 +14,7 @@ use crate::api::{
     AccessKeySecretRef, ApplicationClientSecret, ApplicationPattern, ClusterEiamProvider,
     EiamProvider, ProviderKind, ProviderSettings, SignatureVersion,
 };
+use crate::eiam::budget::{Budget, BudgetRegistry};
 use crate::eiam::{
     EiamClient, SecretString,
     client::ClientConfig,
@@ -94,6 +95,8 @@ pub struct ProviderCache {
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The budget, seats and deadline of every client.
     limits: ClientLimits,
+    /// One adaptive budget per EIAM account, shared by the clients of every provider on it.
+    budgets: Arc<BudgetRegistry>,
     /// Watch caches to read from; without them (or before they are synced) providers and Secrets are read.
     sources: Option<ProviderSources>,
 }
@@ -101,8 +104,10 @@ pub struct ProviderCache {
 /// What every client of the cache gets unless its provider says otherwise, and the bounds of what it may say.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientLimits {
-    /// `--default-qps`: the budget of a provider without `spec.qps`.
-    pub default_qps: f64,
+    /// `--default-qps`: the ceiling of a provider without `spec.qps`; `None` (`auto`): only `max_qps`.
+    pub default_qps: Option<f64>,
+    /// `--max-qps`: the ceiling of every account's adaptive budget, and of every provider's `spec.qps`.
+    pub max_qps: f64,
     /// `--provider-max-concurrent-calls`: the concurrent EIAM calls of a provider without
     /// `spec.maxConcurrentCalls`, and the most a namespaced EiamProvider (a tenant's) may ask for.
     pub default_seats: u16,
@@ -115,7 +120,8 @@ pub struct ClientLimits {
 impl Default for ClientLimits {
     fn default() -> Self {
         Self {
-            default_qps: DEFAULT_QPS,
+            default_qps: None,
+            max_qps: DEFAULT_MAX_QPS,
             default_seats: DEFAULT_MAX_CONCURRENT_CALLS,
             max_seats: DEFAULT_MAX_CONCURRENT_CALLS,
             call_deadline: crate::eiam::limits::DEFAULT_CALL_DEADLINE,
@@ -123,13 +129,22 @@ impl Default for ClientLimits {
     }
 }
 
-/// Requests per second to EIAM through a provider without `spec.qps`, unless `--default-qps` says otherwise.
-pub const DEFAULT_QPS: f64 = 10.0;
+/// The most requests per second any EIAM account's budget grows to, unless `--max-qps` says otherwise.
+pub const DEFAULT_MAX_QPS: f64 = 100.0;
 /// Concurrent EIAM calls of a provider without `spec.maxConcurrentCalls`, unless
 /// `--provider-max-concurrent-calls` says otherwise: a quarter of the default `--concurrency` of 16.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: u16 = 4;
 
 impl ClientLimits {
+    /// The ceiling of a provider that asks for `asked` requests per second (`spec.qps`): what it asks, else
+    /// `--default-qps`, else `--max-qps`, never above `--max-qps`.
+    pub fn ceiling(&self, asked: Option<f64>) -> f64 {
+        asked
+            .or(self.default_qps)
+            .unwrap_or(self.max_qps)
+            .min(self.max_qps)
+    }
+
     /// The seats of a provider that asks for `asked`: a tenant's (namespaced) provider may only lower the
     /// operator's default, an admin's may raise it up to `--concurrency`.
     fn seats(&self, asked: Option<u16>, namespaced: bool) -> usize {
@@ -184,8 +199,14 @@ impl ProviderCache {
             clients: Mutex::default(),
             building: Mutex::default(),
             limits,
+            budgets: Arc::new(BudgetRegistry::new(limits.max_qps)),
             sources: None,
         }
+    }
+
+    /// The account budgets of its clients (for the metrics).
+    pub fn budgets(&self) -> Arc<BudgetRegistry> {
+        self.budgets.clone()
     }
 
     /// Reads providers and credentials versions from these watch caches.
@@ -396,7 +417,8 @@ impl ProviderCache {
                 client,
             });
         }
-        let (credentials, credentials_fingerprint) = credentials_for(kube, &settings).await?;
+        let (credentials, credentials_fingerprint, identity) =
+            credentials_for(kube, &settings).await?;
         let fingerprint = format!("{}|{credentials_fingerprint}", settings.fingerprint);
         if let Ok(cache) = self.clients.lock()
             && let Some((cached_fingerprint, client)) = cache.get(&key)
@@ -407,7 +429,10 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let client = build_client(&settings, credentials, &self.limits)?;
+        let budget = self
+            .budgets
+            .budget(&identity, self.limits.ceiling(settings.provider.qps));
+        let client = build_client(&settings, credentials, Some(budget), &self.limits)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
         }
@@ -424,6 +449,7 @@ impl ProviderCache {
 fn build_client(
     settings: &Settings<'_>,
     credentials: Arc<dyn CredentialProvider>,
+    budget: Option<Budget>,
     limits: &ClientLimits,
 ) -> Result<EiamClient, ProviderProblem> {
     let invalid = |err: String| {
@@ -448,7 +474,8 @@ fn build_client(
     .map_err(|err| invalid(err.to_string()))?;
     let mut config = ClientConfig::new(endpoint, credentials);
     config.signature_version = settings.provider.signature_version.into();
-    config.qps = Some(settings.provider.qps.unwrap_or(limits.default_qps));
+    config.qps = Some(limits.ceiling(settings.provider.qps));
+    config.budget = budget;
     config.seats = Some(limits.seats(settings.provider.max_concurrent_calls, settings.namespaced));
     config.call_deadline = limits.call_deadline;
     config.ca_bundle = settings.provider.ca_bundle.map(<[u8]>::to_vec);
@@ -477,10 +504,10 @@ pub async fn check_cluster_provider(
 }
 
 async fn check(kube: &Client, settings: &Settings<'_>) -> Result<String, ProviderProblem> {
-    let (credentials, _) = credentials_for(kube, settings).await?;
+    let (credentials, _, _) = credentials_for(kube, settings).await?;
     let kind = credentials.kind();
     // Only validated here (the check calls nothing), so the limits are immaterial.
-    let client = build_client(settings, credentials, &ClientLimits::default())?;
+    let client = build_client(settings, credentials, None, &ClientLimits::default())?;
     Ok(format!(
         "EIAM at {}, credentials: {kind}",
         client.endpoint().url()
@@ -679,7 +706,8 @@ mod tests {
         let settings = Settings::of_eiam_provider(&provider, "team-a");
         let credentials: Arc<dyn CredentialProvider> =
             Arc::new(crate::eiam::StaticProvider::access_key("LTAIid", "secret"));
-        let problem = build_client(&settings, credentials, &ClientLimits::default()).unwrap_err();
+        let problem =
+            build_client(&settings, credentials, None, &ClientLimits::default()).unwrap_err();
         assert_eq!(problem.reason, reasons::PROVIDER_INVALID);
         assert!(
             problem

@@ -1,0 +1,473 @@
+//! An EIAM budget per account that finds the account's limit by itself (issue 23).
+//!
+//! EIAM's flow control counts requests per account and is not published. Every provider whose credentials resolve
+//! to the same identity draws from one [`AccountBudget`], so two providers on one account cannot together exceed
+//! what the account allows. The budget's rate is adaptive, CUBIC as in the AWS SDKs' adaptive retry mode: it
+//! starts from a rate known to be safe, doubles while EIAM accepts (slow start, until the first throttling answer),
+//! drops to `BETA` × the rate on a `Throttling` answer, and then grows back along a cubic curve towards and past
+//! the rate that was throttled. A provider's `spec.qps` (or the operator's `--max-qps`) stays a hard ceiling.
+//!
+//! Requests are not bursted: each one gets a slot in the account's schedule, no two slots of an account closer
+//! than `(1 + JITTER_MARGIN) / rate` (see [`super::ratelimit::JITTER_MARGIN`]), and no two of one provider closer
+//! than its ceiling allows. Providers that contend for the account share it evenly: a provider with a backlog
+//! spaces its own slots by the number of providers with a backlog, so the others' requests fit between them.
+//!
+//! The arithmetic ([`Cubic`], [`Schedule`]) is pure and takes `now`, so it is tested without sleeping;
+//! [`AccountBudget`] and [`Budget`] are the thin shell that sleeps.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::ratelimit::JITTER_MARGIN;
+
+/// The rate after a throttling answer, as a share of the rate that was throttled. The AWS SDKs use 0.7; 0.8 gave
+/// the same share of throttled answers on the fake at a cap of 50/s with more of the cap used (README
+/// "Benchmarks").
+pub const BETA: f64 = 0.8;
+/// How fast the rate grows back along the cubic curve (requests per second per second³), as in the AWS SDKs.
+pub const SCALE: f64 = 0.4;
+/// The lowest rate a budget falls to, however often it is throttled (the AWS SDKs' minimum fill rate).
+pub const MIN_RATE: f64 = 0.5;
+/// The rate a new account budget starts from: the operator's former fixed default, safe for any account.
+pub const INITIAL_RATE: f64 = 10.0;
+/// How often slow start doubles the rate while EIAM accepts and the budget is used.
+const SLOW_START_DOUBLING: Duration = Duration::from_millis(500);
+/// Time without a request counts this much at most towards the cubic's growth: an idle budget does not grow.
+const IDLE_GAP: Duration = Duration::from_secs(1);
+/// EIAM counts requests per second: what was sent in the last second is what it counted when it throttled, and a
+/// lower rate shows in its count only a second later. So the rate drops at most once per second of sending (the
+/// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
+/// was throttled is what was really sent in the second before (slow start may have allowed more).
+const FLOW_WINDOW: Duration = Duration::from_secs(1);
+
+/// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
+#[derive(Debug, Clone)]
+pub struct Cubic {
+    rate: f64,
+    ceiling: f64,
+    /// The rate that was last throttled (`W_max`).
+    last_max: f64,
+    /// Seconds the curve takes from `BETA × last_max` back to `last_max`.
+    k: f64,
+    /// Seconds of activity since the last back-off (idle time counts at most `IDLE_GAP`).
+    active: f64,
+    last_event: Instant,
+    /// When the rate last dropped: throttling answers to requests sent before it describe the old rate.
+    last_backoff: Option<Instant>,
+    /// Whether EIAM accepted a request since the rate last dropped.
+    accepted_since_backoff: bool,
+    /// Slow start: the rate doubles until the first throttling answer.
+    slow_start: bool,
+    slow_start_since: Instant,
+    /// Send times of the last [`FLOW_WINDOW`] (at most the ceiling's worth).
+    recent: VecDeque<Instant>,
+}
+
+impl Cubic {
+    /// A budget starting at `initial` (at most `ceiling`), in slow start.
+    pub fn new(initial: f64, ceiling: f64, now: Instant) -> Self {
+        let ceiling = ceiling.max(MIN_RATE);
+        let rate = initial.clamp(MIN_RATE, ceiling);
+        Self {
+            rate,
+            ceiling,
+            last_max: rate,
+            k: 0.0,
+            active: 0.0,
+            last_event: now,
+            last_backoff: None,
+            accepted_since_backoff: false,
+            slow_start: true,
+            slow_start_since: now,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// The rate requests were sent at in the [`FLOW_WINDOW`] before `now`: their count over the time they span (at
+    /// least half the window, so that one request is not read as a high rate).
+    fn sent_last_window(&mut self, now: Instant) -> f64 {
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= FLOW_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let span = self
+            .recent
+            .front()
+            .map_or(Duration::ZERO, |first| {
+                now.saturating_duration_since(*first)
+            })
+            .max(FLOW_WINDOW / 2);
+        self.recent.len() as f64 / span.as_secs_f64()
+    }
+
+    /// The rate requests may be sent at now, per second (before the jitter margin).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The highest rate this budget may reach.
+    pub fn ceiling(&self) -> f64 {
+        self.ceiling
+    }
+
+    /// Lowers or raises the ceiling (a provider with a lower `spec.qps` joined or left); the rate follows down.
+    pub fn set_ceiling(&mut self, ceiling: f64) {
+        self.ceiling = ceiling.max(MIN_RATE);
+        self.rate = self.rate.min(self.ceiling);
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_event).min(IDLE_GAP);
+        self.active += dt.as_secs_f64();
+        self.last_event = self.last_event.max(now);
+    }
+
+    /// A request was sent at `now` (its slot came).
+    pub fn sent(&mut self, now: Instant) {
+        self.sent_last_window(now);
+        // Bounded: the schedule never sends faster than the ceiling.
+        if self.recent.len() < 4096 {
+            self.recent.push_back(now);
+        }
+    }
+
+    /// EIAM accepted a request (or answered anything but throttling): the rate may grow, but never beyond twice
+    /// what is actually sent, so that a budget used lightly does not grow into a burst.
+    pub fn accepted(&mut self, now: Instant) {
+        self.accepted_since_backoff = true;
+        self.advance(now);
+        let target = if self.slow_start {
+            let doublings = now
+                .saturating_duration_since(self.slow_start_since)
+                .as_secs_f64()
+                / SLOW_START_DOUBLING.as_secs_f64();
+            if doublings >= 1.0 {
+                self.slow_start_since = now;
+                self.rate * 2.0
+            } else {
+                self.rate
+            }
+        } else {
+            SCALE * (self.active - self.k).powi(3) + self.last_max
+        };
+        let sent = self.sent_last_window(now);
+        let grown = if target > self.rate {
+            target.min(self.rate.max(2.0 * sent))
+        } else {
+            target
+        };
+        self.rate = grown.clamp(MIN_RATE, self.ceiling);
+    }
+
+    /// EIAM answered `Throttling` to a request sent at `sent_at`: the rate drops, unless the answer describes a rate
+    /// already dropped from — the request left before the last drop, or within a second of it while EIAM still
+    /// accepted some (its count of the second before the drop ran out). Nothing accepted since the last drop means
+    /// the account's limit fell below the new rate too (a cap that dropped): the rate drops again at once.
+    /// Returns whether it dropped.
+    pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
+        if let Some(at) = self.last_backoff
+            && (sent_at < at || (sent_at < at + FLOW_WINDOW && self.accepted_since_backoff))
+        {
+            return false;
+        }
+        self.advance(now);
+        let sent = self.sent_last_window(now);
+        let base = if sent > 0.0 {
+            self.rate.min(sent.max(MIN_RATE))
+        } else {
+            self.rate
+        };
+        self.slow_start = false;
+        self.last_max = base;
+        self.rate = (base * BETA).clamp(MIN_RATE, self.ceiling);
+        self.k = (base * (1.0 - BETA) / SCALE).cbrt();
+        self.active = 0.0;
+        self.last_backoff = Some(now);
+        self.accepted_since_backoff = false;
+        true
+    }
+}
+
+/// Reserved send times of one account's requests, and each provider's next allowed time.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    /// Future slots, in order, with the provider that holds each.
+    slots: VecDeque<(Instant, u64)>,
+    /// Each provider's earliest next slot (its ceiling, its fair share).
+    next: HashMap<u64, Instant>,
+}
+
+impl Schedule {
+    /// Reserves the earliest slot for `provider` at most `patience` away: no closer than `account_spacing` to any
+    /// other slot, and no closer than `own_spacing` (its ceiling), or its fair share when other providers have
+    /// slots waiting, to its previous one. `Err`: the wait it would have had; nothing is reserved.
+    pub fn reserve(
+        &mut self,
+        provider: u64,
+        own_spacing: Duration,
+        account_spacing: Duration,
+        now: Instant,
+        patience: Duration,
+    ) -> Result<Instant, Duration> {
+        while self
+            .slots
+            .front()
+            .is_some_and(|(at, _)| *at + account_spacing <= now)
+        {
+            self.slots.pop_front();
+        }
+        self.next.retain(|_, at| *at > now);
+        let mut candidate = self.next.get(&provider).copied().unwrap_or(now).max(now);
+        for (slot, _) in &self.slots {
+            if *slot + account_spacing <= candidate {
+                continue;
+            }
+            if candidate + account_spacing <= *slot {
+                break;
+            }
+            candidate = *slot + account_spacing;
+        }
+        let wait = candidate.saturating_duration_since(now);
+        if wait > patience {
+            return Err(wait);
+        }
+        let position = self.slots.partition_point(|(at, _)| *at <= candidate);
+        self.slots.insert(position, (candidate, provider));
+        // Providers with requests waiting share the account evenly: this one leaves room for each of them.
+        let contending = 1 + self
+            .slots
+            .iter()
+            .filter(|(at, holder)| *holder != provider && *at > now)
+            .map(|(_, holder)| *holder)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let share = account_spacing.saturating_mul(u32::try_from(contending).unwrap_or(u32::MAX));
+        self.next
+            .insert(provider, candidate + own_spacing.max(share));
+        Ok(candidate)
+    }
+
+    /// How many slots are reserved and not yet past.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no slot is reserved.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+fn spacing(rate: f64) -> Duration {
+    Duration::try_from_secs_f64((1.0 + JITTER_MARGIN) / rate.max(MIN_RATE)).unwrap_or(Duration::MAX)
+}
+
+/// One account's budget, shared by every provider whose credentials resolve to that identity.
+#[derive(Debug)]
+pub struct AccountBudget {
+    /// A short, stable name for the account that reveals nothing of the identity: `acct-` and 8 hex digits of a
+    /// SHA-256 of it (metrics labels, status, logs, Events).
+    label: String,
+    state: Mutex<State>,
+    backoffs: AtomicU64,
+    throttled: AtomicU64,
+}
+
+#[derive(Debug)]
+struct State {
+    cubic: Cubic,
+    schedule: Schedule,
+}
+
+impl AccountBudget {
+    fn new(identity: &str, ceiling: f64) -> Self {
+        let digest = Sha256::digest(identity.as_bytes());
+        let label = format!(
+            "acct-{}",
+            digest[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Self {
+            label,
+            state: Mutex::new(State {
+                cubic: Cubic::new(INITIAL_RATE, ceiling, Instant::now()),
+                schedule: Schedule::default(),
+            }),
+            backoffs: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The account's name in metrics, status and logs.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The rate requests may be sent at now, per second.
+    pub fn rate(&self) -> f64 {
+        self.state().cubic.rate()
+    }
+
+    /// How often the rate dropped on a throttling answer.
+    pub fn backoffs(&self) -> u64 {
+        self.backoffs.load(Ordering::Relaxed)
+    }
+
+    /// How many throttling answers the account's requests met.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+}
+
+/// A provider's handle on its account's budget: its own ceiling, its fair share.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    account: Arc<AccountBudget>,
+    provider: u64,
+    ceiling: f64,
+}
+
+/// What EIAM's answer to a request says about the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Anything but throttling (an error of the request itself says nothing about the rate).
+    Accepted,
+    /// `Throttling*`.
+    Throttled,
+}
+
+impl Budget {
+    /// A budget of its own (no other provider shares it): a client built outside a provider cache, the CLI.
+    pub fn standalone(ceiling: f64) -> Self {
+        BudgetRegistry::new(ceiling).budget("standalone", ceiling)
+    }
+
+    /// The account this budget draws from.
+    pub fn account(&self) -> &Arc<AccountBudget> {
+        &self.account
+    }
+
+    /// This provider's ceiling, requests per second.
+    pub fn ceiling(&self) -> f64 {
+        self.ceiling
+    }
+
+    /// Reserves a send time at most `patience` away; otherwise reserves nothing and returns the wait.
+    pub fn reserve_within(&self, patience: Duration) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        let mut state = self.account.state();
+        let account = spacing(state.cubic.rate());
+        state
+            .schedule
+            .reserve(self.provider, spacing(self.ceiling), account, now, patience)
+    }
+
+    /// Waits for a send time.
+    pub async fn acquire(&self) -> Instant {
+        let at = self
+            .reserve_within(Duration::MAX)
+            .unwrap_or_else(|_| Instant::now());
+        tokio::time::sleep_until(at).await;
+        at
+    }
+
+    /// A request leaves now.
+    pub fn sent(&self) -> Instant {
+        let now = Instant::now();
+        self.account.state().cubic.sent(now);
+        now
+    }
+
+    /// EIAM answered a request sent at `sent_at`. Returns the new rate when it dropped.
+    pub fn answered(&self, sent_at: Instant, answer: Answer) -> Option<f64> {
+        let now = Instant::now();
+        let mut state = self.account.state();
+        match answer {
+            Answer::Accepted => {
+                state.cubic.accepted(now);
+                None
+            }
+            Answer::Throttled => {
+                self.account.throttled.fetch_add(1, Ordering::Relaxed);
+                state.cubic.throttled(sent_at, now).then(|| {
+                    self.account.backoffs.fetch_add(1, Ordering::Relaxed);
+                    state.cubic.rate()
+                })
+            }
+        }
+    }
+}
+
+/// Every account budget of the process, by identity. An account's budget lives as long as a provider's client
+/// holds it, and is shared by every provider resolving to the same identity.
+#[derive(Debug)]
+pub struct BudgetRegistry {
+    /// The highest rate any account may reach (`--max-qps`).
+    max_rate: f64,
+    accounts: Mutex<HashMap<String, Weak<AccountBudget>>>,
+    providers: AtomicU64,
+}
+
+impl BudgetRegistry {
+    /// No account may exceed `max_rate` requests per second.
+    pub fn new(max_rate: f64) -> Self {
+        Self {
+            max_rate,
+            accounts: Mutex::default(),
+            providers: AtomicU64::new(0),
+        }
+    }
+
+    /// A budget for one provider on the account of `identity` (e.g. `accessKey:LTAI…`, `role:acs:ram::…`), at
+    /// most `ceiling` requests per second for this provider.
+    pub fn budget(&self, identity: &str, ceiling: f64) -> Budget {
+        let mut accounts = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        accounts.retain(|_, account| account.strong_count() > 0);
+        let account = match accounts.get(identity).and_then(Weak::upgrade) {
+            Some(account) => account,
+            None => {
+                let account = Arc::new(AccountBudget::new(identity, self.max_rate));
+                accounts.insert(identity.to_owned(), Arc::downgrade(&account));
+                account
+            }
+        };
+        Budget {
+            account,
+            provider: self.providers.fetch_add(1, Ordering::Relaxed),
+            ceiling: ceiling.clamp(MIN_RATE, self.max_rate.max(MIN_RATE)),
+        }
+    }
+
+    /// The accounts some provider uses now.
+    pub fn accounts(&self) -> Vec<Arc<AccountBudget>> {
+        let accounts = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut live: Vec<_> = accounts.values().filter_map(Weak::upgrade).collect();
+        live.sort_by(|a, b| a.label.cmp(&b.label));
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests;
