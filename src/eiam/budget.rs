@@ -29,8 +29,10 @@ use super::ratelimit::JITTER_MARGIN;
 /// the same share of throttled answers on the fake at a cap of 50/s with more of the cap used (README
 /// "Benchmarks").
 pub const BETA: f64 = 0.8;
-/// How fast the rate grows back along the cubic curve (requests per second per second³), as in the AWS SDKs.
-pub const SCALE: f64 = 0.4;
+/// How fast the rate grows back along the cubic curve (requests per second per second³). The AWS SDKs use 0.4;
+/// half that keeps the rate near the limit it found twice as long before it probes past it again, which halved
+/// the throttling answers on the fake's cap of 50/s at the same share of the cap (README "Benchmarks").
+pub const SCALE: f64 = 0.2;
 /// The lowest rate a budget falls to, however often it is throttled (the AWS SDKs' minimum fill rate).
 pub const MIN_RATE: f64 = 0.5;
 /// The rate a new account budget starts from: the operator's former fixed default, safe for any account.
@@ -266,15 +268,17 @@ impl Schedule {
     }
 }
 
+/// How far apart requests at `rate` leave (a provider's `spec.qps` may be as low as 0.01: 110 s).
 fn spacing(rate: f64) -> Duration {
-    Duration::try_from_secs_f64((1.0 + JITTER_MARGIN) / rate.max(MIN_RATE)).unwrap_or(Duration::MAX)
+    Duration::try_from_secs_f64((1.0 + JITTER_MARGIN) / rate.max(f64::MIN_POSITIVE))
+        .unwrap_or(Duration::MAX)
 }
 
 /// One account's budget, shared by every provider whose credentials resolve to that identity.
 #[derive(Debug)]
 pub struct AccountBudget {
     /// A short, stable name for the account that reveals nothing of the identity: `acct-` and 8 hex digits of a
-    /// SHA-256 of it (metrics labels, status, logs, Events).
+    /// SHA-256 of its public part (metrics labels, logs).
     label: String,
     state: Mutex<State>,
     backoffs: AtomicU64,
@@ -287,16 +291,20 @@ struct State {
     schedule: Schedule,
 }
 
+/// `acct-` and 8 hex digits of a SHA-256 of `public` (which holds nothing secret).
+fn label_of(public: &str) -> String {
+    let digest = Sha256::digest(public.as_bytes());
+    format!(
+        "acct-{}",
+        digest[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
 impl AccountBudget {
-    fn new(identity: &str, ceiling: f64) -> Self {
-        let digest = Sha256::digest(identity.as_bytes());
-        let label = format!(
-            "acct-{}",
-            digest[..4]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+    fn new(label: String, ceiling: f64) -> Self {
         Self {
             label,
             state: Mutex::new(State {
@@ -355,7 +363,7 @@ pub enum Answer {
 impl Budget {
     /// A budget of its own (no other provider shares it): a client built outside a provider cache, the CLI.
     pub fn standalone(ceiling: f64) -> Self {
-        BudgetRegistry::new(ceiling).budget("standalone", ceiling)
+        BudgetRegistry::new(ceiling).budget("standalone", "standalone", ceiling)
     }
 
     /// The account this budget draws from.
@@ -434,26 +442,44 @@ impl BudgetRegistry {
         }
     }
 
-    /// A budget for one provider on the account of `identity` (e.g. `accessKey:LTAI…`, `role:acs:ram::…`), at
-    /// most `ceiling` requests per second for this provider.
-    pub fn budget(&self, identity: &str, ceiling: f64) -> Budget {
+    /// A budget for one provider on the account of `identity` (e.g. `accessKey:LTAI…` with a digest of its
+    /// secret and the endpoint, see `reconcile::provider`), at most `ceiling` requests per second for this
+    /// provider.
+    /// `key` tells accounts apart (it may hold a digest of a secret and is never shown); its label is a digest of
+    /// `public`, made unique with a suffix when two keys share a public part (the same AccessKey id with another
+    /// secret).
+    pub fn budget(&self, key: &str, public: &str, ceiling: f64) -> Budget {
         let mut accounts = self
             .accounts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         accounts.retain(|_, account| account.strong_count() > 0);
-        let account = match accounts.get(identity).and_then(Weak::upgrade) {
+        let account = match accounts.get(key).and_then(Weak::upgrade) {
             Some(account) => account,
             None => {
-                let account = Arc::new(AccountBudget::new(identity, self.max_rate));
-                accounts.insert(identity.to_owned(), Arc::downgrade(&account));
+                let base = label_of(public);
+                let taken = |label: &str| {
+                    accounts
+                        .values()
+                        .filter_map(Weak::upgrade)
+                        .any(|account| account.label == label)
+                };
+                let mut label = base.clone();
+                let mut n = 2;
+                while taken(&label) {
+                    label = format!("{base}-{n}");
+                    n += 1;
+                }
+                let account = Arc::new(AccountBudget::new(label, self.max_rate));
+                accounts.insert(key.to_owned(), Arc::downgrade(&account));
                 account
             }
         };
         Budget {
             account,
             provider: self.providers.fetch_add(1, Ordering::Relaxed),
-            ceiling: ceiling.clamp(MIN_RATE, self.max_rate.max(MIN_RATE)),
+            // A provider's own ceiling may be below the account's floor (`spec.qps: 0.01`): it is a hard one.
+            ceiling: ceiling.min(self.max_rate),
         }
     }
 

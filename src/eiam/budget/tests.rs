@@ -97,7 +97,7 @@ fn after_a_drop_the_rate_climbs_back_to_the_throttled_rate_in_k_seconds_then_pro
         "{} after k = {k:.2} s",
         cubic.rate()
     );
-    run_accepted(&mut cubic, now, 2.0);
+    run_accepted(&mut cubic, now, 3.0);
     assert!(
         cubic.rate() > 52.0,
         "{}: probing past the last limit",
@@ -196,6 +196,19 @@ fn one_provider_is_spaced_evenly_and_two_with_a_backlog_share_the_account() {
 }
 
 #[test]
+fn a_provider_ceiling_below_the_account_floor_is_still_hard() {
+    let registry = BudgetRegistry::new(100.0);
+    let tiny = registry.budget("k", "p", 0.01);
+    assert_eq!(tiny.ceiling(), 0.01);
+    assert!(tiny.reserve_within(Duration::ZERO).is_ok());
+    let wait = tiny.reserve_within(Duration::ZERO).unwrap_err();
+    assert!(
+        wait >= Duration::from_secs(109),
+        "{wait:?}: 1.1 / 0.01 s apart"
+    );
+}
+
+#[test]
 fn a_provider_never_beats_its_own_ceiling_and_patience_reserves_nothing() {
     let t0 = Instant::now();
     let mut schedule = Schedule::default();
@@ -218,11 +231,16 @@ fn a_provider_never_beats_its_own_ceiling_and_patience_reserves_nothing() {
 #[tokio::test]
 async fn providers_of_one_identity_share_one_account_and_a_dropped_account_is_forgotten() {
     let registry = BudgetRegistry::new(100.0);
-    let a = registry.budget("accessKey:LTAIa", 50.0);
-    let b = registry.budget("accessKey:LTAIa", 5.0);
-    let c = registry.budget("accessKey:LTAIc", 5.0);
+    let a = registry.budget("accessKey:LTAIa:1", "accessKey:LTAIa", 50.0);
+    let b = registry.budget("accessKey:LTAIa:1", "accessKey:LTAIa", 5.0);
+    let c = registry.budget("accessKey:LTAIc:1", "accessKey:LTAIc", 5.0);
+    // The same id with another secret: another budget, under another label.
+    let d = registry.budget("accessKey:LTAIa:2", "accessKey:LTAIa", 5.0);
     assert!(Arc::ptr_eq(a.account(), b.account()));
     assert!(!Arc::ptr_eq(a.account(), c.account()));
+    assert!(!Arc::ptr_eq(a.account(), d.account()));
+    assert_eq!(d.account().label(), format!("{}-2", a.account().label()));
+    drop(d);
     assert_eq!(registry.accounts().len(), 2);
     assert!(a.account().label().starts_with("acct-") && a.account().label().len() == 13);
     assert!(!a.account().label().contains("LTAI"));
@@ -255,7 +273,7 @@ proptest! {
     /// than its ceiling (its `spec.qps`), nor more of the account's than the account's ceiling.
     #[test]
     fn no_ceiling_is_ever_exceeded(
-        ceilings in proptest::collection::vec(0.5f64..40.0, 3),
+        ceilings in proptest::collection::vec(0.01f64..40.0, 3),
         account_ceiling in 1.0f64..60.0,
         steps in proptest::collection::vec(step(), 1..400),
     ) {

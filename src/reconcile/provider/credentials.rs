@@ -3,6 +3,27 @@
 
 // The resolver's own types and imports: this is one room of it.
 use super::*;
+use sha2::Digest as _;
+
+/// Who a provider's credentials act as, for its EIAM account budget (issue 23).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Identity {
+    /// What may be shown (hashed) in metrics and logs: `accessKey:<id>`, `role:<arn>` or `ambient`.
+    pub public: String,
+    /// What the budget is keyed by: the public part and, for an AccessKey, a digest of its secret, held in memory
+    /// only. The id is no secret: with it alone a team could put its provider (and a hostile endpoint's throttling
+    /// answers) on another team's budget.
+    pub key: String,
+}
+
+impl Identity {
+    fn public(public: String) -> Self {
+        Self {
+            key: public.clone(),
+            public,
+        }
+    }
+}
 
 /// Builds the credential provider of a provider and a fingerprint of its inputs (never of a secret value).
 /// A provider's credentials, what the client built from them depends on (its fingerprint), and the identity they
@@ -11,7 +32,7 @@ use super::*;
 pub(super) async fn credentials_for(
     kube: &Client,
     settings: &Settings<'_>,
-) -> Result<(Arc<dyn CredentialProvider>, String, String), ProviderProblem> {
+) -> Result<(Arc<dyn CredentialProvider>, String, Identity), ProviderProblem> {
     let auth = settings.provider.auth;
     if let Some(reference) = settings.provider.access_key_ref() {
         return access_key_credentials(kube, settings, reference).await;
@@ -36,7 +57,7 @@ pub(super) async fn credentials_for(
         return Ok((
             Arc::new(provider),
             format!("rrsa/{rrsa:?}"),
-            format!("role:{}", rrsa.role_arn),
+            Identity::public(format!("role:{}", rrsa.role_arn)),
         ));
     }
     let chain = environment_chain().map_err(|err| {
@@ -45,7 +66,11 @@ pub(super) async fn credentials_for(
             format!("{}: {err}", settings.display),
         )
     })?;
-    Ok((chain, "environment".to_owned(), "ambient".to_owned()))
+    Ok((
+        chain,
+        "environment".to_owned(),
+        Identity::public("ambient".to_owned()),
+    ))
 }
 
 /// The operator's own credentials (environment, RRSA, ECS RAM role), built once so their cache is shared.
@@ -63,7 +88,7 @@ pub(super) async fn access_key_credentials(
     kube: &Client,
     settings: &Settings<'_>,
     reference: &AccessKeySecretRef,
-) -> Result<(Arc<dyn CredentialProvider>, String, String), ProviderProblem> {
+) -> Result<(Arc<dyn CredentialProvider>, String, Identity), ProviderProblem> {
     let Some(namespace) = credentials_namespace(settings, reference) else {
         return Err(ProviderProblem::new(
             reasons::PROVIDER_INVALID,
@@ -116,8 +141,15 @@ pub(super) async fn access_key_credentials(
             })
     };
     let access_key_id = read(&reference.access_key_id_key)?;
-    let identity = format!("accessKey:{access_key_id}");
     let access_key_secret = SecretString::new(read(&reference.access_key_secret_key)?);
+    let public = format!("accessKey:{access_key_id}");
+    let identity = Identity {
+        key: format!(
+            "{public}:{:x}",
+            sha2::Sha256::digest(access_key_secret.expose().as_bytes())
+        ),
+        public,
+    };
     let provider = match &reference.security_token_key {
         Some(key) => StaticProvider::sts(
             access_key_id,

@@ -429,9 +429,14 @@ impl ProviderCache {
                 client: client.clone(),
             });
         }
-        let budget = self
-            .budgets
-            .budget(&identity, self.limits.ceiling(settings.provider.qps));
+        // One account budget per identity and endpoint: throttling answers from one endpoint say nothing about
+        // another's limit (and a team's hostile endpoint cannot slow another team's budget).
+        let endpoint = settings.provider.endpoint_url().unwrap_or_default();
+        let budget = self.budgets.budget(
+            &format!("{}@{endpoint}", identity.key),
+            &format!("{}@{endpoint}", identity.public),
+            self.limits.ceiling(settings.provider.qps),
+        );
         let client = build_client(&settings, credentials, Some(budget), &self.limits)?;
         if let Ok(mut cache) = self.clients.lock() {
             cache.insert(key, (fingerprint, client.clone()));
