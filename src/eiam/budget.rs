@@ -29,8 +29,10 @@ use super::ratelimit::JITTER_MARGIN;
 /// the same share of throttled answers on the fake at a cap of 50/s with more of the cap used (README
 /// "Benchmarks").
 pub const BETA: f64 = 0.8;
-/// How fast the rate grows back along the cubic curve (requests per second per second³), as in the AWS SDKs.
-pub const SCALE: f64 = 0.4;
+/// How fast the rate grows back along the cubic curve (requests per second per second³). The AWS SDKs use 0.4;
+/// half that keeps the rate near the limit it found twice as long before it probes past it again, which halved
+/// the throttling answers on the fake's cap of 50/s at the same share of the cap (README "Benchmarks").
+pub const SCALE: f64 = 0.2;
 /// The lowest rate a budget falls to, however often it is throttled (the AWS SDKs' minimum fill rate).
 pub const MIN_RATE: f64 = 0.5;
 /// The rate a new account budget starts from: the operator's former fixed default, safe for any account.
@@ -394,7 +396,8 @@ impl Budget {
         now
     }
 
-    /// EIAM answered a request sent at `sent_at`. Returns the new rate when it dropped.
+    /// EIAM answered a request whose slot was reserved at `sent_at` (slots reserved before a drop were spaced for
+    /// the rate before it). Returns the new rate when it dropped.
     pub fn answered(&self, sent_at: Instant, answer: Answer) -> Option<f64> {
         let now = Instant::now();
         let mut state = self.account.state();

@@ -97,7 +97,7 @@ fn after_a_drop_the_rate_climbs_back_to_the_throttled_rate_in_k_seconds_then_pro
         "{} after k = {k:.2} s",
         cubic.rate()
     );
-    run_accepted(&mut cubic, now, 2.0);
+    run_accepted(&mut cubic, now, 3.0);
     assert!(
         cubic.rate() > 52.0,
         "{}: probing past the last limit",
