@@ -402,7 +402,8 @@ impl Budget {
         now
     }
 
-    /// EIAM answered a request sent at `sent_at`. Returns the new rate when it dropped.
+    /// EIAM answered a request whose slot was reserved at `sent_at` (slots reserved before a drop were spaced for
+    /// the rate before it). Returns the new rate when it dropped.
     pub fn answered(&self, sent_at: Instant, answer: Answer) -> Option<f64> {
         let now = Instant::now();
         let mut state = self.account.state();

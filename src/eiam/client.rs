@@ -348,8 +348,14 @@ impl EiamClient {
         let mut refreshed_credentials = false;
         loop {
             // The budget first, then one seat per request in flight, held until its answer is read.
+            let mut reserved_at = tokio::time::Instant::now();
             let _seat = match self.gate.take_prepaid() {
-                Some(Prepaid { at, seat_patience }) => {
+                Some(Prepaid {
+                    at,
+                    seat_patience,
+                    reserved_at: prepaid_at,
+                }) => {
+                    reserved_at = prepaid_at;
                     if let Some(at) = at {
                         tokio::time::sleep_until(at).await;
                     }
@@ -411,7 +417,11 @@ impl EiamClient {
                 &credentials,
             );
             let started = Instant::now();
-            let sent_at = inner.limiter.as_ref().map(Budget::sent);
+            // The budget judges a throttling answer by when the request's slot was planned (see `Cubic::throttled`).
+            let sent_at = inner.limiter.as_ref().map(|budget| {
+                budget.sent();
+                reserved_at
+            });
             let result = self
                 .send::<T>(action, signed.query_string(), signed.headers)
                 .await;

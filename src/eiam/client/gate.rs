@@ -27,6 +27,9 @@ pub struct CallGate {
 pub(super) struct Prepaid {
     /// When the token may be used (`None`: the client has no budget).
     pub(super) at: Option<tokio::time::Instant>,
+    /// When it was reserved: a throttling answer to a request whose slot was planned before the budget's last
+    /// drop describes the rate before it.
+    pub(super) reserved_at: tokio::time::Instant,
     /// How long the request may wait for a seat before it gives up unsent ([`EiamError::Busy`]).
     pub(super) seat_patience: Duration,
 }
@@ -115,6 +118,7 @@ impl EiamClient {
         };
         Ok(Admission {
             prepaid: Arc::new(Mutex::new(Some(Prepaid {
+                reserved_at: tokio::time::Instant::now(),
                 at,
                 seat_patience: patience,
             }))),
