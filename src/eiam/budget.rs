@@ -46,6 +46,8 @@ const IDLE_GAP: Duration = Duration::from_secs(1);
 /// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
 /// was throttled is what was really sent in the second before (slow start may have allowed more).
 const FLOW_WINDOW: Duration = Duration::from_secs(1);
+/// While EIAM accepts nothing, the rate drops at most this often (five times in EIAM's second: to a third).
+const REFUSED_DROP_SPACING: Duration = Duration::from_millis(200);
 
 /// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
 #[derive(Debug, Clone)]
@@ -169,16 +171,23 @@ impl Cubic {
         self.rate = grown.clamp(MIN_RATE, self.ceiling);
     }
 
-    /// EIAM answered `Throttling` to a request sent at `sent_at`: the rate drops, unless the answer describes a rate
-    /// already dropped from — the request left before the last drop, or within a second of it while EIAM still
-    /// accepted some (its count of the second before the drop ran out). Nothing accepted since the last drop means
-    /// the account's limit fell below the new rate too (a cap that dropped): the rate drops again at once.
-    /// Returns whether it dropped.
+    /// EIAM answered `Throttling` to a request reserved at `sent_at`: the rate drops, unless the answer describes a
+    /// rate already dropped from — the request was planned before the last drop, or within a second of it while
+    /// EIAM still accepted some (its count of the second before the drop ran out). Nothing accepted since the last
+    /// drop means the account's limit fell below the new rate too (a cap that dropped): the rate drops again, at
+    /// most every [`REFUSED_DROP_SPACING`]. Returns whether it dropped.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
-        if let Some(at) = self.last_backoff
-            && (sent_at < at || (sent_at < at + FLOW_WINDOW && self.accepted_since_backoff))
-        {
-            return false;
+        if let Some(at) = self.last_backoff {
+            let describes_old_rate = if self.accepted_since_backoff {
+                sent_at < at + FLOW_WINDOW
+            } else {
+                // Nothing accepted since: the limit fell (or slow start overshot it). Drop again, but at most every
+                // `REFUSED_DROP_SPACING`, so that one burst of refusals does not take the rate to the floor.
+                now < at + REFUSED_DROP_SPACING
+            };
+            if describes_old_rate {
+                return false;
+            }
         }
         self.advance(now);
         let sent = self.sent_last_window(now);
