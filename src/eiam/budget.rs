@@ -313,11 +313,11 @@ fn label_of(public: &str) -> String {
 }
 
 impl AccountBudget {
-    fn new(label: String, ceiling: f64) -> Self {
+    fn new(label: String, initial: f64, ceiling: f64) -> Self {
         Self {
             label,
             state: Mutex::new(State {
-                cubic: Cubic::new(INITIAL_RATE, ceiling, Instant::now()),
+                cubic: Cubic::new(initial, ceiling, Instant::now()),
                 schedule: Schedule::default(),
             }),
             backoffs: AtomicU64::new(0),
@@ -459,6 +459,19 @@ impl BudgetRegistry {
     /// `public`, made unique with a suffix when two keys share a public part (the same AccessKey id with another
     /// secret).
     pub fn budget(&self, key: &str, public: &str, ceiling: f64) -> Budget {
+        self.budget_starting_at(key, public, ceiling, None)
+    }
+
+    /// [`BudgetRegistry::budget`] of a provider whose ceiling was set explicitly (`spec.qps`, a number for
+    /// `--default-qps`): whoever set it says the account allows that much, so a new account starts there rather
+    /// than at [`INITIAL_RATE`] (it still backs off when EIAM throttles).
+    pub fn budget_starting_at(
+        &self,
+        key: &str,
+        public: &str,
+        ceiling: f64,
+        start: Option<f64>,
+    ) -> Budget {
         let mut accounts = self
             .accounts
             .lock()
@@ -480,7 +493,8 @@ impl BudgetRegistry {
                     label = format!("{base}-{n}");
                     n += 1;
                 }
-                let account = Arc::new(AccountBudget::new(label, self.max_rate));
+                let initial = start.map_or(INITIAL_RATE, |start| start.min(self.max_rate));
+                let account = Arc::new(AccountBudget::new(label, initial, self.max_rate));
                 accounts.insert(key.to_owned(), Arc::downgrade(&account));
                 account
             }

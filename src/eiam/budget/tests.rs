@@ -198,6 +198,23 @@ fn one_provider_is_spaced_evenly_and_two_with_a_backlog_share_the_account() {
 }
 
 #[test]
+fn an_account_whose_ceiling_was_set_starts_there() {
+    let registry = BudgetRegistry::new(100.0);
+    let told = registry.budget_starting_at("k", "p", 50.0, Some(50.0));
+    assert_eq!(told.account().rate(), 50.0);
+    let joined = registry.budget_starting_at("k", "p", 5.0, Some(5.0));
+    assert_eq!(
+        joined.account().rate(),
+        50.0,
+        "an existing account keeps its rate"
+    );
+    assert_eq!(
+        registry.budget("other", "o", 50.0).account().rate(),
+        INITIAL_RATE
+    );
+}
+
+#[test]
 fn a_provider_ceiling_below_the_account_floor_is_still_hard() {
     let registry = BudgetRegistry::new(100.0);
     let tiny = registry.budget("k", "p", 0.01);

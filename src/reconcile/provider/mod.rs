@@ -432,10 +432,11 @@ impl ProviderCache {
         // One account budget per identity and endpoint: throttling answers from one endpoint say nothing about
         // another's limit (and a team's hostile endpoint cannot slow another team's budget).
         let endpoint = settings.provider.endpoint_url().unwrap_or_default();
-        let budget = self.budgets.budget(
+        let budget = self.budgets.budget_starting_at(
             &format!("{}@{endpoint}", identity.key),
             &format!("{}@{endpoint}", identity.public),
             self.limits.ceiling(settings.provider.qps),
+            settings.provider.qps.or(self.limits.default_qps),
         );
         let client = build_client(&settings, credentials, Some(budget), &self.limits)?;
         if let Ok(mut cache) = self.clients.lock() {
