@@ -34,10 +34,19 @@ impl Run<'_> {
             .map_err(kube_err("update finalizers"))?;
         let written_over =
             std::mem::replace(&mut self.resource_version, patched.resource_version());
-        self.context
-            .written
-            .record_object(&self.key, patched, written_over);
+        self.record_written(patched, written_over);
         Ok(())
+    }
+
+    /// Remembers what this write returned (see `Written`). The watch may have delivered the write before it is
+    /// recorded here; then its `seen` has passed it by, and the cache already shows it: forgotten at once, or the
+    /// next reconcile after someone else's write would read the resource.
+    fn record_written(&self, patched: ApplicationClientSecret, written_over: Option<String>) {
+        let written = &self.context.written;
+        written.record_object(&self.key, patched, written_over);
+        if let Some(cached) = self.context.store.get(&self.key) {
+            written.seen(&self.key, cached.metadata.resource_version.as_deref());
+        }
     }
 
     pub(super) async fn orphan_secret(&self) -> Result<(), ExecError> {
@@ -162,9 +171,7 @@ impl Run<'_> {
             .map_err(kube_err("apply status"))?;
         let written_over =
             std::mem::replace(&mut self.resource_version, patched.resource_version());
-        self.context
-            .written
-            .record_object(&self.key, patched, written_over);
+        self.record_written(patched, written_over);
         let metrics = &self.context.metrics.resources;
         metrics.status_written(self.resource, stored, &rendered);
         Ok(rendered)
