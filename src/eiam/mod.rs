@@ -9,7 +9,6 @@ pub mod error;
 pub mod expiration;
 pub mod limits;
 pub mod observe;
-pub mod ratelimit;
 pub mod request;
 pub mod secret;
 pub mod signer;

@@ -198,6 +198,23 @@ fn one_provider_is_spaced_evenly_and_two_with_a_backlog_share_the_account() {
 }
 
 #[test]
+fn requests_are_spaced_ten_percent_wider_than_the_rate() {
+    assert!(spacing(50.0).abs_diff(Duration::from_millis(22)) < Duration::from_micros(1));
+    assert!(spacing(0.01).abs_diff(Duration::from_secs(110)) < Duration::from_micros(1));
+}
+
+#[test]
+fn the_registry_shows_labels_never_the_keys_that_hold_a_digest_of_a_secret() {
+    let registry = BudgetRegistry::new(100.0);
+    let _budget = registry.budget("accessKey:LTAIa:0123abcd", "accessKey:LTAIa", 5.0);
+    let shown = format!("{registry:?}");
+    assert!(
+        shown.contains("acct-") && !shown.contains("0123abcd"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn an_account_whose_ceiling_was_set_starts_there() {
     let registry = BudgetRegistry::new(100.0);
     let told = registry.budget_starting_at("k", "p", 50.0, Some(50.0));
