@@ -125,7 +125,7 @@ pub struct Written(Mutex<HashMap<ObjectRef<ApplicationClientSecret>, WrittenEntr
 struct WrittenEntry {
     version: Option<String>,
     /// The resource as the write returned it: what a read would return, unless someone wrote since.
-    object: Option<Arc<ApplicationClientSecret>>,
+    object: Arc<ApplicationClientSecret>,
     /// Versions known to come before it: the ones this process's writes were conditional on. A cache at one of
     /// them lags behind our write; a cache at any other version may hold someone else's later write, so the
     /// resource is read.
@@ -136,27 +136,11 @@ struct WrittenEntry {
 const OLDER_VERSIONS: usize = 4;
 
 impl Written {
-    /// This process wrote the resource, which is now at `resource_version`.
-    pub fn record(
-        &self,
-        key: &ObjectRef<ApplicationClientSecret>,
-        resource_version: Option<String>,
-    ) {
-        self.insert(
-            key,
-            WrittenEntry {
-                version: resource_version,
-                object: None,
-                older: Vec::new(),
-            },
-        );
-    }
-
     /// This process wrote the resource, and the API server answered with `object`: a reconcile that comes before
     /// the cache shows it starts from this copy instead of reading the resource (issue 25: the reconcile that
     /// follows a first issue's own finalizer write read it once per new resource).
     /// `written_over` is the version the write was conditional on.
-    pub fn record_object(
+    pub fn record(
         &self,
         key: &ObjectRef<ApplicationClientSecret>,
         mut object: ApplicationClientSecret,
@@ -171,7 +155,7 @@ impl Written {
             key,
             WrittenEntry {
                 version: object.metadata.resource_version.clone(),
-                object: Some(Arc::new(object)),
+                object: Arc::new(object),
                 older: written_over.into_iter().collect(),
             },
         );
@@ -232,9 +216,9 @@ impl Written {
     ) -> Option<ApplicationClientSecret> {
         let mut written = self.0.lock().ok()?;
         let entry = written.get(key)?;
-        match (&entry.object, cached_version) {
-            (Some(object), Some(cached)) if entry.older.iter().any(|v| v == cached) => {
-                Some(object.as_ref().clone())
+        match cached_version {
+            Some(cached) if entry.older.iter().any(|v| v == cached) => {
+                Some(entry.object.as_ref().clone())
             }
             _ => {
                 written.remove(key);
@@ -325,6 +309,18 @@ mod tests {
         assert!(!writes.take_if_own(&secret("team", "creds", "41")));
     }
 
+    /// A resource as a write returns it, at `version`.
+    fn resource_at(version: Option<&str>) -> ApplicationClientSecret {
+        let mut resource: ApplicationClientSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "eiam-operator.io/v1alpha1", "kind": "ApplicationClientSecret",
+            "metadata": { "name": "web", "namespace": "team" },
+            "spec": { "instanceId": "idaas_x", "applicationId": "app_x" }
+        }))
+        .expect("a resource");
+        resource.metadata.resource_version = version.map(str::to_owned);
+        resource
+    }
+
     #[test]
     fn a_written_resource_is_read_fresh_until_the_cache_shows_the_version_written() {
         let written = Written::default();
@@ -333,7 +329,7 @@ mod tests {
             !written.cache_may_lag(&key, Some("10")),
             "never written: the cache is as fresh as a read"
         );
-        written.record(&key, Some("12".to_owned()));
+        written.record(&key, resource_at(Some("12")), None);
         assert!(
             written.cache_may_lag(&key, Some("11")),
             "the cache has not seen our write yet"
@@ -346,7 +342,7 @@ mod tests {
             !written.cache_may_lag(&key, Some("11")),
             "forgotten once seen"
         );
-        written.record(&key, None);
+        written.record(&key, resource_at(None), None);
         assert!(written.cache_may_lag(&key, Some("12")) && written.cache_may_lag(&key, None));
     }
 
@@ -361,7 +357,7 @@ mod tests {
             "spec": { "instanceId": "idaas_x", "applicationId": "app_x" }
         }))
         .expect("a resource");
-        written.record_object(&key, object.clone(), Some("11".to_owned()));
+        written.record(&key, object.clone(), Some("11".to_owned()));
         assert!(written.cache_may_lag(&key, Some("11")));
         object.managed_fields_mut().clear();
         object.annotations_mut();
@@ -377,17 +373,17 @@ mod tests {
             "forgotten once the watch shows it"
         );
         // A second write over our first: the cache at either earlier version lags behind.
-        written.record_object(&key, object.clone(), Some("12".to_owned()));
+        written.record(&key, object.clone(), Some("12".to_owned()));
         object.metadata.resource_version = Some("14".to_owned());
-        written.record_object(&key, object.clone(), Some("13".to_owned()));
+        written.record(&key, object.clone(), Some("13".to_owned()));
         assert_eq!(
             written.last_written(&key, Some("12")),
             None,
             "12 is not known to precede 14"
         );
-        written.record_object(&key, object.clone(), Some("11".to_owned()));
+        written.record(&key, object.clone(), Some("11".to_owned()));
         object.metadata.resource_version = Some("15".to_owned());
-        written.record_object(&key, object.clone(), Some("14".to_owned()));
+        written.record(&key, object.clone(), Some("14".to_owned()));
         assert!(written.last_written(&key, Some("11")).is_some());
         assert!(written.last_written(&key, Some("14")).is_some());
         // A version nobody said comes before ours (someone else's write, maybe later): read, and forget the copy.
@@ -399,7 +395,7 @@ mod tests {
     fn the_watch_showing_our_write_forgets_it_so_a_later_write_by_someone_else_is_not_read() {
         let written = Written::default();
         let key = ObjectRef::<ApplicationClientSecret>::new("web").within("team");
-        written.record(&key, Some("12".to_owned()));
+        written.record(&key, resource_at(Some("12")), None);
         written.seen(&key, Some("11"));
         assert!(
             written.cache_may_lag(&key, Some("11")),

@@ -43,7 +43,7 @@ impl Run<'_> {
     /// next reconcile after someone else's write would read the resource.
     fn record_written(&self, patched: ApplicationClientSecret, written_over: Option<String>) {
         let written = &self.context.written;
-        written.record_object(&self.key, patched, written_over);
+        written.record(&self.key, patched, written_over);
         if let Some(cached) = self.context.store.get(&self.key) {
             written.seen(&self.key, cached.metadata.resource_version.as_deref());
         }
