@@ -93,6 +93,8 @@ impl Settings {
     fn from_env() -> Self {
         let smoke = !std::env::args().any(|arg| arg == "--bench");
         let sizes = match std::env::var("BENCH_SIZES") {
+            // Only the other phases (`BENCH_SIZES= make bench`).
+            Ok(list) if !smoke && list.trim().is_empty() => Vec::new(),
             Ok(list) if !smoke => list
                 .split(',')
                 .map(|n| {
@@ -226,7 +228,9 @@ async fn run(settings: Settings) {
         }
         rows.push(measurement);
     }
-    print_table(&rows, &settings);
+    if !rows.is_empty() {
+        print_table(&rows, &settings);
+    }
     if let Some(cap) = settings.qps_cap {
         print_cap_table(&rows, cap);
     }

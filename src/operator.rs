@@ -56,6 +56,13 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u16).range(1..=64))]
     pub provider_max_concurrent_calls: u16,
 
+    /// How often each provider's EIAM budget is compared with its `status.budget`, 1s..1h. The status is written
+    /// when the budget moved by more than a tenth or backed off since, so at most once per interval per provider,
+    /// with one Event (reason `BudgetBackedOff`) when it backed off.
+    #[arg(long, env = "EIAM_OPERATOR_PROVIDER_STATUS_INTERVAL", default_value = "30s",
+        value_parser = parse_provider_status_interval)]
+    pub provider_status_interval: Duration,
+
     /// One deadline for each request to EIAM, STS or the metadata service, from connecting to the last byte of
     /// the answer (whose body is read up to 1 MiB). Past it the call fails as a timeout naming the endpoint.
     #[arg(long, env = "EIAM_OPERATOR_EIAM_CALL_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
@@ -209,6 +216,16 @@ fn parse_flag_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub use crate::reconcile::provider::{DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_QPS};
+
+/// `--provider-status-interval`: at least a second (each interval may write every provider), at most an hour.
+fn parse_provider_status_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_flag_duration(text)?;
+    if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err(format!("{text} is not between 1s and 1h"))
+    }
+}
 
 /// `--eiam-call-timeout`: at least a second (a shorter one would fail healthy calls), at most ten minutes.
 fn parse_call_timeout(text: &str) -> Result<Duration, String> {
@@ -513,6 +530,7 @@ impl ControllerRun {
                     call_deadline: args.eiam_call_timeout,
                 },
                 tenancy: args.tenancy_policy(),
+                provider_status_interval: args.provider_status_interval,
             },
             crate::reconcile::controller::Operations {
                 metrics: self.metrics.clone(),

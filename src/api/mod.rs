@@ -18,9 +18,9 @@ pub use application_client_secret::{
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use provider::{
-    AccessKeyAuth, AccessKeySecretRef, AllowedNamespaces, ApplicationPattern, ClusterEiamProvider,
-    ClusterEiamProviderSpec, EiamProvider, EiamProviderSpec, ProviderAuth, ProviderSettings,
-    ProviderStatus, RrsaAuth, SignatureVersion,
+    AccessKeyAuth, AccessKeySecretRef, AllowedNamespaces, ApplicationPattern, BudgetStatus,
+    ClusterEiamProvider, ClusterEiamProviderSpec, EiamProvider, EiamProviderSpec, ProviderAuth,
+    ProviderSettings, ProviderStatus, RrsaAuth, SignatureVersion,
 };
 
 /// The API group of every kind here.

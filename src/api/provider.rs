@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ use super::cel::{
         type_ = "string",
         json_path = ".spec.signatureVersion"
     ),
+    printcolumn(name = "QPS", type_ = "number", json_path = ".status.budget.qps"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -92,7 +93,8 @@ pub struct EiamProviderSpec {
     /// Ceiling on requests per second to EIAM through this provider, 0.01..1000 (for example `5`). When absent,
     /// the operator's `--default-qps` applies (default `auto`: only its `--max-qps`). Below the ceiling the rate is
     /// adaptive and shared by every provider on the same EIAM account (the same AccessKey or RAM role): it starts
-    /// at 10/s, grows while EIAM accepts and backs off when EIAM throttles.
+    /// at 10/s (at `spec.qps` when set), grows while EIAM accepts and backs off when EIAM throttles; `status.budget`
+    /// shows where it stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
@@ -139,6 +141,7 @@ pub struct EiamProviderSpec {
         type_ = "string",
         json_path = ".spec.signatureVersion"
     ),
+    printcolumn(name = "QPS", type_ = "number", json_path = ".status.budget.qps"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -191,7 +194,8 @@ pub struct ClusterEiamProviderSpec {
     /// Ceiling on requests per second to EIAM through this provider, 0.01..1000 (for example `5`). When absent,
     /// the operator's `--default-qps` applies (default `auto`: only its `--max-qps`). Below the ceiling the rate is
     /// adaptive and shared by every provider on the same EIAM account (the same AccessKey or RAM role): it starts
-    /// at 10/s, grows while EIAM accepts and backs off when EIAM throttles.
+    /// at 10/s (at `spec.qps` when set), grows while EIAM accepts and backs off when EIAM throttles; `status.budget`
+    /// shows where it stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.01, max = 1000.0))]
     #[schemars(extend("x-kubernetes-validations" = [cel::PROVIDER_QPS_RANGE]))]
@@ -438,6 +442,30 @@ pub struct ProviderStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The EIAM request budget this provider's resources draw from, as the operator last saw it: absent until one
+    /// of them needed EIAM. Refreshed when it changes by more than a tenth, at most every
+    /// `--provider-status-interval` (default 30s); a back-off is also an Event (reason `BudgetBackedOff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// The EIAM request budget of a provider (README "The EIAM budget").
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetStatus {
+    /// The EIAM account's budget, shared by every provider on the same credentials and endpoint: `acct-` and 8 hex
+    /// digits of a digest of the public identity (the `account` label of the `eiam_operator_eiam_budget_*` metrics).
+    pub account: String,
+    /// Requests per second this provider may send to EIAM now, to one decimal: the account's adaptive rate (it grows
+    /// while EIAM accepts and backs off when EIAM throttles), at most `ceiling`, shared with the other providers on
+    /// the account.
+    pub qps: f64,
+    /// This provider's ceiling in requests per second: `spec.qps`, else the operator's `--default-qps`, else its
+    /// `--max-qps`.
+    pub ceiling: f64,
+    /// When EIAM last throttled the account and its budget backed off (absent: not since the operator started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backoff_time: Option<Time>,
 }
 
 /// The part of a provider both kinds share, borrowed: one code path for `EiamProvider` and

@@ -4,8 +4,19 @@
 //! to the same identity draws from one [`AccountBudget`], so two providers on one account cannot together exceed
 //! what the account allows. The budget's rate is adaptive, CUBIC as in the AWS SDKs' adaptive retry mode: it
 //! starts from a rate known to be safe, doubles while EIAM accepts (slow start, until the first throttling answer),
-//! drops to `BETA` × the rate on a `Throttling` answer, and then grows back along a cubic curve towards and past
-//! the rate that was throttled. A provider's `spec.qps` (or the operator's `--max-qps`) stays a hard ceiling.
+//! drops to `BETA` × the limit on a `Throttling` answer, and then grows back along a cubic curve towards and past
+//! that limit. A provider's `spec.qps` (or the operator's `--max-qps`) stays a hard ceiling.
+//!
+//! Tuned on the fake's cap (EIAM's per-second count) where the AWS constants spend too many refusals (README "The
+//! EIAM budget"; `tests.rs` simulates the bench's phases):
+//! - the limit is what EIAM *accepted* in its last second when it throttled (what was sent includes the requests
+//!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it;
+//! - a limit found again within [`SAME_LIMIT`] is probed more slowly each time (the cubic's constant halves, down
+//!   to an eighth): a stable limit costs a refusal every several seconds, not every few;
+//! - a request planned after a drop and refused all the same means the limit fell below the new rate (a cap that
+//!   dropped): the rate halves at each, then slow start finds the new limit;
+//! - slots planned before a drop are planned again at the new rate ([`Budget::dropped_since`]) rather than spent
+//!   on refusals.
 //!
 //! Requests are not bursted: each one gets a slot in the account's schedule, no two slots of an account closer
 //! than `(1 + JITTER_MARGIN) / rate`, and no two of one provider closer than its ceiling allows. Evenly spaced
@@ -44,7 +55,7 @@ pub const MIN_RATE: f64 = 0.5;
 /// The rate a new account budget starts from: the operator's former fixed default, safe for any account.
 pub const INITIAL_RATE: f64 = 10.0;
 /// How often slow start doubles the rate while EIAM accepts and the budget is used.
-const SLOW_START_DOUBLING: Duration = Duration::from_millis(500);
+const SLOW_START_DOUBLING: Duration = Duration::from_millis(250);
 /// Time without a request counts this much at most towards the cubic's growth: an idle budget does not grow.
 const IDLE_GAP: Duration = Duration::from_secs(1);
 /// EIAM counts requests per second: what was sent in the last second is what it counted when it throttled, and a
@@ -52,8 +63,15 @@ const IDLE_GAP: Duration = Duration::from_secs(1);
 /// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
 /// was throttled is what was really sent in the second before (slow start may have allowed more).
 const FLOW_WINDOW: Duration = Duration::from_secs(1);
-/// While EIAM accepts nothing, the rate drops at most this often (five times in EIAM's second: to a third).
-const REFUSED_DROP_SPACING: Duration = Duration::from_millis(200);
+/// While EIAM accepts nothing, each refusal of a request planned after the last drop takes the rate to this share.
+const REFUSED_BETA: f64 = 0.5;
+/// A limit found again within this share of the last one is stable: the cubic probes past it more slowly each time.
+const SAME_LIMIT: f64 = 0.15;
+/// Where the curve levels off, as a share of the rate EIAM accepted when it throttled: requests then leave at
+/// `PLATEAU / (1 + JITTER_MARGIN)` of it (95 %), the rest of the jitter margin still below the limit.
+const PLATEAU: f64 = 1.045;
+/// The slowest probing of a stable limit, as a share of [`SCALE`].
+const SLOWEST_SCALE: f64 = 0.125;
 
 /// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
 #[derive(Debug, Clone)]
@@ -64,6 +82,10 @@ pub struct Cubic {
     last_max: f64,
     /// Seconds the curve takes from `BETA × last_max` back to `last_max`.
     k: f64,
+    /// The cubic's growth constant now: [`SCALE`], halved each time the same limit is found again.
+    scale: f64,
+    /// The limit the last back-off found (not one after a fall: that rate was only a step down).
+    last_limit: Option<f64>,
     /// Seconds of activity since the last back-off (idle time counts at most `IDLE_GAP`).
     active: f64,
     last_event: Instant,
@@ -76,6 +98,8 @@ pub struct Cubic {
     slow_start_since: Instant,
     /// Send times of the last [`FLOW_WINDOW`] (at most the ceiling's worth).
     recent: VecDeque<Instant>,
+    /// Times EIAM accepted a request in the last [`FLOW_WINDOW`].
+    accepted: VecDeque<Instant>,
 }
 
 impl Cubic {
@@ -88,6 +112,8 @@ impl Cubic {
             ceiling,
             last_max: rate,
             k: 0.0,
+            scale: SCALE,
+            last_limit: None,
             active: 0.0,
             last_event: now,
             last_backoff: None,
@@ -95,32 +121,23 @@ impl Cubic {
             slow_start: true,
             slow_start_since: now,
             recent: VecDeque::new(),
+            accepted: VecDeque::new(),
         }
     }
 
-    /// The rate requests were sent at in the [`FLOW_WINDOW`] before `now`: their count over the time they span (at
-    /// least half the window, so that one request is not read as a high rate).
+    /// The rate requests were sent at in the [`FLOW_WINDOW`] before `now` (see [`per_second`]).
     fn sent_last_window(&mut self, now: Instant) -> f64 {
-        while self
-            .recent
-            .front()
-            .is_some_and(|at| now.saturating_duration_since(*at) >= FLOW_WINDOW)
-        {
-            self.recent.pop_front();
-        }
-        let span = self
-            .recent
-            .front()
-            .map_or(Duration::ZERO, |first| {
-                now.saturating_duration_since(*first)
-            })
-            .max(FLOW_WINDOW / 2);
-        self.recent.len() as f64 / span.as_secs_f64()
+        per_second(&mut self.recent, now)
     }
 
     /// The rate requests may be sent at now, per second (before the jitter margin).
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// Whether the rate dropped after `at`: a slot reserved then was spaced for a rate EIAM refused.
+    pub fn dropped_since(&self, at: Instant) -> bool {
+        self.last_backoff.is_some_and(|dropped| dropped > at)
     }
 
     /// The highest rate this budget may reach.
@@ -153,6 +170,10 @@ impl Cubic {
     /// what is actually sent, so that a budget used lightly does not grow into a burst.
     pub fn accepted(&mut self, now: Instant) {
         self.accepted_since_backoff = true;
+        per_second(&mut self.accepted, now);
+        if self.accepted.len() < 4096 {
+            self.accepted.push_back(now);
+        }
         self.advance(now);
         let target = if self.slow_start {
             let doublings = now
@@ -166,7 +187,7 @@ impl Cubic {
                 self.rate
             }
         } else {
-            SCALE * (self.active - self.k).powi(3) + self.last_max
+            self.scale * (self.active - self.k).powi(3) + self.last_max
         };
         let sent = self.sent_last_window(now);
         let grown = if target > self.rate {
@@ -177,40 +198,75 @@ impl Cubic {
         self.rate = grown.clamp(MIN_RATE, self.ceiling);
     }
 
-    /// EIAM answered `Throttling` to a request reserved at `sent_at`: the rate drops, unless the answer describes a
-    /// rate already dropped from — the request was planned before the last drop, or within a second of it while
-    /// EIAM still accepted some (its count of the second before the drop ran out). Nothing accepted since the last
-    /// drop means the account's limit fell below the new rate too (a cap that dropped): the rate drops again, at
-    /// most every [`REFUSED_DROP_SPACING`]. Returns whether it dropped.
+    /// EIAM answered `Throttling` to a request reserved at `sent_at`: the rate drops to `BETA` × the limit EIAM
+    /// held to (what it accepted in the last second), unless the answer describes a rate already dropped from — the
+    /// request was planned before the last drop, or within a second of it while EIAM still accepted some (its count
+    /// of the second before the drop ran out). Nothing accepted since the last drop, and a request planned after it
+    /// refused, means the account's limit fell below the new rate too (a cap that dropped): the rate halves
+    /// ([`REFUSED_BETA`]) and slow start looks for the limit again. Returns whether it dropped.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
+        let mut fell = false;
         if let Some(at) = self.last_backoff {
             let describes_old_rate = if self.accepted_since_backoff {
                 sent_at < at + FLOW_WINDOW
             } else {
-                // Nothing accepted since: the limit fell (or slow start overshot it). Drop again, but at most every
-                // `REFUSED_DROP_SPACING`, so that one burst of refusals does not take the rate to the floor.
-                now < at + REFUSED_DROP_SPACING
+                // Nothing accepted since: the limit fell (or slow start overshot it). A request planned after the
+                // drop and refused says the new rate is still too high: halve it again.
+                fell = true;
+                sent_at < at
             };
             if describes_old_rate {
                 return false;
             }
         }
         self.advance(now);
-        let sent = self.sent_last_window(now);
-        let base = if sent > 0.0 {
-            self.rate.min(sent.max(MIN_RATE))
+        let accepted = per_second(&mut self.accepted, now);
+        let (base, beta) = if fell {
+            // What was sent in the last second is what EIAM refused; the rate already dropped below it.
+            (self.rate, REFUSED_BETA)
+        } else if accepted > 0.0 {
+            // What EIAM accepted in its last second is the limit it holds to (what was sent includes the requests
+            // over it): the curve comes back to it and stays there a while, the jitter margin below it.
+            (self.rate.min((accepted * PLATEAU).max(MIN_RATE)), BETA)
         } else {
-            self.rate
+            (self.rate, BETA)
         };
-        self.slow_start = false;
+        self.scale = match self.last_limit {
+            Some(last) if !fell && (base - last).abs() <= SAME_LIMIT * last => {
+                (self.scale / 2.0).max(SCALE * SLOWEST_SCALE)
+            }
+            _ => SCALE,
+        };
+        self.last_limit = (!fell).then_some(base);
+        // After a fall, the limit is somewhere below: slow start finds it again from the halved rate.
+        self.slow_start = fell;
+        self.slow_start_since = now;
         self.last_max = base;
-        self.rate = (base * BETA).clamp(MIN_RATE, self.ceiling);
-        self.k = (base * (1.0 - BETA) / SCALE).cbrt();
+        self.rate = (base * beta).clamp(MIN_RATE, self.ceiling);
+        self.k = (base * (1.0 - beta) / self.scale).cbrt();
         self.active = 0.0;
         self.last_backoff = Some(now);
         self.accepted_since_backoff = false;
         true
     }
+}
+
+/// The rate of the events in `times` in the [`FLOW_WINDOW`] before `now` (older ones are dropped): their count
+/// over the time they span, at least half the window, so that one event is not read as a high rate.
+fn per_second(times: &mut VecDeque<Instant>, now: Instant) -> f64 {
+    while times
+        .front()
+        .is_some_and(|at| now.saturating_duration_since(*at) >= FLOW_WINDOW)
+    {
+        times.pop_front();
+    }
+    let span = times
+        .front()
+        .map_or(Duration::ZERO, |first| {
+            now.saturating_duration_since(*first)
+        })
+        .max(FLOW_WINDOW / 2);
+    times.len() as f64 / span.as_secs_f64()
 }
 
 /// Reserved send times of one account's requests, and each provider's next allowed time.
@@ -304,6 +360,21 @@ pub struct AccountBudget {
 struct State {
     cubic: Cubic,
     schedule: Schedule,
+    /// When the rate last dropped, on the wall clock (for status), to the second.
+    last_backoff: Option<jiff::Timestamp>,
+}
+
+/// What a provider's budget looks like now, for its status: nothing here is secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSnapshot {
+    /// The account's label (`acct-…`), as in the metrics.
+    pub account: String,
+    /// Requests per second the provider may send now: its account's rate, at most its own ceiling.
+    pub qps: f64,
+    /// The provider's own ceiling.
+    pub ceiling: f64,
+    /// When EIAM last throttled the account and its rate dropped, to the second.
+    pub last_backoff: Option<jiff::Timestamp>,
 }
 
 /// `acct-` and 8 hex digits of a SHA-256 of `public` (which holds nothing secret).
@@ -325,6 +396,7 @@ impl AccountBudget {
             state: Mutex::new(State {
                 cubic: Cubic::new(initial, ceiling, Instant::now()),
                 schedule: Schedule::default(),
+                last_backoff: None,
             }),
             backoffs: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
@@ -391,6 +463,17 @@ impl Budget {
         &self.account
     }
 
+    /// The budget as it stands now.
+    pub fn snapshot(&self) -> BudgetSnapshot {
+        let state = self.account.state();
+        BudgetSnapshot {
+            account: self.account.label.clone(),
+            qps: state.cubic.rate().min(self.ceiling),
+            ceiling: self.ceiling,
+            last_backoff: state.last_backoff,
+        }
+    }
+
     /// This provider's ceiling, requests per second.
     pub fn ceiling(&self) -> f64 {
         self.ceiling
@@ -406,13 +489,24 @@ impl Budget {
             .reserve(self.provider, spacing(self.ceiling), account, now, patience)
     }
 
-    /// Waits for a send time.
+    /// Waits for a send time; returns when the slot it went with was reserved.
     pub async fn acquire(&self) -> Instant {
-        let at = self
-            .reserve_within(Duration::MAX)
-            .unwrap_or_else(|_| Instant::now());
-        tokio::time::sleep_until(at).await;
-        at
+        loop {
+            let reserved = Instant::now();
+            let at = self.reserve_within(Duration::MAX).unwrap_or(reserved);
+            tokio::time::sleep_until(at).await;
+            if !self.dropped_since(reserved) {
+                return reserved;
+            }
+        }
+    }
+
+    /// Whether the account's rate dropped after `at`: a slot reserved then was spaced for a rate EIAM refused since,
+    /// and is planned again at the new one rather than spent. (Each of the requests planned ahead at the old rate
+    /// would meet a refusal while EIAM's count of the last second is over its limit: after a cap fell, that was
+    /// most of the refusals.)
+    pub fn dropped_since(&self, at: Instant) -> bool {
+        self.account.state().cubic.dropped_since(at)
     }
 
     /// A request leaves now.
@@ -434,10 +528,14 @@ impl Budget {
             }
             Answer::Throttled => {
                 self.account.throttled.fetch_add(1, Ordering::Relaxed);
-                state.cubic.throttled(sent_at, now).then(|| {
+                let dropped = state.cubic.throttled(sent_at, now);
+                if dropped {
                     self.account.backoffs.fetch_add(1, Ordering::Relaxed);
-                    state.cubic.rate()
-                })
+                    // Whole seconds: a status stores no more, and the copy it holds must compare equal.
+                    state.last_backoff =
+                        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).ok();
+                }
+                dropped.then(|| state.cubic.rate())
             }
         }
     }

@@ -166,6 +166,11 @@ impl EiamClient {
         &self.inner.endpoint
     }
 
+    /// The budget its requests draw from.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.inner.limiter.as_ref()
+    }
+
     /// The signature algorithm in use.
     pub fn signature_version(&self) -> SignatureVersion {
         self.inner.signature_version
@@ -359,6 +364,11 @@ impl EiamClient {
                     if let Some(at) = at {
                         tokio::time::sleep_until(at).await;
                     }
+                    if let Some(limiter) = &inner.limiter
+                        && limiter.dropped_since(reserved_at)
+                    {
+                        reserved_at = limiter.acquire().await;
+                    }
                     match &inner.seats {
                         Some(seats) => Some(
                             tokio::time::timeout(seat_patience, seats.clone().acquire_owned())
@@ -375,7 +385,7 @@ impl EiamClient {
                 }
                 None => {
                     if let Some(limiter) = &inner.limiter {
-                        limiter.acquire().await;
+                        reserved_at = limiter.acquire().await;
                     }
                     match &inner.seats {
                         Some(seats) => seats.clone().acquire_owned().await.ok(),

@@ -123,8 +123,8 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encoded");
         for line in [
             "eiam_operator_eiam_budget_accounts 1".to_owned(),
-            // 0.8 × what was really sent: one request, counted over half a second (2/s).
-            format!("eiam_operator_eiam_budget_qps{{account=\"{label}\"}} 1.6"),
+            // 0.8 × the rate it had: EIAM accepted nothing yet, so nothing tells where its limit is.
+            format!("eiam_operator_eiam_budget_qps{{account=\"{label}\"}} 16.0"),
             format!("eiam_operator_eiam_budget_backoffs_total{{account=\"{label}\"}} 1"),
             format!("eiam_operator_eiam_budget_throttled_total{{account=\"{label}\"}} 1"),
         ] {

@@ -67,6 +67,8 @@ pub struct Settings {
     pub client_limits: ClientLimits,
     /// Who may use which provider.
     pub tenancy: TenancyPolicy,
+    /// `--provider-status-interval`: how often providers' budgets are compared with their status.
+    pub provider_status_interval: Duration,
 }
 
 pub async fn run(kube: Client, settings: Settings, operations: Operations) {
@@ -120,6 +122,8 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
         .metrics
         .budgets
         .watch(context.providers.budgets());
+    let budget_view = context.providers.budget_view();
+    let status_token = operations.token.clone();
 
     let primary = reflector(
         writer,
@@ -318,6 +322,11 @@ pub async fn run(kube: Client, settings: Settings, operations: Operations) {
             cluster: scope.is_all().then(|| secret_watch.reader()),
         },
         settings.tenancy.clone(),
+        super::provider::status::BudgetReports {
+            budgets: budget_view,
+            interval: settings.provider_status_interval,
+            token: status_token,
+        },
         shutdown,
     );
     let secret_watch = secret_watch.spawn();

@@ -4,6 +4,7 @@
 
 use eiam_operator::api::{ClusterEiamProvider, EiamProvider};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -312,4 +313,119 @@ where
         },
     )
     .await
+}
+
+/// Issue 23: a provider shows where its EIAM budget stands (`status.budget`, what `kubectl get eiamp` prints as
+/// QPS) and says with an Event when EIAM throttled its account and the budget backed off. The fake caps the
+/// provider's AccessKey at 1 call/s, unannounced; the budget starts at 10/s, so it meets the cap at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b12_a_provider_shows_its_budget_and_tells_when_it_backed_off() {
+    let applications: Vec<String> = (0..5).map(|i| format!("app_budget_{i}")).collect();
+    let names: Vec<&str> = applications.iter().map(String::as_str).collect();
+    let mut s = Scenario::with_fake(
+        "b12-budget",
+        &names,
+        FakeSpec::new().access_key(PROVIDER_AK.0, PROVIDER_AK.1),
+    )
+    .await;
+    s.fake
+        .set_faults(json!([{ "kind": "qpsCap", "qps": 1 }]))
+        .await;
+    let spec = s.operator_spec().arg("--provider-status-interval=1s");
+    s.start_operator_with(spec).await;
+    s.secret_api()
+        .create(
+            &PostParams::default(),
+            &access_key_secret("team-ak", PROVIDER_AK),
+        )
+        .await
+        .expect("create the credentials Secret");
+    let provider: EiamProvider = serde_json::from_value(json!({
+        "metadata": { "name": "team" },
+        "spec": { "endpoint": s.fake.url(),
+                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
+    }))
+    .expect("an EiamProvider");
+    let providers = s.api::<EiamProvider>();
+    providers
+        .create(&PostParams::default(), &provider)
+        .await
+        .expect("create the EiamProvider");
+    for application in &applications {
+        s.create(
+            &application.replace('_', "-"),
+            json!({ "instanceId": INSTANCE, "applicationId": application,
+                    "providerRef": { "kind": "EiamProvider", "name": "team" } }),
+        )
+        .await;
+    }
+    for application in &applications {
+        s.wait_ready(&application.replace('_', "-")).await;
+    }
+    assert!(
+        s.fake
+            .calls()
+            .await
+            .iter()
+            .any(|c| c.outcome.starts_with("Throttling")),
+        "the cap throttled the budget's first requests"
+    );
+
+    let budget = wait_until(
+        "the provider's status.budget records a back-off",
+        Duration::from_secs(30),
+        || async {
+            let budget = providers.get("team").await.ok()?.status?.budget?;
+            budget.last_backoff_time.is_some().then_some(budget)
+        },
+    )
+    .await;
+    assert!(
+        budget.account.starts_with("acct-") && budget.account.len() == 13,
+        "{budget:?}"
+    );
+    assert!(
+        budget.qps > 0.0 && budget.qps <= budget.ceiling && budget.ceiling == 100.0,
+        "the account's rate under the provider's ceiling (--max-qps): {budget:?}"
+    );
+    // The same account in the metrics: the status names the series to look at.
+    let scrape = s.operator().scrape().await;
+    assert!(
+        scrape.contains(&format!(
+            "eiam_operator_eiam_budget_backoffs_total{{account=\"{}\"}}",
+            budget.account
+        )),
+        "{scrape}"
+    );
+
+    let event = wait_until(
+        "a BudgetBackedOff Event about the provider",
+        Duration::from_secs(30),
+        || async {
+            s.api::<Event>()
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("BudgetBackedOff")
+                        && e.regarding.as_ref().is_some_and(|r| {
+                            r.kind.as_deref() == Some("EiamProvider")
+                                && r.name.as_deref() == Some("team")
+                        })
+                })
+        },
+    )
+    .await;
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains(&budget.account) && note.contains("backed off"),
+        "{note}"
+    );
+    assert!(
+        !note.contains(PROVIDER_AK.0) && !note.contains(PROVIDER_AK.1),
+        "the Event names the account by its label only: {note}"
+    );
+    s.finish().await;
 }

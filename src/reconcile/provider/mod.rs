@@ -14,7 +14,7 @@ use crate::api::{
     AccessKeySecretRef, ApplicationClientSecret, ApplicationPattern, ClusterEiamProvider,
     EiamProvider, ProviderKind, ProviderSettings, SignatureVersion,
 };
-use crate::eiam::budget::{Budget, BudgetRegistry};
+use crate::eiam::budget::{Budget, BudgetRegistry, BudgetSnapshot};
 use crate::eiam::{
     EiamClient, SecretString,
     client::ClientConfig,
@@ -86,10 +86,38 @@ pub struct ResolvedProvider {
     pub client: EiamClient,
 }
 
+/// The cached clients by provider (`EiamProvider/<namespace>/<name>`, `ClusterEiamProvider/<name>`), each with the
+/// fingerprint of what it was built from.
+type Clients = Arc<Mutex<HashMap<String, (String, EiamClient)>>>;
+
+/// What the cache's clients say of their budgets, by provider: the providers' status reports it (see
+/// [`status`]). Read-only; cheap to clone.
+#[derive(Clone, Default)]
+pub struct BudgetView {
+    clients: Clients,
+}
+
+impl BudgetView {
+    /// The budget of an EiamProvider's client, once one of its resources needed it.
+    pub fn of_eiam_provider(&self, namespace: &str, name: &str) -> Option<BudgetSnapshot> {
+        self.of(&format!("EiamProvider/{namespace}/{name}"))
+    }
+
+    /// The budget of a ClusterEiamProvider's client, once one of its resources needed it.
+    pub fn of_cluster_provider(&self, name: &str) -> Option<BudgetSnapshot> {
+        self.of(&format!("ClusterEiamProvider/{name}"))
+    }
+
+    fn of(&self, key: &str) -> Option<BudgetSnapshot> {
+        let clients = self.clients.lock().ok()?;
+        clients.get(key)?.1.budget().map(Budget::snapshot)
+    }
+}
+
 /// Caches one client per provider, keyed by a fingerprint of everything the client is built from. A client carries
 /// its provider's QPS budget, so every resource of the provider (and every retry) draws from the same one.
 pub struct ProviderCache {
-    clients: Mutex<HashMap<String, (String, EiamClient)>>,
+    clients: Clients,
     /// One lock per provider around building its client, so that the reconciles right after a start, which all
     /// find the cache empty at once, read its credentials once, not once each.
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -196,7 +224,7 @@ impl ProviderCache {
     /// An empty cache whose clients get `limits` unless their provider says otherwise.
     pub fn new(limits: ClientLimits) -> Self {
         Self {
-            clients: Mutex::default(),
+            clients: Clients::default(),
             building: Mutex::default(),
             limits,
             budgets: Arc::new(BudgetRegistry::new(limits.max_qps)),
@@ -207,6 +235,13 @@ impl ProviderCache {
     /// The account budgets of its clients (for the metrics).
     pub fn budgets(&self) -> Arc<BudgetRegistry> {
         self.budgets.clone()
+    }
+
+    /// Each provider's budget, as its client holds it (for the providers' status).
+    pub fn budget_view(&self) -> BudgetView {
+        BudgetView {
+            clients: self.clients.clone(),
+        }
     }
 
     /// Reads providers and credentials versions from these watch caches.
