@@ -11,10 +11,8 @@
 //! EIAM budget"; `tests.rs` simulates the bench's phases):
 //! - the limit is what EIAM *accepted* in its last second when it throttled (what was sent includes the requests
 //!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it;
-//! - a limit found again within [`SAME_LIMIT`] is probed more slowly (the cubic's constant halves, once): a stable
-//!   limit costs fewer refusals;
-//! - a budget that has not sent for a second yet (new, or woken up) takes nothing it sent or had accepted as the
-//!   limit: with other clients on the account, its first requests meet a count they filled;
+//! - a limit found again within [`SAME_LIMIT`] is probed more slowly each time (the cubic's constant halves, down
+//!   to an eighth): a stable limit costs a refusal every several seconds, not every few;
 //! - a request planned after a drop and refused all the same means the limit fell below the new rate (a cap that
 //!   dropped): the rate halves at each, then slow start finds the new limit;
 //! - slots planned before a drop are planned again at the new rate ([`Budget::dropped_since`]) rather than spent
@@ -65,10 +63,6 @@ const IDLE_GAP: Duration = Duration::from_secs(1);
 /// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
 /// was throttled is what was really sent in the second before (slow start may have allowed more).
 const FLOW_WINDOW: Duration = Duration::from_secs(1);
-/// EIAM's count still holds the second before a drop: with other clients on the account it refuses for a while
-/// after a drop even when the limit stands, so only a request planned this long after it and refused (with nothing
-/// accepted since) says the limit fell.
-const FELL_AFTER: Duration = Duration::from_millis(200);
 /// While EIAM accepts nothing, each refusal of a request planned after the last drop takes the rate to this share.
 const REFUSED_BETA: f64 = 0.5;
 /// A limit found again within this share of the last one is stable: the cubic probes past it more slowly each time.
@@ -76,9 +70,8 @@ const SAME_LIMIT: f64 = 0.15;
 /// Where the curve levels off, as a share of the rate EIAM accepted when it throttled: requests then leave at
 /// `PLATEAU / (1 + JITTER_MARGIN)` of it (95 %), the rest of the jitter margin still below the limit.
 const PLATEAU: f64 = 1.045;
-/// The slowest probing of a stable limit, as a share of [`SCALE`]: half. (An eighth cost a cap that fell fewer
-/// refusals, but a client that joined an account another one already used stayed below its share for ten seconds.)
-const SLOWEST_SCALE: f64 = 0.5;
+/// The slowest probing of a stable limit, as a share of [`SCALE`].
+const SLOWEST_SCALE: f64 = 0.125;
 
 /// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
 #[derive(Debug, Clone)]
@@ -107,8 +100,6 @@ pub struct Cubic {
     recent: VecDeque<Instant>,
     /// Times EIAM accepted a request in the last [`FLOW_WINDOW`].
     accepted: VecDeque<Instant>,
-    /// When the requests of [`Cubic::recent`] began (after a second without any).
-    sending_since: Instant,
 }
 
 impl Cubic {
@@ -131,7 +122,6 @@ impl Cubic {
             slow_start_since: now,
             recent: VecDeque::new(),
             accepted: VecDeque::new(),
-            sending_since: now,
         }
     }
 
@@ -170,9 +160,6 @@ impl Cubic {
     /// A request was sent at `now` (its slot came).
     pub fn sent(&mut self, now: Instant) {
         self.sent_last_window(now);
-        if self.recent.is_empty() {
-            self.sending_since = now;
-        }
         // Bounded: the schedule never sends faster than the ceiling.
         if self.recent.len() < 4096 {
             self.recent.push_back(now);
@@ -226,7 +213,7 @@ impl Cubic {
                 // Nothing accepted since: the limit fell (or slow start overshot it). A request planned after the
                 // drop and refused says the new rate is still too high: halve it again.
                 fell = true;
-                sent_at < at + FELL_AFTER
+                sent_at < at
             };
             if describes_old_rate {
                 return false;
@@ -234,22 +221,13 @@ impl Cubic {
         }
         self.advance(now);
         let accepted = per_second(&mut self.accepted, now);
-        let sent = self.sent_last_window(now);
         let (base, beta) = if fell {
             // What was sent in the last second is what EIAM refused; the rate already dropped below it.
             (self.rate, REFUSED_BETA)
-        } else if now.saturating_duration_since(self.sending_since) < FLOW_WINDOW {
-            // Not a second of requests yet (a budget that just started, or woke up): what was sent and accepted
-            // says nothing of the limit. (With other clients on the account, the first requests meet a count
-            // they filled.)
-            (self.rate, BETA)
-        } else if sent > 0.0 {
+        } else if accepted > 0.0 {
             // What EIAM accepted in its last second is the limit it holds to (what was sent includes the requests
-            // over it): the curve comes back to it and stays there a while, the jitter margin below it. But with
-            // other clients on the account, what it accepted of a newcomer's few requests says nothing of the
-            // limit: never less than `BETA` × what was sent.
-            let limit = (accepted * PLATEAU).max(BETA * sent);
-            (self.rate.min(limit.max(MIN_RATE)), BETA)
+            // over it): the curve comes back to it and stays there a while, the jitter margin below it.
+            (self.rate.min((accepted * PLATEAU).max(MIN_RATE)), BETA)
         } else {
             (self.rate, BETA)
         };
