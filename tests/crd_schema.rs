@@ -163,7 +163,7 @@ fn printer_columns() {
         .collect();
     assert_eq!(
         provider_columns,
-        ["Region", "Endpoint", "Signature", "Ready", "Age"]
+        ["Region", "Endpoint", "Signature", "QPS", "Ready", "Age"]
     );
 }
 
