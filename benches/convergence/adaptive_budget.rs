@@ -6,6 +6,8 @@
 //!    on the same AccessKey against the same cap of 50/s (the fake counts the cap per AccessKey, as EIAM does).
 //! 3. **A cap that drops**: 600 new resources at 50/s; after 200 calls went through the cap drops to 10/s.
 //!
+//! `BENCH_ADAPTIVE_TRACE=1` also prints each second's admitted and throttled calls (per operator in (2)) to stderr.
+//!
 //! Each prints the cap used (admitted calls over the cap times the time from the first call to the last), the share
 //! of throttled answers, and for (2) each operator's share, for (3) how soon the rate followed the drop.
 
@@ -50,6 +52,47 @@ fn cap_used(calls: &[RecordedCall], cap: u32) -> f64 {
         .unwrap_or(0.0)
         + 1.0 / f64::from(cap);
     admitted as f64 / (f64::from(cap) * span)
+}
+
+/// With `BENCH_ADAPTIVE_TRACE=1`: each second's admitted and throttled calls of each group (`label`, its
+/// ApplicationId prefix), from the first call on, to stderr.
+fn trace(phase: &str, calls: &[RecordedCall], groups: &[(&str, &str)]) {
+    if std::env::var("BENCH_ADAPTIVE_TRACE").map_or(true, |v| v != "1") {
+        return;
+    }
+    let Some(first) = calls.first().map(at) else {
+        return;
+    };
+    let mut seconds: Vec<Vec<(usize, usize)>> = Vec::new();
+    for call in calls {
+        let second = (at(call) - first).total(jiff::Unit::Second).unwrap_or(0.0) as usize;
+        if seconds.len() <= second {
+            seconds.resize(second + 1, vec![(0, 0); groups.len()]);
+        }
+        let application = call.params.get("ApplicationId").map_or("", String::as_str);
+        if let Some(group) = groups
+            .iter()
+            .position(|(_, prefix)| application.starts_with(prefix))
+        {
+            let cell = &mut seconds[second][group];
+            if is_throttled(call) {
+                cell.1 += 1;
+            } else {
+                cell.0 += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{phase}: per second, admitted/throttled of {:?}",
+        groups.iter().map(|g| g.0).collect::<Vec<_>>()
+    );
+    for (second, cells) in seconds.iter().enumerate() {
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|(a, t)| format!("{a:>3}/{t:<2}"))
+            .collect();
+        eprintln!("  {second:>3} s  {}", cells.join("  "));
+    }
 }
 
 fn capped_fake_plan(cap: u32) -> FaultPlan {
@@ -134,6 +177,7 @@ async fn unknown_cap(cp: &ControlPlane, client: &Client, n: usize) {
     all_ready(&api, &operator, n, start).await;
     let converged = start.elapsed();
     let calls = fake.calls();
+    trace("unknown cap", &calls, &[("all", "app_")]);
     let throttled = calls.iter().filter(|c| is_throttled(c)).count();
     println!(
         "| {n} new resources, unknown cap of {CAP}/s | {} | {:.1} s | {:.0} % | {} ({:.2} %) | budget at the end: {} |",
@@ -177,6 +221,7 @@ async fn two_operators(cp: &ControlPlane, client: &Client, n: usize) {
     );
     let converged = start.elapsed();
     let calls = fake.calls();
+    trace("two operators", &calls, &[("A", "app_a_"), ("B", "app_b_")]);
     let throttled = calls.iter().filter(|c| is_throttled(c)).count();
     let of = |prefix: &str| -> Vec<RecordedCall> {
         calls
@@ -239,6 +284,7 @@ async fn dropping_cap(cp: &ControlPlane, client: &Client, n: usize) {
     all_ready(&api, &operator, n, start).await;
     let converged = start.elapsed();
     let calls = fake.calls();
+    trace("dropping cap", &calls, &[("all", "app_")]);
     let after = &calls[dropped_after..];
     let drop_at = at(&after[0]);
     let throttled_after = after.iter().filter(|c| is_throttled(c)).count();

@@ -11,8 +11,10 @@
 //! EIAM budget"; `tests.rs` simulates the bench's phases):
 //! - the limit is what EIAM *accepted* in its last second when it throttled (what was sent includes the requests
 //!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it;
-//! - a limit found again within [`SAME_LIMIT`] is probed more slowly each time (the cubic's constant halves, down
-//!   to an eighth): a stable limit costs a refusal every several seconds, not every few;
+//! - a limit found again within [`SAME_LIMIT`] is probed more slowly (the cubic's constant halves, once): a stable
+//!   limit costs fewer refusals;
+//! - a budget that has not sent for a second yet (new, or woken up) takes nothing it sent or had accepted as the
+//!   limit: with other clients on the account, its first requests meet a count they filled;
 //! - a request planned after a drop and refused all the same means the limit fell below the new rate (a cap that
 //!   dropped): the rate halves at each, then slow start finds the new limit;
 //! - slots planned before a drop are planned again at the new rate ([`Budget::dropped_since`]) rather than spent
@@ -63,6 +65,10 @@ const IDLE_GAP: Duration = Duration::from_secs(1);
 /// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
 /// was throttled is what was really sent in the second before (slow start may have allowed more).
 const FLOW_WINDOW: Duration = Duration::from_secs(1);
+/// Where the curve levels off after a limit lower than the last one (by more than [`SAME_LIMIT`]), as a share of
+/// it: CUBIC's fast convergence. Another client took a share of the account; leaving it room lets a budget that
+/// joined late reach its share sooner.
+const FAST_CONVERGENCE: f64 = 0.9;
 /// While EIAM accepts nothing, each refusal of a request planned after the last drop takes the rate to this share.
 const REFUSED_BETA: f64 = 0.5;
 /// A limit found again within this share of the last one is stable: the cubic probes past it more slowly each time.
@@ -70,8 +76,9 @@ const SAME_LIMIT: f64 = 0.15;
 /// Where the curve levels off, as a share of the rate EIAM accepted when it throttled: requests then leave at
 /// `PLATEAU / (1 + JITTER_MARGIN)` of it (95 %), the rest of the jitter margin still below the limit.
 const PLATEAU: f64 = 1.045;
-/// The slowest probing of a stable limit, as a share of [`SCALE`].
-const SLOWEST_SCALE: f64 = 0.125;
+/// The slowest probing of a stable limit, as a share of [`SCALE`]: half. (An eighth cost a cap that fell fewer
+/// refusals, but a client that joined an account another one already used stayed below its share for ten seconds.)
+const SLOWEST_SCALE: f64 = 0.5;
 
 /// The adaptive rate of one account: pure state, driven by the answers EIAM gives.
 #[derive(Debug, Clone)]
@@ -100,6 +107,8 @@ pub struct Cubic {
     recent: VecDeque<Instant>,
     /// Times EIAM accepted a request in the last [`FLOW_WINDOW`].
     accepted: VecDeque<Instant>,
+    /// When the requests of [`Cubic::recent`] began (after a second without any).
+    sending_since: Instant,
 }
 
 impl Cubic {
@@ -122,6 +131,7 @@ impl Cubic {
             slow_start_since: now,
             recent: VecDeque::new(),
             accepted: VecDeque::new(),
+            sending_since: now,
         }
     }
 
@@ -160,6 +170,9 @@ impl Cubic {
     /// A request was sent at `now` (its slot came).
     pub fn sent(&mut self, now: Instant) {
         self.sent_last_window(now);
+        if self.recent.is_empty() {
+            self.sending_since = now;
+        }
         // Bounded: the schedule never sends faster than the ceiling.
         if self.recent.len() < 4096 {
             self.recent.push_back(now);
@@ -221,13 +234,23 @@ impl Cubic {
         }
         self.advance(now);
         let accepted = per_second(&mut self.accepted, now);
+        let sent = self.sent_last_window(now);
+        let fresh = now.saturating_duration_since(self.sending_since) < FLOW_WINDOW;
         let (base, beta) = if fell {
             // What was sent in the last second is what EIAM refused; the rate already dropped below it.
             (self.rate, REFUSED_BETA)
-        } else if accepted > 0.0 {
+        } else if fresh {
+            // Not a second of requests yet (a budget that just started, or woke up): what was sent and accepted
+            // says nothing of the limit. (With other clients on the account, the first requests meet a count
+            // they filled.)
+            (self.rate, BETA)
+        } else if sent > 0.0 {
             // What EIAM accepted in its last second is the limit it holds to (what was sent includes the requests
-            // over it): the curve comes back to it and stays there a while, the jitter margin below it.
-            (self.rate.min((accepted * PLATEAU).max(MIN_RATE)), BETA)
+            // over it): the curve comes back to it and stays there a while, the jitter margin below it. But with
+            // other clients on the account, what it accepted of a newcomer's few requests says nothing of the
+            // limit: never less than `BETA` × what was sent.
+            let limit = (accepted * PLATEAU).max(BETA * sent);
+            (self.rate.min(limit.max(MIN_RATE)), BETA)
         } else {
             (self.rate, BETA)
         };
@@ -237,13 +260,24 @@ impl Cubic {
             }
             _ => SCALE,
         };
+        // Fast convergence (CUBIC's): a limit lower than the last one means another client took a share of the
+        // account; level off below it, so that the newcomer finds room sooner.
+        let shrunk = !fell
+            && !fresh
+            && self
+                .last_limit
+                .is_some_and(|last| base < last * (1.0 - SAME_LIMIT));
         self.last_limit = (!fell).then_some(base);
         // After a fall, the limit is somewhere below: slow start finds it again from the halved rate.
-        self.slow_start = fell;
+        self.slow_start = fell || (fresh && self.slow_start);
         self.slow_start_since = now;
-        self.last_max = base;
+        self.last_max = if shrunk {
+            base * FAST_CONVERGENCE
+        } else {
+            base
+        };
         self.rate = (base * beta).clamp(MIN_RATE, self.ceiling);
-        self.k = (base * (1.0 - beta) / self.scale).cbrt();
+        self.k = ((self.last_max - self.rate).max(0.0) / self.scale).cbrt();
         self.active = 0.0;
         self.last_backoff = Some(now);
         self.accepted_since_backoff = false;
