@@ -10,7 +10,10 @@
 //! Tuned on the fake's cap (EIAM's per-second count) where the AWS constants spend too many refusals (README "The
 //! EIAM budget"; `tests.rs` simulates the bench's phases):
 //! - the limit is what EIAM *accepted* in its last second when it throttled (what was sent includes the requests
-//!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it;
+//!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it; never
+//!   below `BETA` × what was sent (on a shared account, what EIAM accepted of one client is only its share);
+//! - a limit lower than the last one levels off at [`FAST_CONVERGENCE`] of it (CUBIC's fast convergence), leaving
+//!   room for a client that joined;
 //! - a limit found again within [`SAME_LIMIT`] is probed more slowly (the cubic's constant halves, once): a stable
 //!   limit costs fewer refusals;
 //! - a budget that has not sent for a second yet (new, or woken up) takes nothing it sent or had accepted as the

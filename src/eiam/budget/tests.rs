@@ -674,12 +674,12 @@ fn explore_budget() {
         let mean = |i: usize| 100.0 * rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
         let worst = |i: usize, low: bool| {
             100.0
-                * rows
-                    .iter()
-                    .map(|r| r[i])
-                    .fold(if low { 1.0_f64 } else { 0.0_f64 }, |a: f64, b: f64| {
+                * rows.iter().map(|r| r[i]).fold(
+                    if low { 1.0_f64 } else { 0.0_f64 },
+                    |a: f64, b: f64| {
                         if low { a.min(b) } else { a.max(b) }
-                    })
+                    },
+                )
         };
         eprintln!(
             "jitter {jitter} ms, mean (worst) | one {:.1} ({:.1}) % used, {:.2} ({:.2}) % thr | two {:.1} ({:.1}) %, {:.2} ({:.2}) % thr, share {:.1} ({:.1}) | late {:.1} ({:.1}) %, share {:.1} ({:.1}) | drop {:.2} ({:.2}) % thr",
