@@ -10,11 +10,11 @@
 //! Tuned on the fake's cap (EIAM's per-second count) where the AWS constants spend too many refusals (README "The
 //! EIAM budget"; `tests.rs` simulates the bench's phases):
 //! - the limit is what EIAM *accepted* in its last second when it throttled (what was sent includes the requests
-//!   over it), and the curve levels off at [`PLATEAU`] of it, so it dwells just under the limit, not on it; never
+//!   over it), and the curve levels off at `PLATEAU` of it, so it dwells just under the limit, not on it; never
 //!   below `BETA` × what was sent (on a shared account, what EIAM accepted of one client is only its share);
-//! - a limit lower than the last one levels off at [`FAST_CONVERGENCE`] of it (CUBIC's fast convergence), leaving
+//! - a limit lower than the last one levels off at `FAST_CONVERGENCE` of it (CUBIC's fast convergence), leaving
 //!   room for a client that joined;
-//! - a limit found again within [`SAME_LIMIT`] is probed more slowly (the cubic's constant halves, once): a stable
+//! - a limit found again within `SAME_LIMIT` is probed more slowly (the cubic's constant halves, once): a stable
 //!   limit costs fewer refusals;
 //! - a budget that has not sent for a second yet (new, or woken up) takes nothing it sent or had accepted as the
 //!   limit: with other clients on the account, its first requests meet a count they filled;
@@ -68,7 +68,7 @@ const IDLE_GAP: Duration = Duration::from_secs(1);
 /// throttling answers to requests sent within a second of a drop describe the rate before it), and the rate that
 /// was throttled is what was really sent in the second before (slow start may have allowed more).
 const FLOW_WINDOW: Duration = Duration::from_secs(1);
-/// Where the curve levels off after a limit lower than the last one (by more than [`SAME_LIMIT`]), as a share of
+/// Where the curve levels off after a limit lower than the last one (by more than `SAME_LIMIT`), as a share of
 /// it: CUBIC's fast convergence. Another client took a share of the account; leaving it room lets a budget that
 /// joined late reach its share sooner.
 const FAST_CONVERGENCE: f64 = 0.9;
