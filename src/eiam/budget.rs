@@ -72,6 +72,9 @@ const FLOW_WINDOW: Duration = Duration::from_secs(1);
 /// it: CUBIC's fast convergence. Another client took a share of the account; leaving it room lets a budget that
 /// joined late reach its share sooner.
 const FAST_CONVERGENCE: f64 = 0.9;
+/// How long after a drop refusals that outnumber acceptances (while EIAM accepts some) say the rate is still over
+/// the limit.
+const STILL_OVER_AFTER: Duration = Duration::from_millis(250);
 /// While EIAM accepts nothing, each refusal of a request planned after the last drop takes the rate to this share.
 const REFUSED_BETA: f64 = 0.5;
 /// A limit found again within this share of the last one is stable: the cubic probes past it more slowly each time.
@@ -112,6 +115,9 @@ pub struct Cubic {
     accepted: VecDeque<Instant>,
     /// When the requests of [`Cubic::recent`] began (after a second without any).
     sending_since: Instant,
+    /// Answers to requests planned after the last drop: accepted, refused.
+    accepted_after_drop: u32,
+    refused_after_drop: u32,
 }
 
 impl Cubic {
@@ -135,6 +141,8 @@ impl Cubic {
             recent: VecDeque::new(),
             accepted: VecDeque::new(),
             sending_since: now,
+            accepted_after_drop: 0,
+            refused_after_drop: 0,
         }
     }
 
@@ -221,17 +229,27 @@ impl Cubic {
     /// refused, means the account's limit fell below the new rate too (a cap that dropped): the rate halves
     /// ([`REFUSED_BETA`]) and slow start looks for the limit again. Returns whether it dropped.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
-        let mut fell = false;
         if let Some(at) = self.last_backoff {
-            let describes_old_rate = if self.accepted_since_backoff {
-                sent_at < at + FLOW_WINDOW
+            let planned_after = sent_at >= at;
+            if planned_after {
+                self.refused_after_drop += 1;
+            }
+            // Requests planned at the new rate and refused more often than accepted: the new rate is still well
+            // over the limit (a limit that fell, or slow start far past it).
+            let still_over = if self.accepted_since_backoff {
+                // Not at once: slow start's last burst may still fill EIAM's count.
+                now >= at + STILL_OVER_AFTER
+                    && self.refused_after_drop >= 2
+                    && self.refused_after_drop > self.accepted_after_drop
             } else {
-                // Nothing accepted since: the limit fell (or slow start overshot it). A request planned after the
-                // drop and refused says the new rate is still too high: halve it again.
-                fell = true;
-                sent_at < at
+                planned_after
             };
-            if describes_old_rate {
+            if still_over {
+                return self.fell(now);
+            }
+            // Otherwise the answer describes the rate before the drop: planned before it, or within EIAM's second
+            // after it while EIAM accepts the new rate's requests (its count of the second before runs out).
+            if !planned_after || sent_at < at + FLOW_WINDOW {
                 return false;
             }
         }
@@ -239,10 +257,7 @@ impl Cubic {
         let accepted = per_second(&mut self.accepted, now);
         let sent = self.sent_last_window(now);
         let fresh = now.saturating_duration_since(self.sending_since) < FLOW_WINDOW;
-        let (base, beta) = if fell {
-            // What was sent in the last second is what EIAM refused; the rate already dropped below it.
-            (self.rate, REFUSED_BETA)
-        } else if fresh {
+        let (base, beta) = if fresh {
             // Not a second of requests yet (a budget that just started, or woke up): what was sent and accepted
             // says nothing of the limit. (With other clients on the account, the first requests meet a count
             // they filled.)
@@ -258,21 +273,19 @@ impl Cubic {
             (self.rate, BETA)
         };
         self.scale = match self.last_limit {
-            Some(last) if !fell && (base - last).abs() <= SAME_LIMIT * last => {
+            Some(last) if (base - last).abs() <= SAME_LIMIT * last => {
                 (self.scale / 2.0).max(SCALE * SLOWEST_SCALE)
             }
             _ => SCALE,
         };
         // Fast convergence (CUBIC's): a limit lower than the last one means another client took a share of the
         // account; level off below it, so that the newcomer finds room sooner.
-        let shrunk = !fell
-            && !fresh
+        let shrunk = !fresh
             && self
                 .last_limit
                 .is_some_and(|last| base < last * (1.0 - SAME_LIMIT));
-        self.last_limit = (!fell).then_some(base);
-        // After a fall, the limit is somewhere below: slow start finds it again from the halved rate.
-        self.slow_start = fell || (fresh && self.slow_start);
+        self.last_limit = Some(base);
+        self.slow_start = fresh && self.slow_start;
         self.slow_start_since = now;
         self.last_max = if shrunk {
             base * FAST_CONVERGENCE
@@ -281,10 +294,39 @@ impl Cubic {
         };
         self.rate = (base * beta).clamp(MIN_RATE, self.ceiling);
         self.k = ((self.last_max - self.rate).max(0.0) / self.scale).cbrt();
+        self.dropped(now);
+        true
+    }
+
+    /// The limit fell below the rate (a cap that dropped, or slow start far past it): the rate halves, and grows
+    /// back from there along the cubic's convex side, not by slow start's doublings (which went straight back over
+    /// the limit on the bench).
+    fn fell(&mut self, now: Instant) -> bool {
+        self.advance(now);
+        self.rate = (self.rate * REFUSED_BETA).clamp(MIN_RATE, self.ceiling);
+        self.last_max = self.rate;
+        self.last_limit = None;
+        self.scale = SCALE;
+        self.k = 0.0;
+        self.slow_start = false;
+        self.dropped(now);
+        true
+    }
+
+    fn dropped(&mut self, now: Instant) {
         self.active = 0.0;
         self.last_backoff = Some(now);
         self.accepted_since_backoff = false;
-        true
+        self.accepted_after_drop = 0;
+        self.refused_after_drop = 0;
+    }
+
+    /// EIAM accepted a request planned at `planned`: [`Cubic::accepted`], counted for the rate since the last drop.
+    pub fn accepted_planned(&mut self, planned: Instant, now: Instant) {
+        if self.last_backoff.is_some_and(|at| planned >= at) {
+            self.accepted_after_drop += 1;
+        }
+        self.accepted(now);
     }
 }
 
@@ -560,7 +602,7 @@ impl Budget {
         let mut state = self.account.state();
         match answer {
             Answer::Accepted => {
-                state.cubic.accepted(now);
+                state.cubic.accepted_planned(sent_at, now);
                 None
             }
             Answer::Throttled => {

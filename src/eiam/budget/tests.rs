@@ -45,11 +45,16 @@ fn throttling_answers_to_requests_sent_before_the_drop_drop_nothing_more() {
     assert!(cubic.throttled(t0 + secs(0.9), t1));
     let after = cubic.rate();
     assert!((after - 40.0).abs() < 1e-9, "{after}");
-    // Ten more answers to requests sent before the drop, or within EIAM's second of counting after it while it
-    // still accepts some.
-    cubic.accepted(t1 + secs(0.05));
+    // Answers to requests planned before the drop drop nothing more.
+    for i in 0..5 {
+        assert!(!cubic.throttled(t0 + secs(0.9 + f64::from(i) * 0.01), t1 + secs(0.05)));
+    }
+    // Nor do refusals within EIAM's second after it while the new rate's requests are mostly accepted.
     for i in 0..10 {
-        assert!(!cubic.throttled(t0 + secs(0.9 + f64::from(i) * 0.05), t1 + secs(0.6)));
+        let planned = t1 + secs(0.05 * f64::from(i));
+        cubic.accepted_planned(planned, planned + secs(0.01));
+        cubic.accepted_planned(planned, planned + secs(0.01));
+        assert!(!cubic.throttled(planned, planned + secs(0.02)));
     }
     assert!((cubic.rate() - after).abs() < 1.0, "{}", cubic.rate());
     let after = cubic.rate();
@@ -82,7 +87,7 @@ fn a_limit_that_fell_far_below_the_rate_is_followed_at_once() {
     assert!(cubic.throttled(t0 + secs(0.04), t0 + secs(0.05)));
     let fallen = cubic.rate();
     assert!((fallen - first * REFUSED_BETA * REFUSED_BETA).abs() < 1e-9);
-    // Then slow start finds the new limit from there.
+    // Then it grows back from there, along the convex side of the curve.
     run_accepted(&mut cubic, t0 + secs(0.05), 0.4);
     assert!(cubic.rate() > fallen, "{} after {fallen}", cubic.rate());
 }
@@ -610,7 +615,7 @@ mod simulation {
                     }
                     Phase::Answer(planned, ok) => {
                         if ok {
-                            cubics[client].accepted(at(now));
+                            cubics[client].accepted_planned(at(planned), at(now));
                             outcome.clients[client].0 += 1;
                             left[client] -= 1;
                         } else {
