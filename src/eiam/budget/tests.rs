@@ -405,18 +405,24 @@ proptest! {
 }
 
 /// A discrete-event simulation of account budgets against EIAM's flow control as the fake models it (a call is
-/// refused while the account's admitted calls of the last second reach the cap): each client runs `WORKERS`
-/// requests at a time through its own [`Cubic`] and [`Schedule`], as `Budget` does (slots planned before a drop are
-/// planned again), each way takes 2 ms plus up to `jitter` (a fixed pseudo-random sequence), and a throttled
-/// request is tried again `RETRY` later (the first in-place retry). Deterministic, on a synthetic clock.
+/// refused while the account's admitted calls of the last second reach the cap). Each client runs `WORKERS` passes
+/// (the operator's `--concurrency`) through its own [`Cubic`] and [`Schedule`], as `Budget` does: a pass is admitted
+/// with a slot at most [`LOOKAHEAD`] away or comes back when it is due, slots planned before a drop are planned
+/// again, each way takes 2 ms plus up to `jitter` (a fixed pseudo-random sequence), and a throttled request is tried
+/// again `RETRY` later (the first in-place retry). Deterministic, on a synthetic clock.
 mod simulation {
     use super::*;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
 
-    const WORKERS: usize = 4;
+    const WORKERS: usize = 16;
     const LATENCY: Duration = Duration::from_millis(2);
     const RETRY: Duration = Duration::from_secs(1);
+
+    /// The admission's: a second, and at most [`LOOKAHEAD`] for the budget.
+    pub fn patience() -> Duration {
+        LOOKAHEAD
+    }
 
     pub struct Outcome {
         /// Per client: admitted, throttled.
@@ -494,6 +500,8 @@ mod simulation {
         pub jitter: Duration,
         /// Of the pseudo-random delays.
         pub seed: u64,
+        /// How far ahead a pass may reserve its slot (the admission's).
+        pub patience: Duration,
     }
 
     impl Run {
@@ -503,6 +511,7 @@ mod simulation {
                 stagger: Duration::ZERO,
                 jitter: Duration::from_millis(20),
                 seed: 0x2545_f491_4f6c_dd1d,
+                patience: patience(),
             }
         }
 
@@ -565,11 +574,8 @@ mod simulation {
                         if left[client] == 0 {
                             continue;
                         }
-                        if retries[client].front().is_some_and(|t| *t <= now) {
-                            retries[client].pop_front();
-                        } else if backlog[client] > 0 {
-                            backlog[client] -= 1;
-                        } else {
+                        let retry_due = retries[client].front().is_some_and(|t| *t <= now);
+                        if !retry_due && backlog[client] == 0 {
                             // Nothing due: look again when the next retry is.
                             let wake = retries[client].front().copied().unwrap_or(now + 100_000);
                             queue.push(Reverse((
@@ -582,10 +588,30 @@ mod simulation {
                             seq += 1;
                             continue;
                         }
-                        (
-                            plan(&cubics[client], &mut schedules[client], now),
-                            Phase::Send(now),
-                        )
+                        // The admission: a slot at most `patience` away, else the pass comes back when its token
+                        // is due (at least 100 ms later).
+                        let slot = schedules[client].reserve(
+                            0,
+                            spacing(100.0),
+                            spacing(cubics[client].rate()),
+                            at(now),
+                            self.patience,
+                        );
+                        let slot = match slot {
+                            Ok(slot) => us(slot - t0),
+                            Err(wait) => {
+                                let back = now + us(wait).max(100_000);
+                                queue.push(Reverse((back, seq, client, worker, Phase::Free)));
+                                seq += 1;
+                                continue;
+                            }
+                        };
+                        if retry_due {
+                            retries[client].pop_front();
+                        } else {
+                            backlog[client] -= 1;
+                        }
+                        (slot, Phase::Send(now))
                     }
                     // Planned for a rate EIAM refused since: planned again at the new one.
                     Phase::Send(planned) if cubics[client].dropped_since(at(planned)) => (
@@ -619,7 +645,9 @@ mod simulation {
                             outcome.clients[client].0 += 1;
                             left[client] -= 1;
                         } else {
-                            cubics[client].throttled(at(planned), at(now));
+                            if cubics[client].throttled(at(planned), at(now)) {
+                                schedules[client].forget_after(at(now));
+                            }
                             outcome.clients[client].1 += 1;
                             retries[client].push_back(now + us(RETRY));
                         }
@@ -635,125 +663,21 @@ mod simulation {
     }
 }
 
-/// Prints the simulated phases over several pseudo-random delay sequences, mean and worst (a tuning aid:
-/// `cargo test --lib explore_budget -- --ignored --nocapture`).
-#[test]
-#[ignore = "a tuning aid that prints, asserts nothing"]
-fn explore_budget() {
-    for jitter in [20u64, 50] {
-        let mut rows: Vec<[f64; 8]> = Vec::new();
-        for seed in 1..=8u64 {
-            let run = |work: &[usize], stagger: u64| simulation::Run {
-                work: work.to_vec(),
-                stagger: Duration::from_secs(stagger),
-                jitter: Duration::from_millis(jitter),
-                seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            };
-            let one = run(&[1000], 0).go(|_| 50);
-            let two = run(&[500, 500], 0).go(|_| 50);
-            let late = run(&[500, 500], 3).go(|_| 50);
-            let drop = run(&[600], 0).go(|admitted| if admitted < 200 { 50 } else { 10 });
-            let from = drop
-                .calls
-                .iter()
-                .scan(0, |a, c| {
-                    *a += usize::from(c.2);
-                    Some(*a)
-                })
-                .position(|a| a >= 200)
-                .map_or(0, |i| i + 1);
-            let after = &drop.calls[from..];
-            let min_share =
-                |o: &simulation::Outcome| o.shares(50.0).into_iter().fold(1.0, f64::min);
-            rows.push([
-                one.cap_used(50.0, 0),
-                one.throttled_share(),
-                two.cap_used(50.0, 0),
-                two.throttled_share(),
-                min_share(&two),
-                late.cap_used(50.0, 0),
-                min_share(&late),
-                after.iter().filter(|c| !c.2).count() as f64 / after.len().max(1) as f64,
-            ]);
-        }
-        let mean = |i: usize| 100.0 * rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
-        let worst = |i: usize, low: bool| {
-            100.0
-                * rows.iter().map(|r| r[i]).fold(
-                    if low { 1.0_f64 } else { 0.0_f64 },
-                    |a: f64, b: f64| {
-                        if low { a.min(b) } else { a.max(b) }
-                    },
-                )
-        };
-        eprintln!(
-            "jitter {jitter} ms, mean (worst) | one {:.1} ({:.1}) % used, {:.2} ({:.2}) % thr | two {:.1} ({:.1}) %, {:.2} ({:.2}) % thr, share {:.1} ({:.1}) | late {:.1} ({:.1}) %, share {:.1} ({:.1}) | drop {:.2} ({:.2}) % thr",
-            mean(0),
-            worst(0, true),
-            mean(1),
-            worst(1, false),
-            mean(2),
-            worst(2, true),
-            mean(3),
-            worst(3, false),
-            mean(4),
-            worst(4, true),
-            mean(5),
-            worst(5, true),
-            mean(6),
-            worst(6, true),
-            mean(7),
-            worst(7, false),
-        );
-    }
-}
-
-/// Issue 23's three bench phases, simulated (no network jitter, so the bench's numbers are a little worse): what
-/// the constants were tuned on before the bench confirmed them.
-#[test]
-fn simulated_caps_are_used_with_few_throttling_answers() {
-    let one = simulation::Run::new(&[1000]).go(|_| 50);
-    let (used, throttled) = (one.cap_used(50.0, 0), one.throttled_share());
-    eprintln!(
-        "unknown cap of 50/s: {:.1} % used, {:.2} % throttled",
-        100.0 * used,
-        100.0 * throttled
-    );
-    assert!(used >= 0.85 && throttled <= 0.01);
-
-    // Two clients on one account, each with a budget of its own (two operators).
-    let two = simulation::Run::new(&[500, 500]).go(|_| 50);
-    let (used, throttled) = (two.cap_used(50.0, 0), two.throttled_share());
-    eprintln!(
-        "two clients on a cap of 50/s: {:.1} % used, {:.2} % throttled, {:?} (admitted, throttled)",
-        100.0 * used,
-        100.0 * throttled,
-        two.clients
-    );
-    assert!(used >= 0.85 && throttled <= 0.02);
-    // Fair: while both are busy (until the first is done), each gets at least 35 % of the cap.
-    let first_done = (0..2)
-        .map(|client| {
-            two.calls
-                .iter()
-                .rev()
-                .find(|c| c.1 == client)
-                .map_or(Duration::ZERO, |c| c.0)
-        })
-        .min()
-        .unwrap_or_default();
-    for client in 0..2 {
-        let admitted = two
-            .calls
-            .iter()
-            .filter(|c| c.1 == client && c.2 && c.0 <= first_done)
-            .count();
-        let share = admitted as f64 / (50.0 * first_done.as_secs_f64());
-        assert!(share >= 0.35, "client {client}: {share}");
-    }
-
-    // The cap falls from 50 to 10 after 200 calls went through.
-    let drop = simulation::Run::new(&[600]).go(|admitted| if admitted < 200 { 50 } else { 10 });
+/// The bench's phases, simulated with `jitter` and one `seed` of delays: unknown cap used and throttled; two
+/// clients' use, throttled and smaller share; the same with the second client 3 s late (use, smaller share); and
+/// the share of throttled answers after a cap falls from 50/s to 10/s.
+fn phases(jitter: Duration, seed: u64) -> [f64; 8] {
+    let run = |work: &[usize], stagger: u64| simulation::Run {
+        work: work.to_vec(),
+        stagger: Duration::from_secs(stagger),
+        jitter,
+        seed: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        patience: simulation::patience(),
+    };
+    let one = run(&[1000], 0).go(|_| 50);
+    let two = run(&[500, 500], 0).go(|_| 50);
+    let late = run(&[500, 500], 3).go(|_| 50);
+    let drop = run(&[600], 0).go(|admitted| if admitted < 200 { 50 } else { 10 });
     let from = drop
         .calls
         .iter()
@@ -764,11 +688,72 @@ fn simulated_caps_are_used_with_few_throttling_answers() {
         .position(|admitted| admitted >= 200)
         .map_or(0, |i| i + 1);
     let after = &drop.calls[from..];
-    let throttled = after.iter().filter(|c| !c.2).count() as f64 / after.len().max(1) as f64;
-    eprintln!(
-        "cap falling from 50/s to 10/s: {:.1} % of 10/s used after, {:.2} % throttled after",
-        100.0 * drop.cap_used(10.0, from),
-        100.0 * throttled
+    let smaller_share =
+        |o: &simulation::Outcome| o.shares(50.0).into_iter().fold(1.0_f64, f64::min);
+    [
+        one.cap_used(50.0, 0),
+        one.throttled_share(),
+        two.cap_used(50.0, 0),
+        two.throttled_share(),
+        smaller_share(&two),
+        late.cap_used(50.0, 0),
+        smaller_share(&late),
+        after.iter().filter(|c| !c.2).count() as f64 / after.len().max(1) as f64,
+    ]
+}
+
+/// [`phases`] over eight seeds: the mean and the worst of each.
+fn phases_over_seeds(jitter: Duration) -> ([f64; 8], [f64; 8]) {
+    let rows: Vec<[f64; 8]> = (1..=8).map(|seed| phases(jitter, seed)).collect();
+    let mut mean = [0.0; 8];
+    let mut worst = [0.0; 8];
+    for i in 0..8 {
+        mean[i] = rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
+        // Throttled shares are worst high, the others low.
+        let high_is_worse = matches!(i, 1 | 3 | 7);
+        worst[i] = rows.iter().map(|r| r[i]).fold(
+            if high_is_worse { 0.0 } else { 1.0 },
+            |a: f64, b: f64| {
+                if high_is_worse { a.max(b) } else { a.min(b) }
+            },
+        );
+    }
+    (mean, worst)
+}
+
+/// Prints the simulated phases at two jitters, mean and worst over eight seeds (a tuning aid:
+/// `cargo test --lib explore_budget -- --ignored --nocapture`).
+#[test]
+#[ignore = "a tuning aid that prints, asserts nothing"]
+fn explore_budget() {
+    for jitter in [20u64, 50] {
+        let (mean, worst) = phases_over_seeds(Duration::from_millis(jitter));
+        let p = |i: usize| format!("{:.1} ({:.1})", 100.0 * mean[i], 100.0 * worst[i]);
+        eprintln!(
+            "jitter {jitter} ms, mean (worst) % | one {} used, {} thr | two {} used, {} thr, share {} | late {} used, share {} | drop {} thr",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7)
+        );
+    }
+}
+
+/// Issue 23's goals on the bench's three phases, simulated with 20 ms of delay jitter and averaged over eight
+/// seeds (the bench itself measures the real thing; README "Benchmarks"). The simulation's 16 passes reserving
+/// their slots ahead reproduce the bench's per-second traces within a few calls.
+#[test]
+fn simulated_caps_are_used_with_few_throttling_answers() {
+    let (mean, _) = phases_over_seeds(Duration::from_millis(20));
+    eprintln!("{mean:?}");
+    assert!(mean[0] >= 0.85 && mean[1] <= 0.01, "unknown cap: {mean:?}");
+    assert!(
+        mean[2] >= 0.85 && mean[3] <= 0.02 && mean[4] >= 0.35,
+        "two clients: {mean:?}"
     );
-    assert!(throttled <= 0.05);
+    assert!(mean[7] <= 0.05, "a cap that falls: {mean:?}");
 }
