@@ -505,16 +505,6 @@ mod simulation {
     }
 
     impl Run {
-        pub fn new(work: &[usize]) -> Self {
-            Self {
-                work: work.to_vec(),
-                stagger: Duration::ZERO,
-                jitter: Duration::from_millis(20),
-                seed: 0x2545_f491_4f6c_dd1d,
-                patience: patience(),
-            }
-        }
-
         /// `cap(admitted so far)` is the cap in force.
         pub fn go(&self, cap: impl Fn(usize) -> usize) -> Outcome {
             let work = &self.work;
