@@ -50,7 +50,7 @@ pub struct RunArgs {
     /// At most this many EIAM calls through one provider at once (its waits for the QPS budget included), for
     /// providers without `spec.maxConcurrentCalls`, 1..64. A namespaced EiamProvider (a tenant's) may ask for fewer,
     /// never more; a ClusterEiamProvider may ask for up to `--concurrency`. A reconcile that finds its provider's
-    /// calls all taken, or its budget's next token more than a second away, gives its worker back and comes back
+    /// calls all taken, or its budget's next slot more than 150 ms away, gives its worker back and comes back
     /// later: one team's provider (a tiny `qps`, an endpoint that hangs) holds at most this many workers.
     #[arg(long, env = "EIAM_OPERATOR_PROVIDER_MAX_CONCURRENT_CALLS", default_value_t = DEFAULT_MAX_CONCURRENT_CALLS,
         value_parser = clap::value_parser!(u16).range(1..=64))]

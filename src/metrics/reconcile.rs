@@ -53,7 +53,7 @@ impl ReconcileMetrics {
         registry.register(
             "reconcile_deferrals",
             "Reconciles that gave their worker back before doing anything, by reason: seats (every concurrent EIAM \
-             call of the provider taken) or budget (the provider's next QPS token more than a second away); each \
+             call of the provider taken) or budget (the provider's next budget slot more than 150 ms away); each \
              comes back when its provider may have room",
             metrics.deferrals.clone(),
         );
