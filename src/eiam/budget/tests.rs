@@ -656,7 +656,7 @@ mod simulation {
 /// The bench's phases, simulated with `jitter` and one `seed` of delays: unknown cap used and throttled; two
 /// clients' use, throttled and smaller share; the same with the second client 3 s late (use, smaller share); and
 /// the share of throttled answers after a cap falls from 50/s to 10/s.
-fn phases(jitter: Duration, seed: u64) -> [f64; 8] {
+fn phases(jitter: Duration, seed: u64) -> [f64; 9] {
     let run = |work: &[usize], stagger: u64| simulation::Run {
         work: work.to_vec(),
         stagger: Duration::from_secs(stagger),
@@ -667,6 +667,7 @@ fn phases(jitter: Duration, seed: u64) -> [f64; 8] {
     let one = run(&[1000], 0).go(|_| 50);
     let two = run(&[500, 500], 0).go(|_| 50);
     let late = run(&[500, 500], 3).go(|_| 50);
+    let uneven = run(&[300, 700], 0).go(|_| 50);
     let drop = run(&[600], 0).go(|admitted| if admitted < 200 { 50 } else { 10 });
     let from = drop
         .calls
@@ -689,15 +690,16 @@ fn phases(jitter: Duration, seed: u64) -> [f64; 8] {
         late.cap_used(50.0, 0),
         smaller_share(&late),
         after.iter().filter(|c| !c.2).count() as f64 / after.len().max(1) as f64,
+        uneven.cap_used(50.0, 0),
     ]
 }
 
 /// [`phases`] over eight seeds: the mean and the worst of each.
-fn phases_over_seeds(jitter: Duration) -> ([f64; 8], [f64; 8]) {
-    let rows: Vec<[f64; 8]> = (1..=8).map(|seed| phases(jitter, seed)).collect();
-    let mut mean = [0.0; 8];
-    let mut worst = [0.0; 8];
-    for i in 0..8 {
+fn phases_over_seeds(jitter: Duration) -> ([f64; 9], [f64; 9]) {
+    let rows: Vec<[f64; 9]> = (1..=8).map(|seed| phases(jitter, seed)).collect();
+    let mut mean = [0.0; 9];
+    let mut worst = [0.0; 9];
+    for i in 0..9 {
         mean[i] = rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
         // Throttled shares are worst high, the others low.
         let high_is_worse = matches!(i, 1 | 3 | 7);
@@ -720,7 +722,7 @@ fn explore_budget() {
         let (mean, worst) = phases_over_seeds(Duration::from_millis(jitter));
         let p = |i: usize| format!("{:.1} ({:.1})", 100.0 * mean[i], 100.0 * worst[i]);
         eprintln!(
-            "jitter {jitter} ms, mean (worst) % | one {} used, {} thr | two {} used, {} thr, share {} | late {} used, share {} | drop {} thr",
+            "jitter {jitter} ms, mean (worst) % | one {} used, {} thr | two {} used, {} thr, share {} | late {} used, share {} | drop {} thr | uneven {} used",
             p(0),
             p(1),
             p(2),
@@ -728,7 +730,8 @@ fn explore_budget() {
             p(4),
             p(5),
             p(6),
-            p(7)
+            p(7),
+            p(8)
         );
     }
 }
