@@ -121,6 +121,8 @@ pub struct Cubic {
     accepted: VecDeque<Instant>,
     /// When the requests of [`Cubic::recent`] began (after a second without any).
     sending_since: Instant,
+    /// Whether the last drop ended slow start.
+    left_slow_start: bool,
     /// Answers to requests planned after the last drop: accepted, refused.
     accepted_after_drop: u32,
     refused_after_drop: u32,
@@ -147,6 +149,7 @@ impl Cubic {
             recent: VecDeque::new(),
             accepted: VecDeque::new(),
             sending_since: now,
+            left_slow_start: false,
             accepted_after_drop: 0,
             refused_after_drop: 0,
         }
@@ -247,6 +250,10 @@ impl Cubic {
                 now >= at + STILL_OVER_AFTER
                     && self.refused_after_drop >= 2
                     && self.refused_after_drop > self.accepted_after_drop
+            } else if self.left_slow_start {
+                // The drop ended slow start, whose last burst (and, on a shared account, other clients' bursts)
+                // still fills EIAM's count: a refusal right after it says nothing yet.
+                planned_after && now >= at + STILL_OVER_AFTER && self.refused_after_drop >= 2
             } else {
                 planned_after
             };
@@ -291,6 +298,7 @@ impl Cubic {
                 .last_limit
                 .is_some_and(|last| base < last * (1.0 - SAME_LIMIT));
         self.last_limit = Some(base);
+        self.left_slow_start = self.slow_start;
         self.slow_start = fresh && self.slow_start;
         self.slow_start_since = now;
         self.last_max = if shrunk {
@@ -315,6 +323,7 @@ impl Cubic {
         self.scale = SCALE;
         self.k = 0.0;
         self.slow_start = false;
+        self.left_slow_start = false;
         self.dropped(now);
         true
     }

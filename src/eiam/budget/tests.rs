@@ -750,3 +750,21 @@ fn simulated_caps_are_used_with_few_throttling_answers() {
     );
     assert!(mean[7] <= 0.05, "a cap that falls: {mean:?}");
 }
+
+#[test]
+fn refusals_right_after_slow_start_ends_are_not_read_as_a_fallen_limit() {
+    let t0 = Instant::now();
+    let mut cubic = Cubic::new(INITIAL_RATE, 1000.0, t0);
+    let now = run_accepted(&mut cubic, t0, 1.1);
+    assert!(cubic.slow_start);
+    assert!(cubic.throttled(now, now), "slow start ends");
+    let rate = cubic.rate();
+    // Its last burst (and other clients' on a shared account) still fills EIAM's count: refusals of requests
+    // planned after the drop say nothing yet.
+    assert!(!cubic.throttled(now + secs(0.02), now + secs(0.03)));
+    assert!(!cubic.throttled(now + secs(0.05), now + secs(0.06)));
+    assert_eq!(cubic.rate(), rate);
+    // A quarter second on, still nothing accepted and more refused: the limit is far below.
+    assert!(cubic.throttled(now + secs(0.3), now + secs(0.31)));
+    assert!((cubic.rate() - rate * REFUSED_BETA).abs() < 1e-9);
+}
