@@ -18,10 +18,14 @@
 //!   limit costs fewer refusals;
 //! - a budget that has not sent for a second yet (new, or woken up) takes nothing it sent or had accepted as the
 //!   limit: with other clients on the account, its first requests meet a count they filled;
-//! - a request planned after a drop and refused all the same means the limit fell below the new rate (a cap that
-//!   dropped): the rate halves at each, then slow start finds the new limit;
-//! - slots planned before a drop are planned again at the new rate ([`Budget::dropped_since`]) rather than spent
-//!   on refusals.
+//! - requests planned at the new rate and refused more often than accepted (at once while EIAM accepts nothing,
+//!   else from a quarter second after the drop, and never right after slow start ends, whose burst still fills
+//!   EIAM's count) mean the limit fell below the new rate (a cap that dropped): the rate halves and grows back along
+//!   the cubic's convex side;
+//! - a drop forgets the slots planned at the old rate ([`Schedule::forget_after`]); their requests plan again at
+//!   the new rate ([`Budget::dropped_since`]) rather than being spent on refusals or leaving empty slots;
+//! - a reconcile reserves its slot at most [`LOOKAHEAD`] ahead, so that every change of the rate takes effect
+//!   within that, not a second later.
 //!
 //! Requests are not bursted: each one gets a slot in the account's schedule, no two slots of an account closer
 //! than `(1 + JITTER_MARGIN) / rate`, and no two of one provider closer than its ceiling allows. Evenly spaced
@@ -233,10 +237,10 @@ impl Cubic {
 
     /// EIAM answered `Throttling` to a request reserved at `sent_at`: the rate drops to `BETA` × the limit EIAM
     /// held to (what it accepted in the last second), unless the answer describes a rate already dropped from — the
-    /// request was planned before the last drop, or within a second of it while EIAM still accepted some (its count
-    /// of the second before the drop ran out). Nothing accepted since the last drop, and a request planned after it
-    /// refused, means the account's limit fell below the new rate too (a cap that dropped): the rate halves
-    /// ([`REFUSED_BETA`]) and slow start looks for the limit again. Returns whether it dropped.
+    /// request was planned before the last drop, or within a second of it while EIAM mostly accepts the new rate's
+    /// requests (its count of the second before the drop runs out). If the new rate's requests are refused more
+    /// often than accepted, the limit fell below it too (a cap that dropped): the rate halves ([`REFUSED_BETA`]).
+    /// Returns whether it dropped.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) -> bool {
         if let Some(at) = self.last_backoff {
             let planned_after = sent_at >= at;
