@@ -419,9 +419,9 @@ mod simulation {
     const LATENCY: Duration = Duration::from_millis(2);
     const RETRY: Duration = Duration::from_secs(1);
 
-    /// The admission's: a second, and at most [`LOOKAHEAD`] for the budget.
+    /// The admission's: a second (and at most [`LOOKAHEAD`] during slow start, see [`Cubic::lookahead`]).
     pub fn patience() -> Duration {
-        LOOKAHEAD
+        Duration::from_secs(1)
     }
 
     pub struct Outcome {
@@ -585,7 +585,7 @@ mod simulation {
                             spacing(100.0),
                             spacing(cubics[client].rate()),
                             at(now),
-                            self.patience,
+                            self.patience.min(cubics[client].lookahead()),
                         );
                         let slot = match slot {
                             Ok(slot) => us(slot - t0),

@@ -100,7 +100,7 @@ impl EiamClient {
     /// Admits one reconcile pass to call EIAM: a seat must come free within `patience` (seats are taken for the
     /// exchange itself, not for the wait for the budget: a seat held through token waits would halve a busy
     /// provider's throughput), and the budget token of its first request is reserved if it is at most `patience`
-    /// away, and at most [`LOOKAHEAD`](super::super::budget::LOOKAHEAD). Otherwise nothing is kept, and the pass should come back later instead of holding a worker while it
+    /// away, and at most [`LOOKAHEAD`](super::super::budget::LOOKAHEAD) while slow start doubles the rate. Otherwise nothing is kept, and the pass should come back later instead of holding a worker while it
     /// waits: one provider's budget or slow endpoint must not hold the workers other providers' resources need.
     pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
         if let Some(seats) = &self.inner.seats {
@@ -115,7 +115,7 @@ impl EiamClient {
         let at = match &self.inner.limiter {
             Some(limiter) => Some(
                 limiter
-                    .reserve_within(patience.min(super::super::budget::LOOKAHEAD))
+                    .reserve_within(patience.min(limiter.lookahead()))
                     .map_err(Deferral::Budget)?,
             ),
             None => None,
