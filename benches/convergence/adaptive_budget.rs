@@ -179,14 +179,16 @@ async fn unknown_cap(cp: &ControlPlane, client: &Client, n: usize) {
     let calls = fake.calls();
     trace("unknown cap", &calls, &[("all", "app_")]);
     let throttled = calls.iter().filter(|c| is_throttled(c)).count();
+    let requests: f64 = kube_requests(&operator.scrape().await).values().sum();
     println!(
-        "| {n} new resources, unknown cap of {CAP}/s | {} | {:.1} s | {:.0} % | {} ({:.2} %) | budget at the end: {} |",
+        "| {n} new resources, unknown cap of {CAP}/s | {} | {:.1} s | {:.0} % | {} ({:.2} %) | budget at the end: {}; {:.2} API requests per resource, start-up included |",
         calls.len(),
         converged.as_secs_f64(),
         100.0 * cap_used(&calls, CAP),
         throttled,
         100.0 * throttled as f64 / calls.len().max(1) as f64,
         budget_qps(&operator).await,
+        requests / n as f64,
     );
 }
 

@@ -59,8 +59,8 @@ pub const BETA: f64 = 0.8;
 /// half that keeps the rate near the limit it found twice as long before it probes past it again, which halved
 /// the throttling answers on the fake's cap of 50/s at the same share of the cap (README "Benchmarks").
 pub const SCALE: f64 = 0.2;
-/// How far ahead a reconcile pass may reserve its first request's slot while the rate grows fast (slow start, the
-/// climb back after a drop; the admission's own patience, a second, bounds it otherwise). A slot keeps the spacing of the rate it was planned at,
+/// How far ahead a reconcile pass may reserve its first request's slot while its budget's rate may still change
+/// (below its ceiling; the admission's own patience, a second, bounds it otherwise). A slot keeps the spacing of the rate it was planned at,
 /// so a queue of slots a second long made each of slow start's doublings take effect a second late: 10, 15, 23, 48
 /// requests in the first four seconds against an unknown cap of 50/s on the bench. A pass whose slot would be
 /// further away comes back when it is due instead.
@@ -169,12 +169,10 @@ impl Cubic {
         self.rate
     }
 
-    /// How far ahead a slot may be reserved now: [`LOOKAHEAD`] while the rate grows fast (slow start, or the climb
-    /// back after a drop; a slot keeps the spacing of the rate it was reserved at), else without a bound of its own.
+    /// How far ahead a slot may be reserved now: [`LOOKAHEAD`] while the rate may still change (below its ceiling:
+    /// a slot keeps the spacing of the rate it was reserved at), else without a bound of its own.
     pub fn lookahead(&self) -> Duration {
-        // Growing fast: slow start's doublings, or the climb back to the limit after a drop.
-        let growing = self.slow_start || self.active < self.k;
-        if growing && self.rate < self.ceiling {
+        if self.rate < self.ceiling {
             LOOKAHEAD
         } else {
             Duration::MAX
@@ -620,10 +618,11 @@ impl Budget {
         }
     }
 
-    /// How far ahead this provider may reserve a slot now (see [`Cubic::lookahead`]): while the rate grows fast its
-    /// changes take effect within [`LOOKAHEAD`]; otherwise the admission's own patience bounds it, and fewer passes
-    /// come back (each return re-reads what its plan needs: reserving only 150 ms ahead at a steady told cap of 50/s
-    /// cost 0.37 more API requests per rotation).
+    /// How far ahead this provider may reserve a slot now (see [`Cubic::lookahead`]): below the ceiling the rate's
+    /// changes take effect within [`LOOKAHEAD`]; at the ceiling (a told `spec.qps` or `--default-qps`) the rate
+    /// does not change and the admission's own patience bounds it, so fewer passes come back (each return re-reads
+    /// what its plan needs: reserving only 150 ms ahead at a told cap of 50/s cost 0.37 more API requests per
+    /// rotation).
     pub fn lookahead(&self) -> Duration {
         if self.ceiling <= self.account.state().cubic.rate() {
             return Duration::MAX;
