@@ -100,8 +100,10 @@ impl EiamClient {
     /// Admits one reconcile pass to call EIAM: a seat must come free within `patience` (seats are taken for the
     /// exchange itself, not for the wait for the budget: a seat held through token waits would halve a busy
     /// provider's throughput), and the budget token of its first request is reserved if it is at most `patience`
-    /// away, and at most [`LOOKAHEAD`](super::super::budget::LOOKAHEAD) while slow start doubles the rate. Otherwise nothing is kept, and the pass should come back later instead of holding a worker while it
-    /// waits: one provider's budget or slow endpoint must not hold the workers other providers' resources need.
+    /// away, and at most [`LOOKAHEAD`](super::super::budget::LOOKAHEAD) while the budget is below its ceiling (see
+    /// [`Budget::lookahead`](super::super::budget::Budget::lookahead)). Otherwise nothing is kept, and the pass should
+    /// come back later instead of holding a worker while it waits: one provider's budget or slow endpoint must not
+    /// hold the workers other providers' resources need.
     pub async fn admit(&self, patience: Duration) -> Result<Admission, Deferral> {
         if let Some(seats) = &self.inner.seats {
             // A probe: a seat came free within the patience; the request takes its own when its token is due.
