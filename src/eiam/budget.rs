@@ -384,6 +384,9 @@ pub struct Schedule {
     slots: VecDeque<(Instant, u64)>,
     /// Each provider's earliest next slot (its ceiling, its fair share).
     next: HashMap<u64, Instant>,
+    /// Of each provider in `next`: the spacing its ceiling asks for, and the latest of its slots that left `slots`.
+    /// What [`Schedule::forget_after`] keeps of `next`: the ceiling is hard, a drop or not.
+    own: HashMap<u64, (Duration, Option<Instant>)>,
 }
 
 impl Schedule {
@@ -403,9 +406,17 @@ impl Schedule {
             .front()
             .is_some_and(|(at, _)| *at + account_spacing <= now)
         {
-            self.slots.pop_front();
+            if let Some((at, holder)) = self.slots.pop_front()
+                && let Some((_, left)) = self.own.get_mut(&holder)
+            {
+                *left = Some(at);
+            }
         }
         self.next.retain(|_, at| *at > now);
+        // A provider whose next slot is due has nothing left to keep apart.
+        let next = &self.next;
+        self.own.retain(|holder, _| next.contains_key(holder));
+        self.own.entry(provider).or_insert((own_spacing, None)).0 = own_spacing;
         let mut candidate = self.next.get(&provider).copied().unwrap_or(now).max(now);
         for (slot, _) in &self.slots {
             if *slot + account_spacing <= candidate {
@@ -436,13 +447,31 @@ impl Schedule {
         Ok(candidate)
     }
 
-    /// Forgets every slot after `now` and each provider's next allowed time: after a drop they were planned at a
-    /// rate EIAM refused, and each request that held one plans again at the new rate when its time comes (see
-    /// [`Budget::dropped_since`]). Kept, they would stand empty between the new ones: a gap of up to a second of the
-    /// budget after every back-off.
+    /// Forgets every slot after `now`: after a drop they were planned at a rate EIAM refused, and each request that
+    /// held one plans again at the new rate when its time comes (see [`Budget::dropped_since`]). Kept, they would
+    /// stand empty between the new ones: a gap of up to a second of the budget after every back-off. Each
+    /// provider's next allowed time goes back to what its ceiling asks after its latest slot that stays.
     pub fn forget_after(&mut self, now: Instant) {
         self.slots.retain(|(at, _)| *at <= now);
-        self.next.clear();
+        let (slots, own) = (&self.slots, &self.own);
+        self.next.retain(|holder, next| {
+            let Some((spacing, left)) = own.get(holder) else {
+                return false;
+            };
+            let latest = slots
+                .iter()
+                .filter(|(_, h)| h == holder)
+                .map(|(at, _)| *at)
+                .max()
+                .max(*left);
+            match latest.map(|latest| latest + *spacing) {
+                Some(allowed) if allowed > now => {
+                    *next = allowed;
+                    true
+                }
+                _ => false,
+            }
+        });
     }
 
     /// How many slots are reserved and not yet past.
@@ -624,10 +653,11 @@ impl Budget {
     /// what its plan needs: reserving only 150 ms ahead at a told cap of 50/s cost 0.37 more API requests per
     /// rotation).
     pub fn lookahead(&self) -> Duration {
-        if self.ceiling <= self.account.state().cubic.rate() {
+        let state = self.account.state();
+        if self.ceiling <= state.cubic.rate() {
             return Duration::MAX;
         }
-        self.account.state().cubic.lookahead()
+        state.cubic.lookahead()
     }
 
     /// Whether the account's rate dropped after `at`: a slot reserved then was spaced for a rate EIAM refused since,

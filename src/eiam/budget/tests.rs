@@ -378,7 +378,11 @@ proptest! {
                 Step::Answer { throttled, after_ms } => {
                     now += Duration::from_millis(u64::from(after_ms));
                     if throttled {
-                        cubic.throttled(now, now);
+                        // As `Budget::answered`: a drop forgets the slots planned ahead (their requests plan again).
+                        if cubic.throttled(now, now) {
+                            schedule.forget_after(now);
+                            slots.retain(|(at, _)| *at <= now);
+                        }
                     } else {
                         cubic.accepted(now);
                     }
