@@ -28,6 +28,16 @@ fn access_key_secret(name: &str, key: (&str, &str)) -> Secret {
     .expect("a Secret")
 }
 
+/// The EiamProvider `team` at `endpoint`, with its AccessKey in the Secret `team-ak` of its own namespace.
+fn team_provider(endpoint: &str) -> EiamProvider {
+    serde_json::from_value(json!({
+        "metadata": { "name": "team" },
+        "spec": { "endpoint": endpoint,
+                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
+    }))
+    .expect("an EiamProvider")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
     const TEAM_APP: &str = "app_team";
@@ -41,12 +51,7 @@ async fn b12_providers_supply_credentials_and_enforce_their_allow_lists() {
     s.start_operator().await;
 
     // --- EiamProvider whose credentials Secret does not exist yet.
-    let provider: EiamProvider = serde_json::from_value(json!({
-        "metadata": { "name": "team" },
-        "spec": { "endpoint": s.fake.url(),
-                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
-    }))
-    .expect("an EiamProvider");
+    let provider = team_provider(s.fake.url());
     s.api::<EiamProvider>()
         .create(&PostParams::default(), &provider)
         .await
@@ -340,12 +345,7 @@ async fn b12_a_provider_shows_its_budget_and_tells_when_it_backed_off() {
         )
         .await
         .expect("create the credentials Secret");
-    let provider: EiamProvider = serde_json::from_value(json!({
-        "metadata": { "name": "team" },
-        "spec": { "endpoint": s.fake.url(),
-                  "auth": { "accessKey": { "secretRef": { "name": "team-ak" } } } }
-    }))
-    .expect("an EiamProvider");
+    let provider = team_provider(s.fake.url());
     let providers = s.api::<EiamProvider>();
     providers
         .create(&PostParams::default(), &provider)
